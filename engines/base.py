@@ -1,0 +1,116 @@
+"""The engine interface every runtime implements, and the checks made at its door.
+
+An engine runs one registered model on one device:
+``infer(frames, sigma, prev)`` takes (B, H, W, 3) uint8 RGB frames and the noise level in
+0..255 units (one value per frame, shape (B,), or a per-pixel map, shape (B, H, W)) and
+returns (B, H, W, 3) uint8 RGB.  Temporal models also take ``prev``, the previous output.
+"""
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("engines")
+
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+class EngineError(ValueError):
+    """A user mistake or an unavailable backend: the message is one line, shown as is."""
+
+
+class BackendUnavailable(RuntimeError):
+    """Raised by a backend's ``probe``/constructor: why it cannot run here (one line)."""
+
+
+def check_choice(what: str, value: str, allowed: tuple[str, ...]) -> str:
+    base = value.split(":", 1)[0] if what == "device" else value
+    if base not in allowed:
+        raise EngineError(f"unknown {what} {value!r}; expected one of: {', '.join(allowed)}")
+    return value
+
+
+def check_inputs(
+    frames: Any, sigma: Any, prev: Any, temporal: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validate ``infer``'s arguments; return frames, sigma as float32 and prev (or None).
+
+    sigma comes back as (B,) or (B, H, W) float32 in 0..255 units.
+    """
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 \
+            or frames.shape[-1] != 3:
+        raise EngineError(f"frames: expected a (B, H, W, 3) uint8 array, got {_describe(frames)}")
+    b, h, w, _ = frames.shape
+    if b == 0 or h == 0 or w == 0:
+        raise EngineError(f"frames: expected a non-empty batch, got shape {frames.shape}")
+    sig = np.asarray(sigma, dtype=np.float32)
+    if sig.ndim == 0:
+        sig = np.full((b,), float(sig), np.float32)
+    if sig.shape not in ((b,), (b, h, w)):
+        raise EngineError(
+            f"sigma: expected shape ({b},) or ({b}, {h}, {w}) in 0..255 units, got {sig.shape}"
+        )
+    if not np.all(np.isfinite(sig)):
+        raise EngineError("sigma: expected finite values in 0..255, got NaN or inf")
+    if prev is not None:
+        if not temporal:
+            prev = None  # spatial models ignore it; callers may pass it unconditionally
+        elif not isinstance(prev, np.ndarray) or prev.dtype != np.uint8 or prev.shape != frames.shape:
+            raise EngineError(
+                f"prev: expected a {frames.shape} uint8 array like frames, got {_describe(prev)}"
+            )
+    return np.ascontiguousarray(frames), np.ascontiguousarray(sig), prev
+
+
+def _describe(a: Any) -> str:
+    if isinstance(a, np.ndarray):
+        return f"{a.dtype} array of shape {a.shape}"
+    return type(a).__name__
+
+
+def sigma_map(sig: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(B,) or (B, H, W) sigma in 0..255 -> (B, 1, H, W) float32 in [0, 1] units."""
+    if sig.ndim == 1:
+        return np.broadcast_to((sig / 255.0)[:, None, None, None], (sig.shape[0], 1, h, w))
+    return (sig / 255.0)[:, None]
+
+
+class Engine(ABC):
+    """A model loaded for one runtime/device/precision.  Use as a context manager."""
+
+    name: str = "?"  # backend actually used, e.g. "torch-cpu"
+    skipped: list[str] = []  # set by open_engine(auto): "backend: why it was not used"
+
+    def __init__(self, model: str, temporal: bool, device: str, precision: str) -> None:
+        self.model = model
+        self.temporal = temporal
+        self.device = device
+        self.precision = precision
+        self.closed = False
+
+    def infer(self, frames: np.ndarray, sigma: Any, prev: np.ndarray | None = None) -> np.ndarray:
+        if self.closed:
+            raise EngineError(f"engine {self.name} is closed")
+        frames, sig, prev = check_inputs(frames, sigma, prev, self.temporal)
+        return self._infer(frames, sig, prev)
+
+    @abstractmethod
+    def _infer(self, frames: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+        """Checked inputs in, (B, H, W, 3) uint8 out."""
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} model={self.model} precision={self.precision}>"

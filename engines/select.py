@@ -1,0 +1,118 @@
+"""Choosing a backend: explicit, or ``auto`` = the first that works, fastest first.
+
+Like pyvirtualcam's camera.py: backends registered by name, tried in order, and when none
+works one error that says why each failed.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .base import BACKENDS, DEVICES, PRECISIONS, BackendUnavailable, Engine, EngineError, check_choice
+
+log = logging.getLogger("engines")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    backend: str  # "torch" | "onnxruntime" | "tensorrt"
+    device: str  # "cpu" | "cuda..."
+    module: str  # engines.<module> with a ``probe(device)`` and an ``ENGINE`` class
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}-{'cuda' if self.device.startswith('cuda') else 'cpu'}"
+
+
+# Order of ``auto`` on a CPU-only machine. Measured with `python -m engines bench` on 2 CPU
+# cores, `fast` at 640x360: onnxruntime is faster than torch eager (see README, "Engines and
+# speed"), so it comes first.
+CPU_ORDER = ("onnxruntime", "torch")
+
+MODULES = {
+    "torch": "engines.torch_backend",
+    "onnxruntime": "engines.onnxruntime_backend",
+    "tensorrt": "engines.tensorrt_backend",
+}
+
+
+def candidates(backend: str, device: str) -> list[Candidate]:
+    """The (backend, device) pairs to try, in order."""
+    cuda_dev = device if device.startswith("cuda") else "cuda"
+    order: list[tuple[str, str]] = []
+    if device in ("auto",) or device.startswith("cuda"):
+        order += [("tensorrt", cuda_dev), ("torch", cuda_dev)]
+    if device in ("auto", "cpu"):
+        order += [(b, "cpu") for b in CPU_ORDER]
+    if device.startswith("cuda"):
+        order += [("onnxruntime", cuda_dev)]  # CUDA/TensorRT execution providers
+    if backend != "auto":
+        order = [o for o in order if o[0] == backend]
+    return [Candidate(b, d, MODULES[b]) for b, d in order]
+
+
+def _load(c: Candidate) -> Any:
+    try:
+        mod = importlib.import_module(c.module)
+    except ImportError as e:  # a missing optional dependency of that backend
+        raise BackendUnavailable(f"cannot import {e.name or e}: {e}") from e
+    mod.probe(c.device)
+    return mod
+
+
+# Tests replace entries here to simulate what is installed.
+Loader = Callable[[Candidate], Any]
+loader: Loader = _load
+
+
+def open_engine(
+    model: str,
+    backend: str = "auto",
+    device: str = "auto",
+    precision: str = "auto",
+    weights: str | Path | None = None,
+    **options: Any,
+) -> Engine:
+    """Load ``model`` for the given backend/device/precision (see TEAM.md "Engines interface").
+
+    ``options`` go to the backend (e.g. ``compile=True`` for torch, ``cache_dir`` for
+    onnxruntime/tensorrt).  Raises EngineError with one line when nothing can run.
+    """
+    from models import get_spec
+
+    check_choice("backend", backend, BACKENDS)
+    check_choice("device", device, DEVICES)
+    check_choice("precision", precision, PRECISIONS)
+    try:
+        get_spec(model)
+    except ValueError as e:
+        raise EngineError(str(e)) from None
+    tried = candidates(backend, device)
+    if not tried:
+        raise EngineError(f"backend {backend!r} does not run on device {device!r}")
+    reasons: list[str] = []
+    for c in tried:
+        try:
+            mod = loader(c)
+            eng = mod.ENGINE(model, device=c.device, precision=precision, weights=weights, **options)
+        except BackendUnavailable as e:
+            reasons.append(f"{c.label}: {e}")
+            log.debug("engine %s unavailable: %s", c.label, e)
+            continue
+        except EngineError as e:
+            if backend != "auto" or len(tried) == 1:
+                raise
+            reasons.append(f"{c.label}: {e}")
+            continue
+        if reasons:
+            log.info("engine: using %s (skipped %s)", eng.name, "; ".join(reasons))
+        else:
+            log.info("engine: using %s", eng.name)
+        eng.skipped = reasons  # type: ignore[attr-defined]
+        return eng
+    what = "no backend" if backend == "auto" else f"backend {backend!r}"
+    raise EngineError(f"{what} could run model {model!r} here: " + "; ".join(reasons))
