@@ -52,6 +52,12 @@ register(ModelSpec(
     "3-level residual U-Net on 2x pixel-unshuffled input; the default on GPUs",
     tier="base",
 ))
+register(ModelSpec(
+    "base-temporal",
+    UNetConfig(unshuffle=2, widths=(32, 64, 128), blocks=(2, 2, 2), temporal=True),
+    "base with its previous output as input (recurrent, causal); for video",
+    tier="base",
+))
 
 
 class UnknownModelError(ValueError):

@@ -1,0 +1,265 @@
+"""Train the recurrent (temporal) denoiser on simulated and real video sequences.
+
+Reproduce the shipped ``base-temporal`` weights (one H100, about 6 minutes):
+
+    python -m models.train_temporal --model base-temporal --device cuda --minutes 6 \
+        --init models/weights/base.safetensors --data ../shared/data --out runs/base-temporal
+
+CPU smoke run (tiny patches, a few steps):
+
+    python -m models.train_temporal --model base-temporal --device cpu --smoke --out /tmp/tt
+
+Each step unrolls ``--frames`` frames: the model sees the noisy frame, its noise map and its
+own previous output (the first frame gets none), and the loss covers every frame.  Gradients
+flow through the recurrence unless ``--detach``.  All sequences are made on the training
+device from uint8 frames loaded once (``models.temporal_data``).  The run is seeded, stops at
+``--minutes`` of wall clock (or ``--steps``), checkpoints to ``OUT/checkpoint.pt`` every
+minute and resumes from it when run again with the same ``--out``.  The result is
+``OUT/<model>.safetensors`` with the command, data list and steps in its metadata; copy it
+to ``models/weights/`` to ship it.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .registry import get_spec
+from .temporal_data import MotionConfig, SequenceSource, add_noise, val_sequences
+
+log = logging.getLogger("models.train_temporal")
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m models.train_temporal", description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="base-temporal", help="a registered temporal model")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoint, log, weights)")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                   help="folder holding bsds500/ splits/ video/ (default ../shared/data)")
+    p.add_argument("--init", type=Path, help="per-frame weights (.safetensors) to start from")
+    p.add_argument("--minutes", type=float, default=6.0, help="wall-clock budget")
+    p.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: budget only)")
+    p.add_argument("--batch", type=int, default=24)
+    p.add_argument("--frames", type=int, default=6, help="frames unrolled per sequence")
+    p.add_argument("--patch", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--sigma-max", type=float, default=55.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--detach", action="store_true", help="no gradient through previous outputs")
+    p.add_argument("--no-clips", action="store_true", help="photos only")
+    p.add_argument("--photo-limit", type=int, help="use only the first N training photos")
+    p.add_argument("--clip-limit", type=int, help="use only the first N frames of each clip")
+    p.add_argument("--val-size", type=int, default=256)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny CPU-sized run: patch 32, batch 2, 3 frames, 8 photos, 5 steps")
+    return p
+
+
+def init_from_per_frame(model: torch.nn.Module, path: Path) -> None:
+    """Start from per-frame weights: same layers, and the head's previous-output inputs
+    zeroed, so the temporal model begins as exactly the per-frame model."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    own = model.state_dict()
+    for k, v in state.items():
+        if k not in own:
+            raise ValueError(f"{path}: unexpected tensor {k}")
+        if own[k].shape == v.shape:
+            own[k] = v
+        elif k == "head.weight" and own[k].shape[1] > v.shape[1]:
+            w = torch.zeros_like(own[k])
+            w[:, : v.shape[1]] = v
+            own[k] = w
+        else:
+            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, expected {tuple(own[k].shape)}")
+    model.load_state_dict(own)
+
+
+def unroll(model: torch.nn.Module, noisy: torch.Tensor, sigma: torch.Tensor,
+           detach: bool = False) -> torch.Tensor:
+    """Run the recurrence over (B, T, 3, H, W); returns outputs of the same shape."""
+    b, t, _, h, w = noisy.shape
+    smap = sigma.view(b, 1, 1, 1).expand(b, 1, h, w).contiguous(memory_format=torch.channels_last)
+    outs, prev = [], None
+    for i in range(t):
+        x = noisy[:, i].contiguous(memory_format=torch.channels_last)
+        y = model(x, smap, prev)
+        outs.append(y)
+        prev = y.clamp(0, 1)  # what the product feeds back (an 8-bit frame)
+        if detach:
+            prev = prev.detach()
+    return torch.stack(outs, 1)
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, clean: torch.Tensor, sigma255: float, device: torch.device,
+             amp: bool) -> dict[str, float]:
+    """PSNR and flicker of the recurrent output on held-out windows (fixed noise)."""
+    gen = torch.Generator(device="cpu").manual_seed(1234)
+    noise = torch.randn(clean.shape, generator=gen).to(device)
+    noisy = torch.round((clean + noise * sigma255 / 255).clamp(0, 1) * 255) / 255
+    model.eval()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        out = unroll(model, noisy, torch.full((clean.shape[0],), sigma255 / 255, device=device))
+    model.train()
+    out = torch.round(out.float().clamp(0, 1) * 255) / 255
+    mse = ((out - clean) ** 2).mean(dim=(2, 3, 4))  # (W, T)
+    psnr = (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean().item()
+    d = (out[:, 1:] - out[:, :-1]) - (clean[:, 1:] - clean[:, :-1])
+    return {"psnr": psnr, "flicker": d.abs().mean().item() * 255,
+            "psnr_last": (10 * torch.log10(1 / mse[:, -1].clamp_min(1e-10))).mean().item()}
+
+
+def save_weights(model: torch.nn.Module, path: Path, meta: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.smoke:
+        args.patch, args.batch, args.frames = 32, 2, 3
+        args.photo_limit, args.clip_limit, args.val_size = args.photo_limit or 8, args.clip_limit or 8, 64
+        args.steps, args.log_every = args.steps or 5, 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
+                        handlers=[logging.StreamHandler(sys.stderr),
+                                  logging.FileHandler(args.out / "train.log")])
+    try:
+        spec = get_spec(args.model)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not spec.temporal:
+        print(f"error: model {args.model!r} is not temporal; use python -m models train",
+              file=sys.stderr)
+        return 2
+    if not (args.data / "splits" / "cbsd432.txt").exists():
+        print(f"error: no training data under {args.data} (expected splits/cbsd432.txt)",
+              file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
+    amp = device.type == "cuda"
+    if amp:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(args.seed)
+
+    model = spec.build()
+    if args.init:
+        init_from_per_frame(model, args.init)
+    model = model.to(device, memory_format=torch.channels_last).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    step, elapsed = 0, 0.0
+    ckpt_path = args.out / "checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        gen.set_state(ckpt["gen"].cpu())
+        step, elapsed = ckpt["step"], ckpt["elapsed"]
+        log.info("resumed from %s at step %d (%.1f min done)", ckpt_path, step, elapsed / 60)
+
+    source = SequenceSource(args.data, device, args.photo_limit, args.clip_limit,
+                            use_clips=not args.no_clips)
+    val = val_sequences(args.data, device, size=args.val_size,
+                        length=4 if args.smoke else 10)
+    motion = MotionConfig()
+    budget = args.minutes * 60
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("model %s: %d params; batch %d x %d frames of %d px; budget %.1f min, steps %s",
+             args.model, n_params, args.batch, args.frames, args.patch, args.minutes,
+             args.steps or "unbounded")
+
+    def checkpoint() -> None:
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                    "step": step, "elapsed": elapsed, "args": vars(args)}, ckpt_path.with_suffix(".tmp"))
+        ckpt_path.with_suffix(".tmp").replace(ckpt_path)
+
+    v0 = validate(model, val, 20.0, device, amp)
+    log.info("step %d val sigma20: psnr %.3f (last frame %.3f) flicker %.3f",
+             step, v0["psnr"], v0["psnr_last"], v0["flicker"])
+    t_start, last_ckpt, last_log, loss_acc, n_acc = time.perf_counter() - elapsed, time.perf_counter(), step, 0.0, 0
+    warmup = 100 if not args.smoke else 1
+    while True:
+        elapsed = time.perf_counter() - t_start
+        progress = elapsed / budget
+        if args.steps:
+            progress = max(progress, step / args.steps)
+        if progress >= 1:
+            break
+        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        with torch.no_grad():
+            clean = source.batch(args.batch, args.frames, args.patch, gen, motion)
+            noisy, sigma = add_noise(clean, gen, args.sigma_max)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = unroll(model, noisy, sigma, args.detach)
+        loss = F.l1_loss(out.float(), clean)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        loss_acc += loss.detach()
+        n_acc += 1
+        if step - last_log >= args.log_every:
+            log.info("step %d loss %.5f lr %.2e (%.1f min)", step, float(loss_acc) / n_acc, lr,
+                     (time.perf_counter() - t_start) / 60)
+            last_log, loss_acc, n_acc = step, 0.0, 0
+        if time.perf_counter() - last_ckpt > 60:
+            elapsed = time.perf_counter() - t_start
+            v = validate(model, val, 20.0, device, amp)
+            log.info("step %d val sigma20: psnr %.3f (last frame %.3f) flicker %.3f",
+                     step, v["psnr"], v["psnr_last"], v["flicker"])
+            checkpoint()
+            last_ckpt = time.perf_counter()
+    elapsed = time.perf_counter() - t_start
+    v = validate(model, val, 20.0, device, amp)
+    log.info("final step %d val sigma20: psnr %.3f (last frame %.3f) flicker %.3f (start %.3f / %.3f)",
+             step, v["psnr"], v["psnr_last"], v["flicker"], v0["psnr"], v0["flicker"])
+    checkpoint()
+    data_list = "\n".join(source.data_list)
+    meta = {
+        "status": "trained",
+        "model": args.model,
+        "command": "python -m models.train_temporal " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "data": json.dumps(source.data_list),
+        "data_sha256": hashlib.sha256(data_list.encode()).hexdigest(),
+        "steps": str(step),
+        "minutes": f"{elapsed / 60:.2f}",
+        "seed": str(args.seed),
+        "init": str(args.init or ""),
+        "noise": f"gaussian sigma 0..{args.sigma_max:g}, clipped and rounded to 8 bits",
+        "training": json.dumps({k: str(v) for k, v in vars(args).items()}),
+        "results": json.dumps({"val_davis_bus_sigma20": v, "val_at_init": v0}),
+    }
+    out_path = args.out / f"{args.model}.safetensors"
+    save_weights(model, out_path, meta)
+    log.info("wrote %s (%d steps, %.1f min)", out_path, step, elapsed / 60)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
