@@ -1,0 +1,258 @@
+"""What makes a path live: real-time pacing, the newest-frame queue, shared controls, stats.
+
+A live source (camera, or a file played at its own pace with ``--realtime``) must never be
+slowed by the processor behind it: when processing lags, the *oldest* waiting frame is dropped
+and counted, so what is shown is always the newest picture. Every frame carries the moment it
+was captured, and the sink that shows or sends it records ``perf_counter() - captured`` as its
+end-to-end latency.
+"""
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .frame import Frame
+from .sources import Source
+
+
+class LiveControls:
+    """State shared by the window (which changes it) and the stages (which read it).
+
+    Plain attributes for values read once per frame (a torn read costs one frame at the old
+    strength); events for what threads wait on, so a paused pipeline sleeps instead of polling.
+    """
+
+    def __init__(self, strength: float = 1.0, temporal: bool = False) -> None:
+        self.stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self.strength = strength
+        self.temporal = temporal
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def toggle_pause(self) -> bool:
+        """Flip pause; returns the new paused state."""
+        if self.paused:
+            self.resume()
+        else:
+            self.pause()
+        return self.paused
+
+    def wait_running(self, poll_s: float = 0.5) -> bool:
+        """Block while paused; False when stopped. Wakes every ``poll_s`` to notice a stop."""
+        while not self._running.wait(poll_s):
+            if self.stop.is_set():
+                return False
+        return not self.stop.is_set()
+
+
+class DropOldestQueue(queue.Queue):
+    """A bounded ``queue.Queue`` whose ``put`` never blocks: when full it drops the oldest.
+
+    Only items for which ``droppable(item)`` is true are dropped (by default :class:`Frame`
+    objects), so an end-of-stream marker or an error always gets through. ``dropped`` counts
+    the frames thrown away.
+    """
+
+    def __init__(
+        self, maxsize: int = 1, droppable: Callable[[Any], bool] | None = None
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError(f"expected maxsize >= 1, got {maxsize}")
+        super().__init__(maxsize)
+        self.dropped = 0
+        self._droppable = droppable or (lambda item: isinstance(item, Frame))
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        with self.not_full:
+            while self._qsize() >= self.maxsize:
+                victim = next((x for x in self.queue if self._droppable(x)), None)
+                if victim is None:  # only markers waiting: keep them all
+                    break
+                self.queue.remove(victim)
+                self.dropped += 1
+            self._put(item)
+            self.unfinished_tasks += 1
+            self.not_empty.notify()
+
+
+def paced(
+    frames: Iterable[Frame],
+    *,
+    fps: float = 25.0,
+    speed: float = 1.0,
+    controls: LiveControls | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Iterator[Frame]:
+    """Release frames at the pace their timestamps say, stamping ``captured`` on release.
+
+    This is how a file or URL becomes a live source (``--realtime``): each frame waits until
+    its presentation time has come, then enters the pipeline as a camera frame would. Frames
+    without timestamps are spaced ``1/fps`` apart. Pausing (``controls``) stops the clock.
+    When decoding falls more than a second behind, the clock restarts from the late frame
+    rather than rushing to catch up.
+    """
+    stop = controls.stop if controls is not None else threading.Event()
+    start: float | None = None
+    first: float = 0.0
+    for frame in frames:
+        t = frame.time if frame.time is not None else frame.index / fps
+        now = clock()
+        if start is None:
+            start, first = now, t
+        due = start + (t - first) / speed
+        if due - now < -1.0:
+            start, first, due = now, t, now
+        if due > now and stop.wait(due - now):
+            return
+        if controls is not None and controls.paused:
+            paused_at = clock()
+            if not controls.wait_running():
+                return
+            start += clock() - paused_at
+        if stop.is_set():
+            return
+        frame.captured = clock()
+        yield frame
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation; nan for no values."""
+    if not values:
+        return math.nan
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+class RateMeter:
+    """Events per second over the last ``window_s`` seconds (the HUD's fps)."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.perf_counter() if now is None else now
+        self._times.append(now)
+        while self._times and now - self._times[0] > self.window_s:
+            self._times.popleft()
+
+    @property
+    def rate(self) -> float:
+        if len(self._times) < 2:
+            return 0.0
+        span = self._times[-1] - self._times[0]
+        return (len(self._times) - 1) / span if span > 0 else 0.0
+
+
+@dataclass
+class LiveStats:
+    """Per-stage times and end-to-end latencies, thread-safe, summarised at exit (``--stats``).
+
+    Kept in bounded deques (the last ``keep`` samples) so an all-day camera session does not
+    grow memory; ``frames`` and ``dropped`` count everything.
+    """
+
+    keep = 100_000
+    frames: int = 0
+    dropped: int = 0
+    stages: dict[str, deque[float]] = field(default_factory=dict)
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    fps: RateMeter = field(default_factory=RateMeter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _started: float = field(default_factory=time.perf_counter, repr=False)
+
+    def add_stage(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.stages.setdefault(stage, deque(maxlen=self.keep)).append(seconds)
+
+    def add_output(self, frame: Frame, now: float | None = None) -> float:
+        """Record one frame delivered to the outside world; returns its latency in seconds."""
+        now = time.perf_counter() if now is None else now
+        latency = now - frame.captured
+        with self._lock:
+            self.frames += 1
+            self.latencies.append(latency)
+            self.fps.tick(now)
+        return latency
+
+    @property
+    def last_latency(self) -> float:
+        with self._lock:
+            return self.latencies[-1] if self.latencies else math.nan
+
+    def summary(self) -> dict[str, Any]:
+        """Numbers for ``--stats`` (milliseconds), also handy as JSON."""
+        with self._lock:
+            lat = [x * 1000 for x in self.latencies]
+            stages = {k: [x * 1000 for x in v] for k, v in self.stages.items()}
+            wall = time.perf_counter() - self._started
+        return {
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "fps": self.frames / wall if wall > 0 else 0.0,
+            "stages_ms": {
+                k: {"mean": sum(v) / len(v), "p50": percentile(v, 50), "p95": percentile(v, 95)}
+                for k, v in stages.items() if v
+            },
+            "latency_ms": {f"p{q}": percentile(lat, q) for q in (50, 90, 95, 99)}
+            | {"max": max(lat) if lat else math.nan},
+        }
+
+
+class RealtimeSource(Source):
+    """Any source played as a live one (``--realtime``): paced to its timestamps, stamped
+    with its release time, and given the drop-oldest queue policy like a camera."""
+
+    live = True
+
+    def __init__(self, inner: Source, controls: LiveControls | None = None,
+                 speed: float = 1.0) -> None:
+        super().__init__(inner.description)
+        self.inner = inner
+        self.controls = controls
+        self.speed = speed
+        self.is_video = inner.is_video
+        self.info = inner.info
+        self.warnings = inner.warnings
+        self.side_packets = inner.side_packets
+
+    def frames(self) -> Iterator[Frame]:
+        fps = float(self.info.rate) if self.info.rate else 25.0
+        yield from paced(self.inner.frames(), fps=fps, speed=self.speed, controls=self.controls)
+        self.finished = self.inner.finished
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def format_stats(timings: dict[str, Any], stats: LiveStats, dropped: int) -> str:
+    """The ``--stats`` block: mean busy ms per pipeline stage, then end-to-end latency."""
+    s = stats.summary()
+    lines = [(f"stats: {s['frames']} frames shown/sent, {dropped} dropped, "
+              f"{s['fps']:.1f} fps overall")]
+    for name, t in timings.items():
+        if getattr(t, "count", 0):
+            lines.append(f"  {name:<28} {t.ms:7.1f} ms/frame  ({t.count} frames)")
+    lat = s["latency_ms"]
+    lines.append("  end-to-end latency  p50 {p50:.1f} ms  p90 {p90:.1f}  p95 {p95:.1f}  "
+                 "p99 {p99:.1f}  max {max:.1f}".format(**lat))
+    return "\n".join(lines)

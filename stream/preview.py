@@ -1,0 +1,349 @@
+"""The preview window: what it draws (pure functions on RGB numpy images) and its event loop.
+
+Views: the denoised picture; a before/after split with a divider moved by mouse drag or the
+arrow keys; the removed noise (input minus output, amplified around mid-grey: what the model
+decided was noise); a noise-level map (local noise estimate, colour-coded). A HUD shows fps,
+latency, dropped frames, model, backend and estimated sigma; a bar at the bottom lists the keys.
+
+Everything above :class:`PreviewWindow` is pure and tested without a display. The window owns
+one GUI thread (all HighGUI calls happen there); while paused it sleeps inside ``waitKey``,
+so a paused preview costs next to no CPU.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .frame import Frame
+from .live import DropOldestQueue, LiveControls, LiveStats
+
+log = logging.getLogger(__name__)
+
+VIEWS = ("denoised", "split", "noise", "map")
+VIEW_LABELS = {"denoised": "denoised", "split": "before | after",
+               "noise": "removed noise x{gain:g}", "map": "noise-level map"}
+KEYS_HELP = ("s split   n removed noise   m noise map   +/- strength   t temporal   "
+             "space pause   q/Esc quit   <-/-> divider")
+STRENGTH_STEP = 0.1
+STRENGTH_RANGE = (0.0, 1.0)
+NOISE_GAIN = 4.0
+MAP_SIGMA_MAX = 50.0  # 0..255 units at the top of the colour scale
+# waitKeyEx codes of the arrow keys differ by GUI backend (Qt, GTK, Win32, Cocoa).
+_LEFT = {0x1000012, 65361, 2424832, 63234}
+_RIGHT = {0x1000014, 65363, 2555904, 63235}
+
+
+@dataclass
+class PreviewState:
+    """What the viewer chose: view, divider position (fraction of the width), quit."""
+
+    view: str = "denoised"
+    divider: float = 0.5
+    dragging: bool = False
+    quit: bool = False
+
+
+@dataclass
+class Hud:
+    """The numbers shown over the picture."""
+
+    fps: float = 0.0
+    latency_ms: float = math.nan
+    dropped: int = 0
+    model: str = "?"
+    backend: str = "?"
+    sigma: float | None = None
+    strength: float = 1.0
+    temporal: bool = False
+    paused: bool = False
+
+
+# --- pure drawing -------------------------------------------------------------------------
+
+def split_view(before: np.ndarray, after: np.ndarray, x: int) -> np.ndarray:
+    """Columns [0, x) from ``before``, [x, W) from ``after``, a 2-pixel white divider at x."""
+    if before.shape != after.shape:
+        raise ValueError(f"expected equal shapes, got {before.shape} and {after.shape}")
+    w = after.shape[1]
+    x = max(0, min(w, int(x)))
+    out = after.copy()
+    out[:, :x] = before[:, :x]
+    out[:, max(0, x - 1):min(w, x + 1)] = 255
+    return out
+
+
+def residual_view(before: np.ndarray, after: np.ndarray, gain: float = NOISE_GAIN) -> np.ndarray:
+    """The removed noise, ``128 + gain * (before - after)``, clipped to uint8."""
+    diff = before.astype(np.float32) - after.astype(np.float32)
+    return np.clip(128.0 + gain * diff, 0, 255).round().astype(np.uint8)
+
+
+def noise_level_map(image: np.ndarray, block: int = 16) -> np.ndarray:
+    """Local noise std (0..255 units) per ``block`` x ``block`` cell, shape (ceil(H/b), ceil(W/b)).
+
+    Immerkaer's estimator: the 3x3 Laplacian-difference kernel cancels smooth image structure,
+    and the mean absolute response times sqrt(pi/2)/6 is the Gaussian noise std. Strong edges
+    read as noise too, as with every local estimator; the map is for seeing, not measuring.
+    """
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    resp = np.abs(cv2.filter2D(grey, -1, kernel, borderType=cv2.BORDER_REFLECT))
+    h, w = grey.shape
+    gh, gw = -(-h // block), -(-w // block)
+    padded = np.pad(resp, ((0, gh * block - h), (0, gw * block - w)), mode="edge")
+    cells = padded.reshape(gh, block, gw, block).mean(axis=(1, 3))
+    return cells * (math.sqrt(math.pi / 2) / 6.0)
+
+
+def noise_map_view(image: np.ndarray, sigma_max: float = MAP_SIGMA_MAX) -> np.ndarray:
+    """The noise-level map coloured (blue low, red high, full scale = ``sigma_max``) over grey."""
+    h, w = image.shape[:2]
+    cells = noise_level_map(image)
+    level = np.clip(cells / sigma_max * 255.0, 0, 255).astype(np.uint8)
+    level = cv2.resize(level, (w, h), interpolation=cv2.INTER_NEAREST)
+    colour = cv2.cvtColor(cv2.applyColorMap(level, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+    grey = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    return cv2.addWeighted(colour, 0.7, grey, 0.3, 0.0)
+
+
+def display_scale(width: int, height: int, max_size: tuple[int, int] = (1280, 720),
+                  min_width: int = 640) -> float:
+    """Scale for the window: small frames up to ``min_width`` (legible HUD), big ones to fit."""
+    up = max(1.0, min_width / width)
+    down = min(max_size[0] / width, max_size[1] / height)
+    return min(up, down) if down < 1.0 else up
+
+
+def _text_scale(height: int) -> float:
+    return max(0.45, min(1.0, height / 720 * 0.6))
+
+
+def _text_block(img: np.ndarray, lines: list[str], org: tuple[int, int], scale: float,
+                anchor_bottom: bool = False) -> None:
+    """White text on a dark translucent box, in place."""
+    font, thick = cv2.FONT_HERSHEY_SIMPLEX, 1 if scale < 0.7 else 2
+    sizes = [cv2.getTextSize(t, font, scale, thick)[0] for t in lines]
+    line_h = max(s[1] for s in sizes) + int(10 * scale)
+    box_w = max(s[0] for s in sizes) + int(16 * scale)
+    box_h = line_h * len(lines) + int(8 * scale)
+    x, y = org
+    if anchor_bottom:
+        y -= box_h
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + box_w), min(h, y + box_h)
+    if x1 > x0 and y1 > y0:
+        img[y0:y1, x0:x1] = (img[y0:y1, x0:x1] * 0.35).astype(np.uint8)
+    for i, t in enumerate(lines):
+        base = (x + int(8 * scale), y + line_h * (i + 1) - int(2 * scale))
+        cv2.putText(img, t, base, font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+
+def hud_lines(hud: Hud, view: str) -> list[str]:
+    lat = "-" if math.isnan(hud.latency_ms) else f"{hud.latency_ms:.0f} ms"
+    sigma = "-" if hud.sigma is None else f"{hud.sigma:.1f}"
+    lines = [
+        f"{hud.fps:4.1f} fps   latency {lat}   dropped {hud.dropped}",
+        f"{hud.model} on {hud.backend}   sigma {sigma}",
+        (f"strength {hud.strength:.1f}   temporal {'on' if hud.temporal else 'off'}   "
+         f"view {VIEW_LABELS[view].format(gain=NOISE_GAIN)}"),
+    ]
+    if hud.paused:
+        lines.append("PAUSED (space resumes)")
+    return lines
+
+
+def render(frame: Frame, state: PreviewState, hud: Hud,
+           max_size: tuple[int, int] = (1280, 720)) -> np.ndarray:
+    """The picture the window shows for ``frame`` (RGB uint8), HUD and key bar included."""
+    after = frame.image
+    before = frame.original if frame.original is not None else after
+    h, w = after.shape[:2]
+    scale = display_scale(w, h, max_size)
+    if scale != 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST
+        after, before = (cv2.resize(a, size, interpolation=interp) for a in (after, before))
+        h, w = after.shape[:2]
+    if state.view == "split":
+        img = split_view(before, after, round(state.divider * w))
+    elif state.view == "noise":
+        img = residual_view(before, after)
+    elif state.view == "map":
+        img = noise_map_view(before)
+    else:
+        img = after.copy()
+    ts = _text_scale(h)
+    _text_block(img, hud_lines(hud, state.view), (0, 0), ts)
+    _text_block(img, [KEYS_HELP], (0, h), ts * 0.8, anchor_bottom=True)
+    return img
+
+
+# --- input handling (pure: state in, state changed) ------------------------------------------
+
+def handle_key(key: int, state: PreviewState, controls: LiveControls) -> bool:
+    """Apply one key (``waitKeyEx`` code); True when the picture must be redrawn."""
+    if key < 0:
+        return False
+    ch = chr(key & 0xFF).lower() if key < 0x110000 and (key & 0xFF) == key else ""
+    if ch in ("q", "\x1b"):
+        state.quit = True
+        controls.stop.set()
+    elif ch in ("s", "n", "m"):
+        view = {"s": "split", "n": "noise", "m": "map"}[ch]
+        state.view = "denoised" if state.view == view else view
+    elif ch in ("+", "="):
+        controls.strength = round(min(STRENGTH_RANGE[1], controls.strength + STRENGTH_STEP), 2)
+    elif ch in ("-", "_"):
+        controls.strength = round(max(STRENGTH_RANGE[0], controls.strength - STRENGTH_STEP), 2)
+    elif ch == "t":
+        controls.temporal = not controls.temporal
+    elif ch == " ":
+        controls.toggle_pause()
+    elif key in _LEFT or ch in (",", "<"):
+        state.divider = max(0.0, round(state.divider - 0.05, 2))
+    elif key in _RIGHT or ch in (".", ">"):
+        state.divider = min(1.0, round(state.divider + 0.05, 2))
+    else:
+        return False
+    return True
+
+
+def handle_mouse(event: int, x: int, width: int, state: PreviewState) -> bool:
+    """Drag the divider (split view only); True when the picture must be redrawn."""
+    if state.view != "split" or width <= 0:
+        return False
+    if event == cv2.EVENT_LBUTTONDOWN:
+        state.dragging = True
+    elif event == cv2.EVENT_LBUTTONUP:
+        was, state.dragging = state.dragging, False
+        if not was:
+            return False
+    elif not (event == cv2.EVENT_MOUSEMOVE and state.dragging):
+        return False
+    state.divider = min(1.0, max(0.0, x / width))
+    return True
+
+
+# --- the window ----------------------------------------------------------------------------
+
+class PreviewWindow:
+    """A HighGUI window on its own thread; :meth:`show` hands it the newest frame.
+
+    Frames that arrive faster than the window draws replace each other (the display is a
+    live output). Keys and mouse update ``state`` and the shared ``controls`` (strength,
+    temporal, pause, stop). The HUD's numbers come from ``stats`` and the frames themselves.
+    """
+
+    def __init__(
+        self,
+        title: str = "denoise preview (q quits)",
+        *,
+        controls: LiveControls | None = None,
+        stats: LiveStats | None = None,
+        model: str = "?",
+        backend: str = "?",
+        state: PreviewState | None = None,
+        max_size: tuple[int, int] = (1280, 720),
+    ) -> None:
+        self.title = title
+        self.controls = controls or LiveControls()
+        self.stats = stats or LiveStats()
+        self.model, self.backend = model, backend
+        self.state = state or PreviewState()
+        self.max_size = max_size
+        self.shown = 0  # frames drawn (not counting redraws)
+        self._inbox: DropOldestQueue = DropOldestQueue(1)
+        self._current: Frame | None = None
+        self._width = 0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="preview", daemon=True)
+        self._thread.start()
+
+    @property
+    def closed(self) -> bool:
+        return not self._thread.is_alive()
+
+    def show(self, frame: Frame) -> None:
+        """Queue ``frame`` for display (never blocks). Re-raises a failure of the GUI thread."""
+        if self._error is not None:
+            raise RuntimeError(f"preview window failed: {self._error}") from self._error
+        self._inbox.put(frame)
+
+    def close(self, timeout: float = 2.0) -> None:
+        self.state.quit = True
+        self._thread.join(timeout)
+
+    def _hud(self, frame: Frame) -> Hud:
+        return Hud(
+            fps=self.stats.fps.rate, latency_ms=self.stats.last_latency * 1000,
+            dropped=self.stats.dropped, model=self.model, backend=self.backend,
+            sigma=frame.sigma, strength=self.controls.strength,
+            temporal=self.controls.temporal, paused=self.controls.paused,
+        )
+
+    def _draw(self) -> None:
+        if self._current is None:
+            return
+        img = render(self._current, self.state, self._hud(self._current), self.max_size)
+        self._width = img.shape[1]
+        cv2.imshow(self.title, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+
+    def _on_mouse(self, event: int, x: int, y: int, flags: int, param: object) -> None:
+        if handle_mouse(event, x, self._width, self.state):
+            self._draw()  # runs inside waitKey, on the GUI thread
+
+    def _window_gone(self) -> bool:
+        try:
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return True
+
+    def _run(self) -> None:
+        try:
+            cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+            cv2.setMouseCallback(self.title, self._on_mouse)
+            was_paused = False
+            while not (self.state.quit or self.controls.stop.is_set()):
+                if self.controls.paused:
+                    if not was_paused:
+                        self._draw()  # show the PAUSED line once
+                        was_paused = True
+                    # Sleep inside the GUI event loop: near-zero CPU, still answers keys/mouse.
+                    key = cv2.waitKeyEx(200)
+                else:
+                    was_paused = False
+                    try:
+                        self._current = self._inbox.get(timeout=0.01)
+                        self._draw()
+                        self.shown += 1
+                    except queue.Empty:
+                        pass
+                    key = cv2.waitKeyEx(1)
+                if handle_key(key, self.state, self.controls):
+                    self._draw()
+                if self.shown and self._window_gone():  # closed with the title-bar button
+                    self.state.quit = True
+                    self.controls.stop.set()
+        except BaseException as exc:  # handed to the pipeline through show()
+            self._error = exc
+            self.controls.stop.set()
+            log.debug("preview window failed", exc_info=True)
+        finally:
+            try:
+                cv2.destroyWindow(self.title)
+                cv2.waitKey(1)
+            except cv2.error:
+                pass
+
+
+def wait_closed(window: PreviewWindow, poll_s: float = 0.5) -> None:
+    """Block until the viewer quits (used after a finite source ends, to keep the last frame)."""
+    while not window.closed:
+        time.sleep(poll_s)
