@@ -1,0 +1,243 @@
+"""Encode frames with PyAV: video files, network streams (MPEG-TS), Y4M on stdout.
+
+Timestamps are kept exactly (the encoder works in the input's time base), the size is kept
+(odd sizes encode as 4:4:4 where the codec needs even 4:2:0), rotation and colour tags are
+copied, and audio/subtitle packets from the source are muxed unchanged, interleaved by time.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from .avutil import ColorInfo, av_message, rgb_to_frame
+from .errors import UserError
+from .frame import Frame
+from .sinks import Sink
+from .sources import Source, is_url
+
+log = logging.getLogger(__name__)
+
+CODEC_ALIASES = {"h265": "hevc", "x264": "libx264", "x265": "libx265", "vp9": "libvpx-vp9",
+                 "av1": "libsvtav1"}
+CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libsvtav1"}
+NETWORK_FORMATS = {"udp": "mpegts", "srt": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts",
+                   "rtmp": "flv", "rtmps": "flv"}
+DEFAULT_CODEC = "libx264"
+DEFAULT_CRF = 18
+DEFAULT_PRESET = "fast"
+
+
+def resolve_codec(name: str) -> av.Codec:
+    """An encoder by name or alias; UserError listing the fix when unknown."""
+    name = CODEC_ALIASES.get(name.lower(), name)
+    try:
+        codec = av.Codec(name, "w")
+    except Exception:  # noqa: BLE001 - PyAV raises several kinds for unknown names
+        raise UserError(f"unknown codec {name!r}; try h264, hevc, ffv1, vp9, mpeg4") from None
+    if codec.type != "video":
+        raise UserError(f"codec {name!r} is not a video codec")
+    return codec
+
+
+def choose_pix_fmt(codec: av.Codec, width: int, height: int, wanted: str | None) -> str:
+    formats = [f.name for f in (codec.video_formats or [])]
+    if wanted:
+        if formats and wanted not in formats:
+            raise UserError(f"codec {codec.name} cannot encode {wanted}; it takes "
+                            f"{', '.join(formats)}")
+        return wanted
+    if codec.name == "ffv1":
+        return "gbrp"  # lossless means lossless: no RGB->YUV rounding
+    odd = width % 2 or height % 2
+    prefs = ["yuv444p", "gbrp", "rgb24"] if odd else ["yuv420p", "yuv444p", "gbrp"]
+    for fmt in prefs:
+        if fmt in formats:
+            return fmt
+    return formats[0] if formats else "yuv420p"
+
+
+class AVSink(Sink):
+    """A file (format from the suffix), a URL (``udp://``, ``srt://``: MPEG-TS) or ``-``."""
+
+    def __init__(self, spec: str, opts: Any, source: Source | None) -> None:
+        super().__init__(spec)
+        self.spec = spec
+        self.source = source
+        self.codec = resolve_codec(getattr(opts, "codec", None) or
+                                   ("rawvideo" if spec == "-" else DEFAULT_CODEC))
+        self.crf = getattr(opts, "crf", None)
+        self.preset = getattr(opts, "preset", None)
+        self.pix_fmt_wanted = getattr(opts, "pix_fmt", None)
+        self.fps = getattr(opts, "fps", None)
+        self.network = is_url(spec)
+        self.stdout = spec == "-"
+        self._created_file = not self.stdout and not self.network and not Path(spec).exists()
+        try:
+            if self.stdout:
+                self.container = av.open(sys.stdout.buffer, "w", format="yuv4mpegpipe")
+            elif self.network:
+                scheme = spec.split("://", 1)[0].lower()
+                self.container = av.open(spec, "w", format=NETWORK_FORMATS.get(scheme))
+            else:
+                self.container = av.open(spec, "w")
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise UserError(f"cannot write {spec}: {av_message(exc)}") from None
+        supported = self.container.supported_codecs
+        if supported and self.codec.name not in supported \
+                and self.codec.canonical_name not in supported:
+            self.container.close()
+            self._remove_empty()
+            raise UserError(f"codec {self.codec.name} cannot be stored in {spec}; "
+                            "use another codec or container (e.g. .mkv)")
+        self.stream: Any = None
+        self.copies: dict[int, Any] = {}  # input stream index -> output stream
+        self.color = ColorInfo()
+        self.size: tuple[int, int] | None = None
+        self.time_base: Fraction | None = None
+        self._last_pts: int | None = None
+        self._last_time = 0.0
+        self._frame_dur = 0.0
+        self._resize_warned = False
+
+    # -- setup on the first frame ----------------------------------------------------------
+    def _open(self, frame: Frame) -> None:
+        info = self.source.info if self.source is not None else None
+        height, width = frame.image.shape[:2]
+        rate = Fraction(self.fps) if self.fps else (info.rate if info and info.rate else None)
+        rate = rate or Fraction(25)
+        if frame.pts is not None and frame.time_base is not None and not self.stdout:
+            self.time_base = Fraction(frame.time_base)
+        else:
+            self.time_base = 1 / rate
+        self.stream = self.container.add_stream(self.codec.name, rate=rate)
+        self.stream.width, self.stream.height = width, height
+        self.stream.pix_fmt = choose_pix_fmt(self.codec, width, height, self.pix_fmt_wanted
+                                             or ("yuv420p" if self.stdout and not
+                                                 (width % 2 or height % 2) else None))
+        self.stream.time_base = self.time_base
+        self.stream.codec_context.time_base = self.time_base
+        cc = self.stream.codec_context
+        if info is not None:
+            self.color = info.color
+            if self.stream.pix_fmt.startswith("yuv"):
+                cc.color_range = 2 if self.color.full_range else 1
+                for attr in ("colorspace", "color_primaries", "color_trc"):
+                    value = getattr(self.color, attr)
+                    if value not in (0, 2):
+                        setattr(cc, attr, value)
+            if info.rotation and not self.stdout and not self.network:
+                self.stream.set_display_rotation(info.rotation)
+        options: dict[str, str] = {}
+        if self.codec.name in CRF_CODECS:
+            options["crf"] = str(self.crf if self.crf is not None else DEFAULT_CRF)
+            if self.codec.name == "libvpx-vp9":
+                options["b"] = "0"
+        elif self.crf is not None:
+            log.warning("--crf is ignored by codec %s", self.codec.name)
+        if self.codec.name in ("libx264", "libx265"):
+            options["preset"] = self.preset or ("veryfast" if self.network else DEFAULT_PRESET)
+            if self.network:
+                options["tune"] = "zerolatency"
+        cc.options = options
+        if info is not None and not self.stdout:
+            self._add_copies(info.copy_streams)
+        self.size = (height, width)
+        self._frame_dur = float(1 / rate)
+
+    def _add_copies(self, streams: list[Any]) -> None:
+        supported = self.container.supported_codecs
+        for s in streams:
+            name = s.codec_context.name
+            if supported and name not in supported:
+                log.warning("%s stream #%d (%s) cannot be stored in %s; it is left out",
+                            s.type, s.index, name, self.spec)
+                continue
+            try:
+                self.copies[s.index] = self.container.add_stream_from_template(s)
+            except (av.error.FFmpegError, ValueError) as exc:
+                log.warning("%s stream #%d (%s) cannot be copied: %s", s.type, s.index, name,
+                            av_message(exc))
+
+    # -- per frame ---------------------------------------------------------------------------
+    def write(self, frame: Frame) -> None:
+        if self.stream is None:
+            self._open(frame)
+        image = frame.image
+        if image.shape[:2] != self.size:
+            import cv2
+
+            if not self._resize_warned:
+                log.warning("frame size changed to %dx%d; scaling to %dx%d for %s",
+                            image.shape[1], image.shape[0], self.size[1], self.size[0],
+                            self.spec)
+                self._resize_warned = True
+            image = cv2.resize(image, (self.size[1], self.size[0]),
+                               interpolation=cv2.INTER_AREA)
+        vf = rgb_to_frame(image, self.stream.pix_fmt, self.color)
+        if self.time_base == frame.time_base and frame.pts is not None:
+            pts = frame.pts
+        else:
+            pts = self.frames_written
+        if self._last_pts is not None and pts <= self._last_pts:
+            log.warning("non-increasing timestamp %d after %d; shifted", pts, self._last_pts)
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        vf.pts = pts
+        vf.time_base = self.time_base
+        now = float(pts * self.time_base)
+        if self.frames_written:
+            self._frame_dur = max(0.0, now - self._last_time) or self._frame_dur
+        self._last_time = now
+        self._copy_side(until=now)
+        try:
+            for packet in self.stream.encode(vf):
+                self.container.mux(packet)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise UserError(f"cannot write {self.spec}: {av_message(exc)}") from None
+        self.frames_written += 1
+
+    def _copy_side(self, until: float | None) -> None:
+        """Mux queued audio/subtitle packets up to ``until`` seconds (None: all)."""
+        if self.source is None:
+            return
+        side = self.source.side_packets
+        while side:
+            packet = side[0]
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if until is not None and ts is not None and packet.time_base is not None \
+                    and float(ts * packet.time_base) > until:
+                return
+            side.popleft()
+            out = self.copies.get(packet.stream.index)
+            if out is None:
+                continue
+            packet.stream = out
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        if self.stream is None:
+            self.container.close()
+            self._remove_empty()
+            return
+        try:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+            complete = self.source is not None and self.source.finished and \
+                self.frames_written >= getattr(self.source, "frames_read", 0)
+            # An interrupted run keeps the sound up to the last frame written.
+            self._copy_side(until=None if complete else self._last_time + self._frame_dur)
+        finally:
+            self.container.close()
+            if self.stdout:
+                sys.stdout.flush()
+
+    def _remove_empty(self) -> None:
+        if self._created_file:
+            path = Path(self.spec)
+            if path.exists() and path.stat().st_size == 0:
+                path.unlink()

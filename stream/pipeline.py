@@ -1,0 +1,260 @@
+"""The frame path: reader thread -> bounded queue -> processor -> bounded queue -> writer thread.
+
+One stop event, a timeout on every put/get, an end-of-stream marker, and the first exception
+from any stage re-raised (once) to the caller.  The processor runs on the calling thread so
+Ctrl-C (KeyboardInterrupt) lands there; the writer then drains what was already processed and
+the sinks are closed, leaving playable files.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .frame import Frame
+
+log = logging.getLogger(__name__)
+
+_EOS = object()  # end-of-stream marker
+_TICK = 0.1  # seconds between stop-event checks while blocked on a queue
+
+
+@dataclass
+class StageTime:
+    """Busy time of one stage (waiting on queues excluded)."""
+
+    seconds: float = 0.0
+    count: int = 0
+
+    def add(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.count += 1
+
+    @property
+    def ms(self) -> float:
+        return 1000.0 * self.seconds / self.count if self.count else 0.0
+
+
+class FrameQueue:
+    """A bounded queue with a policy for when it is full.
+
+    ``block`` (files): the producer waits, nothing is lost.  ``drop-oldest`` (live sources):
+    the oldest waiting frame is discarded and counted in ``dropped``, so the consumer always
+    gets the newest frames and latency stays bounded.
+    """
+
+    def __init__(self, maxsize: int, stop: threading.Event, policy: str = "block") -> None:
+        if policy not in ("block", "drop-oldest"):
+            raise ValueError(f"expected queue policy 'block' or 'drop-oldest', got {policy!r}")
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self._stop = stop
+        self.policy = policy
+        self.dropped = 0
+
+    def put(self, item: Any) -> bool:
+        """Put ``item``; False if the stop event was set first."""
+        if self.policy == "drop-oldest" and item is not _EOS:
+            while True:
+                try:
+                    self._q.put_nowait(item)
+                    return True
+                except queue.Full:
+                    try:
+                        self._q.get_nowait()
+                        self.dropped += 1
+                    except queue.Empty:
+                        pass
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=_TICK)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self) -> Any:
+        """The next item, or raises queue.Empty after one tick (callers re-check the stop)."""
+        return self._q.get(timeout=_TICK)
+
+    def qsize(self) -> int:
+        return self._q.qsize()
+
+
+@dataclass
+class PipelineResult:
+    frames: int = 0  # frames written
+    seconds: float = 0.0
+    interrupted: bool = False
+    dropped: int = 0
+    timings: dict[str, StageTime] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class Pipeline:
+    """Join a source, a processing callable and sinks.
+
+    ``source`` needs ``frames()`` (an iterator of Frame) and a ``live`` flag; each sink needs
+    ``write(frame)`` and ``close()``; sinks with ``main_thread = True`` (GUI windows) are
+    written on the calling thread instead of the writer thread.  ``timings`` holds per-stage
+    busy time: ``decode``, ``process`` and one ``write:<sink>`` per sink (``encode`` is their sum).
+    """
+
+    def __init__(self, source: Any, process: Callable[[Frame], Frame], sinks: Sequence[Any],
+                 *, queue_size: int = 4, policy: str | None = None,
+                 on_frame: Callable[[Frame], None] | None = None) -> None:
+        self.source = source
+        self.process = process
+        self.sinks = list(sinks)
+        self.on_frame = on_frame
+        self.stop_event = threading.Event()
+        policy = policy or ("drop-oldest" if getattr(source, "live", False) else "block")
+        self.in_q = FrameQueue(queue_size, self.stop_event, policy)
+        self.out_q = FrameQueue(queue_size, self.stop_event, "block")
+        self.timings: dict[str, StageTime] = {"decode": StageTime(), "process": StageTime()}
+        for i, sink in enumerate(self.sinks):
+            self.timings[self._sink_key(i, sink)] = StageTime()
+        self.written = 0
+        self._error: BaseException | None = None
+        self._error_lock = threading.Lock()
+
+    @staticmethod
+    def _sink_key(i: int, sink: Any) -> str:
+        return f"write:{i}:{type(sink).__name__}"
+
+    @property
+    def dropped(self) -> int:
+        return self.in_q.dropped
+
+    def stop(self) -> None:
+        """Ask every stage to finish early (thread-safe)."""
+        self.stop_event.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._error_lock:
+            if self._error is None:
+                self._error = exc
+        self.stop_event.set()
+
+    # -- threads -------------------------------------------------------------------------
+    def _read(self) -> None:
+        timer = self.timings["decode"]
+        try:
+            it = iter(self.source.frames())
+            while not self.stop_event.is_set():
+                t0 = time.perf_counter()
+                try:
+                    frame = next(it)
+                except StopIteration:
+                    break
+                timer.add(time.perf_counter() - t0)
+                if not self.in_q.put(frame):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+            self._fail(exc)
+        finally:
+            self.in_q.put(_EOS)
+
+    def _write_one(self, i: int, sink: Any, frame: Frame) -> None:
+        t0 = time.perf_counter()
+        sink.write(frame)
+        self.timings[self._sink_key(i, sink)].add(time.perf_counter() - t0)
+
+    def _write(self) -> None:
+        threaded = [(i, s) for i, s in enumerate(self.sinks)
+                    if not getattr(s, "main_thread", False)]
+        try:
+            while True:
+                try:
+                    item = self.out_q.get()
+                except queue.Empty:
+                    if self.stop_event.is_set() and self._error is not None:
+                        break  # a stage failed: nobody will send EOS
+                    continue
+                if item is _EOS:
+                    break
+                for i, sink in threaded:
+                    self._write_one(i, sink, item)
+                self.written += 1
+                if self.on_frame is not None:
+                    self.on_frame(item)
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    # -- main ----------------------------------------------------------------------------
+    def run(self) -> PipelineResult:
+        """Run to the end of the source (or a stop); re-raises the first stage error."""
+        start = time.perf_counter()
+        reader = threading.Thread(target=self._read, name="stream-reader", daemon=True)
+        writer = threading.Thread(target=self._write, name="stream-writer", daemon=True)
+        main_sinks = [(i, s) for i, s in enumerate(self.sinks)
+                      if getattr(s, "main_thread", False)]
+        interrupted = False
+        reader.start()
+        writer.start()
+        try:
+            while True:
+                try:
+                    item = self.in_q.get()
+                except queue.Empty:
+                    if self.stop_event.is_set() or not writer.is_alive():
+                        break
+                    continue
+                if item is _EOS or self.stop_event.is_set():
+                    break
+                t0 = time.perf_counter()
+                out = self.process(item)
+                self.timings["process"].add(time.perf_counter() - t0)
+                for i, sink in main_sinks:
+                    self._write_one(i, sink, out)
+                if not self.out_q.put(out):
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+        finally:
+            # Stop the reader, let the writer drain what is already processed, then close.
+            self.stop_event.set()
+            self._send_eos(writer)
+            try:
+                writer.join()
+            except KeyboardInterrupt:  # a second Ctrl-C while finishing: still finalise
+                interrupted = True
+                writer.join()
+            self._drain_input()
+            reader.join(timeout=5)
+            self._close_sinks()
+        if self._error is not None:
+            raise self._error
+        return PipelineResult(frames=self.written, seconds=time.perf_counter() - start,
+                              interrupted=interrupted, dropped=self.dropped,
+                              timings=dict(self.timings))
+
+    def _send_eos(self, writer: threading.Thread) -> None:
+        while writer.is_alive():
+            try:
+                self.out_q._q.put(_EOS, timeout=_TICK)
+                return
+            except queue.Full:
+                continue
+
+    def _drain_input(self) -> None:
+        while True:
+            try:
+                self.in_q._q.get_nowait()
+            except queue.Empty:
+                return
+
+    def _close_sinks(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except BaseException as exc:  # noqa: BLE001
+                self._fail(exc)

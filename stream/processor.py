@@ -1,0 +1,148 @@
+"""The processing stage: noise level (fixed or estimated) -> denoiser engine -> temporal stage.
+
+``Processor`` is a callable Frame -> Frame run by the pipeline on the calling thread.
+
+Temporal hook: ``temporal`` is a factory returning a fresh ``Callable[[Frame], Frame]``; the
+processor calls it again whenever ``frame.sequence`` changes (new input, size change), so no
+state crosses between sequences.  The stage receives the denoised frame with ``original``
+(the noisy input) and ``sigma`` (the noise level given to the model) filled in.
+``load_temporal(mode)`` finds the factory in ``stream.temporal.create_stage(mode)``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+from .frame import Frame
+
+log = logging.getLogger(__name__)
+
+TemporalStage = Callable[[Frame], Frame]
+TEMPORAL_MODES = ("off", "auto", "light", "strong")
+
+
+def _immerkaer_sigma(image: np.ndarray) -> float:
+    """Fallback noise estimate (J. Immerkaer 1996) on luma, 0..255 units."""
+    import cv2
+
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    conv = cv2.filter2D(grey, -1, kernel)[1:-1, 1:-1]
+    h, w = conv.shape
+    if h < 1 or w < 1:
+        return 0.0
+    return float(np.sqrt(np.pi / 2.0) * np.abs(conv).sum() / (6.0 * h * w))
+
+
+def default_estimator() -> Callable[[np.ndarray], float]:
+    """``models.estimate.estimate_sigma`` when present, else a simple built-in estimate."""
+    try:
+        from models.estimate import estimate_sigma
+    except ImportError:
+        log.info("models.estimate not available; using the built-in noise estimate")
+        return _immerkaer_sigma
+    return estimate_sigma
+
+
+def load_temporal(mode: str) -> Callable[[], TemporalStage] | None:
+    """The factory for ``--temporal MODE`` (None for ``off``)."""
+    if mode not in TEMPORAL_MODES:
+        raise UserError(f"--temporal: expected one of {', '.join(TEMPORAL_MODES)}, got {mode!r}")
+    if mode == "off":
+        return None
+    try:
+        from . import temporal  # provided by the temporal issue
+    except ImportError:
+        raise UserError(f"--temporal {mode} is not available in this version") from None
+    return lambda: temporal.create_stage(mode)
+
+
+class AutoSigma:
+    """Noise level from the frames themselves: re-estimated every ``every`` frames, smoothed."""
+
+    def __init__(self, estimator: Callable[[np.ndarray], float] | None = None,
+                 every: int = 15, smoothing: float = 0.3) -> None:
+        self.estimator = estimator or default_estimator()
+        self.every = max(1, every)
+        self.smoothing = smoothing
+        self.value: float | None = None
+        self._count = 0
+
+    def reset(self) -> None:
+        self.value = None
+        self._count = 0
+
+    def __call__(self, image: np.ndarray) -> float:
+        if self.value is None or self._count % self.every == 0:
+            est = float(self.estimator(image))
+            self.value = est if self.value is None else (
+                (1 - self.smoothing) * self.value + self.smoothing * est)
+        self._count += 1
+        return self.value
+
+
+class Processor:
+    """Frame -> denoised Frame.  ``sigma`` None means auto; ``strength`` scales the noise level.
+
+    ``strength`` and ``sigma`` may be changed between frames (e.g. by a preview's keys).
+    """
+
+    def __init__(self, engine: Any, *, sigma: float | None = None, strength: float = 1.0,
+                 temporal: Callable[[], TemporalStage] | None = None,
+                 estimator: Callable[[np.ndarray], float] | None = None,
+                 estimate_every: int = 15) -> None:
+        self.engine = engine
+        self.sigma = sigma
+        self.strength = strength
+        self.temporal_factory = temporal
+        self.auto = AutoSigma(estimator, every=estimate_every) if sigma is None else None
+        self.last_estimate: float | None = None  # the (smoothed) estimated noise level
+        self.sigma_sum = 0.0
+        self.count = 0
+        self._sequence: int | None = None
+        self._temporal: TemporalStage | None = None
+        self._prev: np.ndarray | None = None  # previous output, for temporal models
+
+    def _new_sequence(self, sequence: int) -> None:
+        self._sequence = sequence
+        self._prev = None
+        if self.auto is not None:
+            self.auto.reset()
+        self._temporal = self.temporal_factory() if self.temporal_factory else None
+
+    def noise_level(self, image: np.ndarray) -> float:
+        if self.sigma is not None:
+            base = float(self.sigma)
+        else:
+            if self.auto is None:
+                self.auto = AutoSigma()
+            base = self.auto(image)
+            self.last_estimate = base
+        return max(0.0, base * self.strength)
+
+    def __call__(self, frame: Frame) -> Frame:
+        if frame.sequence != self._sequence:
+            self._new_sequence(frame.sequence)
+        sigma = self.noise_level(frame.image)
+        prev = None
+        if getattr(self.engine, "temporal", False) and self._prev is not None \
+                and self._prev.shape == frame.image.shape:
+            prev = self._prev[None]
+        out = self.engine.infer(frame.image[None], np.array([sigma], np.float32), prev)[0]
+        if getattr(self.engine, "temporal", False):
+            self._prev = out
+        result = dataclasses.replace(frame, image=out, sigma=sigma, original=frame.image)
+        if self._temporal is not None:
+            result = self._temporal(result)
+        self.sigma_sum += sigma
+        self.count += 1
+        return result
+
+    @property
+    def mean_sigma(self) -> float:
+        return self.sigma_sum / self.count if self.count else 0.0

@@ -1,0 +1,159 @@
+"""Where frames go: video files, network streams and Y4M on stdout (see avsink.py), single
+images, folders of images.
+
+A sink is a small class with ``write(frame)`` and ``close()``; ``main_thread = True`` asks the
+pipeline to call it from the calling thread (GUI windows).  ``open_sink(spec, opts, source)``
+picks one by what ``spec`` names; other modules add kinds by inserting an opener into
+``SINK_OPENERS`` (first one that returns a sink wins).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+from .frame import Frame
+from .sources import IMAGE_SUFFIXES, Source, is_url
+
+log = logging.getLogger(__name__)
+
+
+class Sink:
+    main_thread: bool = False
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self.frames_written = 0
+
+    def write(self, frame: Frame) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.description!r})"
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """(H, W, 3) uint8 RGB -> an image file; the format follows the suffix."""
+    import cv2
+
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    ok, data = cv2.imencode(path.suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise UserError(f"cannot write image {path}: unsupported format {path.suffix!r}")
+    try:
+        data.tofile(str(path))
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+class ImageSink(Sink):
+    """One image file (the input is one image)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+    def write(self, frame: Frame) -> None:
+        if self.frames_written:
+            raise UserError(f"{self.path} is a single image but more than one frame came; "
+                            "name a folder instead")
+        write_image(self.path, frame.image)
+        self.frames_written += 1
+
+
+class FolderSink(Sink):
+    """One image per frame, keeping the input's file names (``000000.png``... for videos)."""
+
+    def __init__(self, path: Path, suffix: str = ".png") -> None:
+        super().__init__(str(path))
+        self.path = path
+        self.suffix = suffix
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create folder {path}: {exc.strerror or exc}") from None
+
+    def write(self, frame: Frame) -> None:
+        name = frame.name or f"{frame.index:06d}{self.suffix}"
+        write_image(self.path / name, frame.image)
+        self.frames_written += 1
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_output_path(path: Path, input_spec: str | None, overwrite: bool,
+                      folder: bool = False) -> None:
+    """Refuse to overwrite the input, an existing output without -y, or an unwritable place."""
+    if input_spec and input_spec != "-" and not is_url(input_spec):
+        if _same_file(path, Path(input_spec)):
+            raise UserError(f"output {path} is the input; choose another output name")
+    if path.exists() and not overwrite:
+        if not (folder and path.is_dir() and not any(path.iterdir())):
+            raise UserError(f"output {path} exists; use -y to overwrite it")
+    if path.exists() and path.is_dir() and not folder:
+        raise UserError(f"output {path} is a folder")
+    parent = path.parent if not path.exists() else path
+    while not parent.exists() and parent != parent.parent and folder:
+        parent = parent.parent
+    if not parent.exists():
+        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+    if not parent.is_dir():
+        raise UserError(f"cannot write {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write {path}: permission denied")
+
+
+def open_path_sink(spec: str, opts: Any, source: Source | None) -> Sink | None:
+    """Files, folders, URLs and ``-``."""
+    from .avsink import AVSink  # PyAV encoders: files, network streams, Y4M on stdout
+
+    overwrite = bool(getattr(opts, "overwrite", False))
+    input_spec = source.description if source is not None else None
+    if spec == "-" or is_url(spec):
+        return AVSink(spec, opts, source)
+    path = Path(spec)
+    suffix = path.suffix.lower()
+    is_folder = spec.endswith(("/", os.sep)) or path.is_dir() or (
+        not suffix and source is not None and not source.is_video)
+    if is_folder:
+        check_output_path(path, input_spec, overwrite, folder=True)
+        if input_spec and Path(input_spec).is_dir() and _same_file(path, Path(input_spec)):
+            raise UserError(f"output {path} is the input folder")
+        return FolderSink(path)
+    check_output_path(path, input_spec, overwrite)
+    if suffix in IMAGE_SUFFIXES:
+        if source is not None and (source.is_video or (source.info.frames or 1) > 1):
+            raise UserError(f"{spec} is a single image but the input has several frames; "
+                            "name a folder (ending in /) to get one image per frame")
+        return ImageSink(path)
+    if source is not None and not source.is_video and (source.info.frames or 1) == 1 \
+            and not suffix:
+        return ImageSink(path)
+    return AVSink(spec, opts, source)
+
+
+# Openers tried in order; each returns a Sink, None (not mine) or raises UserError.
+SINK_OPENERS: list[Callable[[str, Any, Source | None], Sink | None]] = [open_path_sink]
+
+
+def open_sink(spec: str, opts: Any = None, source: Source | None = None) -> Sink:
+    for opener in SINK_OPENERS:
+        sink = opener(spec, opts, source)
+        if sink is not None:
+            return sink
+    raise UserError(f"cannot open output {spec!r}")

@@ -1,0 +1,244 @@
+"""Where frames come from: video files and URLs (PyAV), Y4M on stdin, single images, folders.
+
+A source is a small class with ``frames()`` (an iterator run on the reader thread) and
+``close()``.  ``open_source(spec, opts)`` picks one by what ``spec`` names; other modules add
+kinds by inserting an opener into ``SOURCE_OPENERS`` (first one that returns a source wins).
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from .avutil import ColorInfo, av_message, frame_to_rgb
+from .errors import UserError
+from .frame import Frame
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+@dataclass
+class SourceInfo:
+    """What sinks need to know before the first frame (all optional: live sources lack some)."""
+
+    width: int | None = None
+    height: int | None = None
+    rate: Fraction | None = None  # nominal frames per second
+    time_base: Fraction | None = None
+    frames: int | None = None  # expected frame count, when the container says
+    rotation: int = 0  # display rotation, degrees counter-clockwise
+    color: ColorInfo = field(default_factory=ColorInfo)
+    copy_streams: list[Any] = field(default_factory=list)  # input av streams to copy as-is
+
+
+class Source:
+    """Base class.  ``live`` sources get the drop-oldest queue policy (see pipeline.py)."""
+
+    live: bool = False
+    is_video: bool = True  # False for an image or a folder of images
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self.info = SourceInfo()
+        self.warnings: list[str] = []
+        # Packets of copied streams (audio...), appended by the reader thread in demux order
+        # and taken by file sinks; bounded because the reader blocks on the frame queue.
+        self.side_packets: collections.deque[Any] = collections.deque()
+        self.finished = False  # set when the input was read to its end
+        self.frames_read = 0  # frames yielded so far
+
+    def frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.description!r})"
+
+
+def is_url(spec: str) -> bool:
+    return "://" in spec
+
+
+class AVSource(Source):
+    """Any file or URL PyAV opens; ``-`` reads Y4M from stdin.  Decodes the first video stream."""
+
+    def __init__(self, spec: str, opts: Any = None) -> None:
+        super().__init__(spec)
+        self.spec = spec
+        try:
+            if spec == "-":
+                self.container = av.open(sys.stdin.buffer, format="yuv4mpegpipe")
+            else:
+                self.container = av.open(spec, options={"rw_timeout": "10000000"}
+                                         if is_url(spec) else None)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise UserError(f"cannot read {spec}: {av_message(exc)}") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise UserError(f"{spec} has no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        cc = self.stream.codec_context
+        if cc.width <= 0 or cc.height <= 0:
+            self.container.close()
+            raise UserError(f"cannot read {spec}: the video stream has no picture size")
+        rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
+        self.info = SourceInfo(
+            width=cc.width, height=cc.height,
+            rate=Fraction(rate) if rate else None,
+            time_base=Fraction(self.stream.time_base) if self.stream.time_base else None,
+            frames=self.stream.frames or None,
+            color=ColorInfo(int(cc.color_range), int(cc.colorspace),
+                            int(cc.color_primaries), int(cc.color_trc)),
+            copy_streams=[s for s in self.container.streams
+                          if s.index != self.stream.index and s.type in ("audio", "subtitle")],
+        )
+    def frames(self) -> Iterator[Frame]:
+        copy_ids = {s.index for s in self.info.copy_streams}
+        streams = [self.stream, *self.info.copy_streams]
+        index = 0
+        errors = 0
+        tb = self.info.time_base
+        try:
+            for packet in self.container.demux(streams):
+                if packet.stream.index in copy_ids:
+                    if packet.dts is not None and packet.size:
+                        self.side_packets.append(packet)
+                    continue
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError as exc:
+                    errors += 1
+                    log.debug("undecodable packet at dts %s: %s", packet.dts, exc)
+                    continue
+                for vf in decoded:
+                    yield self._frame(vf, index, tb)
+                    index += 1
+                    self.frames_read = index
+            try:
+                tail = self.stream.decode(None)
+            except av.error.FFmpegError:
+                tail = []
+            for vf in tail:
+                yield self._frame(vf, index, tb)
+                index += 1
+                self.frames_read = index
+        except (av.error.FFmpegError, OSError) as exc:
+            self.warnings.append(f"input ended early ({av_message(exc)})")
+        self.finished = True
+        expected = self.info.frames
+        if errors:
+            self.warnings.append(f"{errors} packet(s) could not be decoded")
+        if expected and index < expected:
+            self.warnings.append(
+                f"input truncated or damaged: decoded {index} of {expected} frames")
+
+    def _frame(self, vf: av.VideoFrame, index: int, tb: Fraction | None) -> Frame:
+        if index == 0:
+            # The display matrix arrives on decoded frames; file sinks open on the first
+            # processed frame, after this is set.
+            self.info.rotation = int(vf.rotation or 0)
+        image = frame_to_rgb(vf, self.info.color)
+        pts = vf.pts
+        if pts is None and self.info.rate:
+            tb = 1 / self.info.rate
+            pts = index
+        return Frame(image=image, index=index, pts=pts, time_base=tb)
+
+    def close(self) -> None:
+        self.container.close()
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Any image OpenCV reads -> (H, W, 3) uint8 RGB (grey, alpha and 16-bit converted)."""
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise UserError(f"cannot read image {path}")
+    if img.dtype != np.uint8:
+        img = (img.astype(np.float32) * (255.0 / np.iinfo(img.dtype).max)).round().astype(np.uint8) \
+            if img.dtype.kind == "u" else np.clip(img * 255.0, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    else:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(img)
+
+
+class ImagesSource(Source):
+    """One image, or a folder of images in name order.  ``Frame.sequence`` changes with size."""
+
+    is_video = False
+
+    def __init__(self, paths: list[Path], description: str) -> None:
+        super().__init__(description)
+        self.paths = paths
+        first = read_image(paths[0])
+        self._first = first
+        self.info = SourceInfo(width=first.shape[1], height=first.shape[0], frames=len(paths))
+
+    def frames(self) -> Iterator[Frame]:
+        sequence = 0
+        size = None
+        for index, path in enumerate(self.paths):
+            image = self._first if index == 0 else read_image(path)
+            if size is not None and image.shape != size:
+                sequence += 1
+            size = image.shape
+            yield Frame(image=image, index=index, name=path.name, sequence=sequence)
+            self.frames_read = index + 1
+        self._first = None
+        self.finished = True
+
+
+def _natural_key(path: Path) -> tuple[str, str]:
+    return (path.name.lower(), path.name)
+
+
+def open_path_source(spec: str, opts: Any) -> Source | None:
+    """Files, folders, URLs and ``-``.  Returns None for specs it does not understand."""
+    if spec == "-" or is_url(spec):
+        return AVSource(spec, opts)
+    path = Path(spec)
+    if not path.exists():
+        raise UserError(f"input not found: {spec}")
+    if path.is_dir():
+        images = sorted((p for p in path.iterdir()
+                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        if not images:
+            raise UserError(f"no images in folder {spec}")
+        return ImagesSource(images, spec)
+    if not os.access(path, os.R_OK):
+        raise UserError(f"cannot read {spec}: permission denied")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImagesSource([path], spec)
+    return AVSource(spec, opts)
+
+
+# Openers tried in order; each returns a Source, None (not mine) or raises UserError.
+SOURCE_OPENERS: list[Callable[[str, Any], Source | None]] = [open_path_source]
+
+
+def open_source(spec: str, opts: Any = None) -> Source:
+    for opener in SOURCE_OPENERS:
+        source = opener(spec, opts)
+        if source is not None:
+            return source
+    raise UserError(f"cannot open input {spec!r}")
