@@ -10,8 +10,8 @@ sequences is then made there:
 - from real clips (DAVIS ``bus``, ``bikes.mp4``): T consecutive frames (stride 1 or 2,
   forwards or backwards), one crop position for the whole window, random flips.
 
-Noise is added by the trainer (``add_noise``): white Gaussian, one sigma per sequence,
-clipped and rounded to 8 bits like the frames the product receives.
+Noise is added by the trainer (``add_noise``): one setting per sequence, white Gaussian
+(clipped and rounded to 8 bits like the frames the product receives) or camera-like.
 """
 from __future__ import annotations
 
@@ -237,19 +237,37 @@ def _affine_grid(
 
 
 def add_noise(
-    clean: torch.Tensor, gen: torch.Generator, sigma_max: float = 55.0
+    clean: torch.Tensor, gen: torch.Generator, sigma_max: float = 55.0, camera: float = 0.25
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Noisy 8-bit-like sequences and their per-sequence sigma (b,) in [0, 1] units.
+    """Noisy sequences and their noise maps (B, T, 1, P, P) in [0, 1] units.
 
-    clean: (B, T, 3, P, P) in [0, 1].  Gaussian noise, clipped and rounded to 8 bits as the
-    frames the product sees.  Local fallback until ``models.noise`` offers more.
+    clean: (B, T, 3, P, P) in [0, 1].  One noise setting per sequence, fresh noise per frame.
+    Most sequences get white Gaussian noise (sigma uniform in 0..sigma_max), clipped and
+    rounded to 8 bits as the frames the product sees; a ``camera`` share gets the
+    signal-dependent Bayer-demosaicked noise of ``models.noise.camera``.
     """
-    b = clean.shape[0]
-    sigma = torch.rand(b, generator=gen, device=gen.device).to(clean.device) * sigma_max / 255
-    noise = torch.randn(clean.shape, generator=gen, device=gen.device).to(clean.device)
-    noisy = clean + noise * sigma.view(b, 1, 1, 1, 1)
-    noisy = torch.round(noisy.clamp(0, 1) * 255) / 255
-    return noisy, sigma
+    from . import noise
+
+    b, t, c, h, w = clean.shape
+    dev = clean.device
+    n_cam = round(camera * b)
+    n_g = b - n_cam
+    flat = clean.reshape(b * t, c, h, w)
+    sigma = torch.rand(n_g, generator=gen, device=gen.device).to(dev) * sigma_max / 255
+    noisy_g, map_g = noise.gaussian(flat[: n_g * t], sigma.repeat_interleave(t), clip=True,
+                                    generator=gen if gen.device == dev else None)
+    outs, maps = [noisy_g], [map_g]
+    if n_cam:
+        shot = 10 ** (torch.rand(n_cam, generator=gen, device=gen.device) * 2.3 - 4.0)
+        read = 10 ** (torch.rand(n_cam, generator=gen, device=gen.device) * 1.6 - 3.2)
+        noisy_c, map_c = noise.camera(flat[n_g * t:], shot.to(dev).repeat_interleave(t),
+                                      read.to(dev).repeat_interleave(t),
+                                      generator=gen if gen.device == dev else None)
+        outs.append(noisy_c)
+        maps.append(map_c)
+    noisy = torch.cat(outs).view(b, t, c, h, w)
+    smap = torch.cat(maps).view(b, t, 1, h, w)
+    return noisy, smap
 
 
 def val_sequences(data: Path, device: torch.device, size: int = 256, windows: int = 2,

@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--sigma-max", type=float, default=55.0)
+    p.add_argument("--camera", type=float, default=0.25, help="share of camera-like noise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--detach", action="store_true", help="no gradient through previous outputs")
     p.add_argument("--no-clips", action="store_true", help="photos only")
@@ -89,15 +90,13 @@ def init_from_per_frame(model: torch.nn.Module, path: Path) -> None:
     model.load_state_dict(own)
 
 
-def unroll(model: torch.nn.Module, noisy: torch.Tensor, sigma: torch.Tensor,
+def unroll(model: torch.nn.Module, noisy: torch.Tensor, smap: torch.Tensor,
            detach: bool = False) -> torch.Tensor:
-    """Run the recurrence over (B, T, 3, H, W); returns outputs of the same shape."""
-    b, t, _, h, w = noisy.shape
-    smap = sigma.view(b, 1, 1, 1).expand(b, 1, h, w).contiguous(memory_format=torch.channels_last)
+    """Run the recurrence over noisy (B, T, 3, H, W) with noise maps (B, T, 1, H, W)."""
     outs, prev = [], None
-    for i in range(t):
-        x = noisy[:, i].contiguous(memory_format=torch.channels_last)
-        y = model(x, smap, prev)
+    cl = torch.channels_last
+    for i in range(noisy.shape[1]):
+        y = model(noisy[:, i].contiguous(memory_format=cl), smap[:, i].contiguous(memory_format=cl), prev)
         outs.append(y)
         prev = y.clamp(0, 1)  # what the product feeds back (an 8-bit frame)
         if detach:
@@ -114,7 +113,8 @@ def validate(model: torch.nn.Module, clean: torch.Tensor, sigma255: float, devic
     noisy = torch.round((clean + noise * sigma255 / 255).clamp(0, 1) * 255) / 255
     model.eval()
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        out = unroll(model, noisy, torch.full((clean.shape[0],), sigma255 / 255, device=device))
+        smap = torch.full_like(clean[:, :, :1], sigma255 / 255)
+        out = unroll(model, noisy, smap)
     model.train()
     out = torch.round(out.float().clamp(0, 1) * 255) / 255
     mse = ((out - clean) ** 2).mean(dim=(2, 3, 4))  # (W, T)
@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
              step, v0["psnr"], v0["psnr_last"], v0["flicker"])
     t_start, last_ckpt, last_log, loss_acc, n_acc = time.perf_counter() - elapsed, time.perf_counter(), step, 0.0, 0
     warmup = 100 if not args.smoke else 1
+    t_log = time.perf_counter()
     while True:
         elapsed = time.perf_counter() - t_start
         progress = elapsed / budget
@@ -213,9 +214,9 @@ def main(argv: list[str] | None = None) -> int:
             g["lr"] = lr
         with torch.no_grad():
             clean = source.batch(args.batch, args.frames, args.patch, gen, motion)
-            noisy, sigma = add_noise(clean, gen, args.sigma_max)
+            noisy, smap = add_noise(clean, gen, args.sigma_max, args.camera)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = unroll(model, noisy, sigma, args.detach)
+            out = unroll(model, noisy, smap, args.detach)
         loss = F.l1_loss(out.float(), clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -225,9 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         loss_acc += loss.detach()
         n_acc += 1
         if step - last_log >= args.log_every:
-            log.info("step %d loss %.5f lr %.2e (%.1f min)", step, float(loss_acc) / n_acc, lr,
-                     (time.perf_counter() - t_start) / 60)
-            last_log, loss_acc, n_acc = step, 0.0, 0
+            now = time.perf_counter()
+            log.info("step %d loss %.5f lr %.2e %.1f steps/s (%.1f min)", step,
+                     float(loss_acc) / n_acc, lr, (step - last_log) / (now - t_log), (now - t_start) / 60)
+            last_log, loss_acc, n_acc, t_log = step, 0.0, 0, now
         if time.perf_counter() - last_ckpt > 60:
             elapsed = time.perf_counter() - t_start
             v = validate(model, val, 20.0, device, amp)
@@ -251,13 +253,15 @@ def main(argv: list[str] | None = None) -> int:
         "minutes": f"{elapsed / 60:.2f}",
         "seed": str(args.seed),
         "init": str(args.init or ""),
-        "noise": f"gaussian sigma 0..{args.sigma_max:g}, clipped and rounded to 8 bits",
+        "noise": f"gaussian sigma 0..{args.sigma_max:g} clipped to 8 bits; {args.camera:g} camera-like",
         "training": json.dumps({k: str(v) for k, v in vars(args).items()}),
         "results": json.dumps({"val_davis_bus_sigma20": v, "val_at_init": v0}),
     }
     out_path = args.out / f"{args.model}.safetensors"
     save_weights(model, out_path, meta)
     log.info("wrote %s (%d steps, %.1f min)", out_path, step, elapsed / 60)
+    if device.type == "cuda":
+        log.info("peak GPU memory %.2f GiB", torch.cuda.max_memory_allocated(device) / 2**30)
     return 0
 
 

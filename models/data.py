@@ -1,0 +1,77 @@
+"""Training and evaluation images: the standard splits in ../shared/data, loaded once."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB; raises ValueError for a file OpenCV cannot decode."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot read image {path}")
+    return np.ascontiguousarray(img[..., ::-1])
+
+
+def split_paths(data: Path, split: str) -> list[Path]:
+    """Image files of a standard split (``cbsd432`` or ``cbsd68``) under a data folder."""
+    ids = (data / "splits" / f"{split}.txt").read_text().split()
+    found = {p.stem: p for sub in ("train", "val", "test") for p in (data / "bsds500" / sub).glob("*.jpg")}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} images of {split} missing under {data}, e.g. {missing[0]}")
+    return [found[i] for i in ids]
+
+
+def folder_paths(folder: Path) -> list[Path]:
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not paths:
+        raise FileNotFoundError(f"no images in {folder}")
+    return paths
+
+
+def list_digest(paths: list[Path]) -> str:
+    """Short hash of the file names and bytes: pins exactly which data made a model."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+class PatchSampler:
+    """Random flipped/rotated crops from images held in (device) memory as uint8."""
+
+    def __init__(self, paths: list[Path], device: torch.device, seed: int = 0) -> None:
+        self.images = [torch.from_numpy(read_rgb(p)).permute(2, 0, 1).contiguous().to(device) for p in paths]
+        self.device = device
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def state(self) -> torch.Tensor:
+        return self.gen.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.gen.set_state(state)
+
+    def sample(self, batch: int, size: int) -> torch.Tensor:
+        """(batch, 3, size, size) float32 in [0, 1] on the sampler's device."""
+        idx = torch.randint(len(self.images), (batch,), generator=self.gen).tolist()
+        aug = torch.randint(8, (batch,), generator=self.gen).tolist()
+        crops = []
+        for i, a in zip(idx, aug):
+            img = self.images[i]
+            _, h, w = img.shape
+            y = int(torch.randint(h - size + 1, (1,), generator=self.gen))
+            x = int(torch.randint(w - size + 1, (1,), generator=self.gen))
+            c = img[:, y:y + size, x:x + size]
+            if a & 1:
+                c = c.flip(-1)
+            crops.append(torch.rot90(c, a >> 1, dims=(-2, -1)))
+        return torch.stack(crops).float().div_(255)

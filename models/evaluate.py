@@ -1,0 +1,191 @@
+"""``python -m models eval``: PSNR/SSIM per sigma under the standard protocol, baselines alongside.
+
+Protocol (../shared/data/README.md): white Gaussian noise of std sigma (0..255 units) added to
+the clean image in floating point, unclipped; the denoised output rounded to 8 bits; PSNR on
+8-bit RGB.  OpenCV's NLM needs 8-bit input, so it gets the clipped, rounded noisy image (said in
+the table).  CBM3D gets the unclipped image.  ``--pairs`` evaluates real noisy/clean pairs with
+the noise level estimated from each noisy image (``auto``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import DEFAULT_DATA, folder_paths, read_rgb, split_paths
+from .estimate import estimate_sigma
+from .metrics import psnr, ssim
+from .registry import UnknownModelError, create_model, get_spec
+
+log = logging.getLogger("models.eval")
+
+
+def denoise(model: torch.nn.Module, noisy: np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
+    """Run a model on one (H, W, 3) float 0..255 image; returns uint8."""
+    x = torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32)).permute(2, 0, 1)[None] / 255
+    s = torch.as_tensor(np.asarray(sigma, dtype=np.float32) / 255)
+    smap = s.reshape(1, 1, *s.shape[-2:]) if s.dim() >= 2 else s.expand(1, 1, *x.shape[-2:])
+    with torch.inference_mode():
+        y = model(x, smap.expand(1, 1, *x.shape[-2:]))
+    return (y[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+
+
+def add_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return clean.astype(np.float64) + rng.normal(0.0, sigma, clean.shape)
+
+
+def to_u8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def nlm(noisy_u8: np.ndarray, h: float) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.fastNlMeansDenoisingColored(noisy_u8[..., ::-1].copy(), None, h, h, 7, 21)
+    return bgr[..., ::-1]
+
+
+def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    import bm3d
+
+    out = bm3d.bm3d_rgb(noisy / 255.0, sigma / 255.0)
+    return to_u8(out * 255)
+
+
+def _score(results: dict, key: str, clean: np.ndarray, out: np.ndarray) -> None:
+    results.setdefault(key, {"psnr": [], "ssim": []})
+    results[key]["psnr"].append(psnr(out, clean, 255.0))
+    results[key]["ssim"].append(ssim(out, clean))
+
+
+def eval_synthetic(models: dict[str, torch.nn.Module], paths: list[Path], sigmas: list[float],
+                   baselines: set[str], bm3d_limit: int) -> dict[str, dict]:
+    table: dict[str, dict] = {}
+    for sigma in sigmas:
+        res: dict[str, dict] = {}
+        # NLM's best h: searched on the first images, then used for all (OpenCV default search).
+        best_h = None
+        if "nlm" in baselines:
+            probe = paths[: min(4, len(paths))]
+            grid = [round(sigma * f, 1) for f in (0.45, 0.6, 0.75, 0.9)]
+            scores = {h: np.mean([psnr(nlm(to_u8(add_noise(read_rgb(p), sigma, i)), h), read_rgb(p), 255.0)
+                                  for i, p in enumerate(probe)]) for h in grid}
+            best_h = max(scores, key=scores.get)
+        for i, p in enumerate(paths):
+            clean = read_rgb(p)
+            noisy = add_noise(clean, sigma, seed=i)
+            _score(res, "noisy (unclipped)", clean, to_u8(noisy))
+            for name, model in models.items():
+                out = denoise(model, noisy, sigma)
+                _score(res, name, clean, out)
+                if i < bm3d_limit and "bm3d" in baselines:
+                    _score(res, f"{name} (first {bm3d_limit})", clean, out)
+            if best_h is not None:
+                _score(res, f"OpenCV NLM h={best_h} (8-bit input)", clean, nlm(to_u8(noisy), best_h))
+            if "bm3d" in baselines and i < bm3d_limit:
+                _score(res, f"CBM3D (first {bm3d_limit})", clean, cbm3d(noisy, sigma))
+            log.info("sigma %g: %d/%d images", sigma, i + 1, len(paths))
+        table[f"{sigma:g}"] = {k: {m: float(np.mean(v)) for m, v in d.items()} | {"n": len(d["psnr"])}
+                               for k, d in res.items()}
+    return table
+
+
+def eval_pairs(models: dict[str, torch.nn.Module], folder: Path, limit: int | None) -> dict[str, dict]:
+    noisy_paths = sorted(p for p in folder.iterdir() if "_real" in p.stem)[:limit]
+    if not noisy_paths:
+        raise FileNotFoundError(f"no *_real.* files in {folder}")
+    res: dict[str, dict] = {}
+    for p in noisy_paths:
+        clean = read_rgb(p.with_name(p.name.replace("_real", "_mean")))
+        noisy = read_rgb(p)
+        est = estimate_sigma(noisy)
+        res.setdefault("estimated sigma", {"mean": []})["mean"].append(est)
+        _score(res, "noisy", clean, noisy)
+        for name, model in models.items():
+            _score(res, f"{name} (auto sigma)", clean, denoise(model, noisy.astype(np.float32), est))
+        _score(res, "OpenCV NLM (h = 0.75 * estimated sigma)", clean, nlm(noisy, max(1.0, 0.75 * est)))
+    return {k: {m: float(np.mean(v)) for m, v in d.items()} for k, d in res.items()} | {"n": len(noisy_paths)}
+
+
+def eval_estimator(paths: list[Path], sigmas: list[float]) -> dict[str, dict]:
+    out = {}
+    for sigma in sigmas:
+        errs = [estimate_sigma(add_noise(read_rgb(p), sigma, seed=i)) - sigma for i, p in enumerate(paths)]
+        out[f"{sigma:g}"] = {"bias": float(np.mean(errs)), "mae": float(np.mean(np.abs(errs)))}
+    return out
+
+
+def print_table(title: str, rows: dict[str, dict]) -> None:
+    print(f"\n{title}")
+    for name, r in rows.items():
+        if isinstance(r, dict):
+            cells = "  ".join(f"{k} {v:.4f}" if k == "ssim" else f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                              for k, v in r.items())
+            print(f"  {name:<44} {cells}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m models eval", description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="base", help="comma-separated registered names")
+    p.add_argument("--images", type=Path, default=None, help="folder of clean images (default: CBSD68)")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--sigma", default="15,25,50")
+    p.add_argument("--limit", type=int, default=None, help="first N images only")
+    p.add_argument("--bm3d-limit", type=int, default=4, help="CBM3D on the first N images (slow)")
+    p.add_argument("--baselines", default="nlm,bm3d", help="comma list of nlm,bm3d or 'none'")
+    p.add_argument("--pairs", type=Path, default=None, help="folder of *_real/*_mean pairs (auto sigma)")
+    p.add_argument("--estimator", action="store_true", help="also report the noise estimator's error")
+    p.add_argument("--json", type=Path, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    torch.set_grad_enabled(False)
+    try:
+        models = {n: create_model(n) for n in args.model.split(",")}
+        sigmas = [float(s) for s in args.sigma.split(",") if s]
+        paths = folder_paths(args.images) if args.images else split_paths(args.data, "cbsd68")
+    except (UnknownModelError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    paths = paths[: args.limit]
+    baselines = set() if args.baselines == "none" else set(args.baselines.split(","))
+    if "bm3d" in baselines:
+        try:
+            import bm3d  # noqa: F401
+        except ImportError:
+            print("note: bm3d not installed (pip install bm3d); CBM3D column skipped", file=sys.stderr)
+            baselines.discard("bm3d")
+    t0 = time.perf_counter()
+    report: dict[str, object] = {"images": str(args.images or "CBSD68"), "n_images": len(paths),
+                                 "protocol": "AWGN added in float, unclipped; output rounded to 8 bits; PSNR on 8-bit RGB"}
+    report["synthetic"] = eval_synthetic(models, paths, sigmas, baselines, args.bm3d_limit)
+    for sigma, rows in report["synthetic"].items():
+        print_table(f"sigma {sigma}  ({len(paths)} images, {report['images']})", rows)
+    if args.estimator:
+        report["estimator"] = eval_estimator(paths, [5, 10, 15, 25, 35, 50])
+        print("\nnoise estimator error (estimated - true, 0..255 units)")
+        for s, r in report["estimator"].items():
+            print(f"  sigma {s:>3}: bias {r['bias']:+.2f}  mean abs {r['mae']:.2f}")
+    if args.pairs:
+        report["pairs"] = eval_pairs(models, args.pairs, args.limit)
+        print_table(f"real pairs {args.pairs} ({report['pairs']['n']})", report["pairs"])
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    report["params"] = {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()}
+    report["tiers"] = {n: get_spec(n).tier for n in models}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

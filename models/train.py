@@ -1,0 +1,226 @@
+"""Train a registered per-frame denoiser on CBSD432 photos with synthetic camera noise.
+
+The shipped weights were made with (one NVIDIA H100, see models/weights/*.json for the log):
+
+    python -m models train --model base --device cuda --minutes 6 --out runs/base
+    python -m models train --model fast --device cuda --minutes 6 --out runs/fast
+
+On a CPU, run it in the background and resume (the same command continues from
+``OUT/checkpoint.pt``): ``python -m models train --model fast --device cpu --steps 20000``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import noise
+from .data import DEFAULT_DATA, PatchSampler, list_digest, read_rgb, split_paths
+from .metrics import psnr
+from .registry import get_spec
+
+log = logging.getLogger("models.train")
+
+
+@dataclass
+class NoiseMix:
+    """Fractions of each batch per noise kind; the rest is unclipped white Gaussian noise."""
+
+    clipped: float = 0.2  # Gaussian, clipped and rounded to 8 bits (saved files)
+    varying: float = 0.1  # Gaussian whose sigma varies smoothly across the patch
+    camera: float = 0.25  # Poisson-Gaussian on a Bayer mosaic, demosaicked (half also JPEG'd)
+    max_sigma: float = 75.0
+
+
+def noisy_batch(clean: torch.Tensor, mix: NoiseMix, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Corrupt a clean batch; returns (noisy, sigma map) both on clean's device."""
+    b, _, h, w = clean.shape
+    dev = clean.device
+    n_clip, n_var, n_cam = (int(round(f * b)) for f in (mix.clipped, mix.varying, mix.camera))
+    n_awgn = b - n_clip - n_var - n_cam
+    u = torch.rand(b, generator=gen)
+    # Mostly the range that matters (0..60), a tail to 75 so one model covers 0..75.
+    sig = torch.where(u < 0.85, u / 0.85 * 60, 60 + (u - 0.85) / 0.15 * (mix.max_sigma - 60)) / 255
+    outs, maps = [], []
+    s0 = 0
+    if n_awgn:
+        n, m = noise.gaussian(clean[:n_awgn], sig[:n_awgn].to(dev))
+        outs.append(n), maps.append(m)
+    s0 = n_awgn
+    if n_clip:
+        n, m = noise.gaussian(clean[s0:s0 + n_clip], sig[s0:s0 + n_clip].to(dev), clip=True)
+        outs.append(n), maps.append(m)
+    s0 += n_clip
+    if n_var:
+        # A smooth random field between two sigmas: teaches the net to read the map per pixel.
+        lo, hi = sig[s0:s0 + n_var], torch.rand(n_var, generator=gen) * mix.max_sigma / 255
+        field = F.interpolate(torch.rand(n_var, 1, 3, 3, generator=gen), size=(h, w),
+                              mode="bicubic", align_corners=True).clamp(0, 1)
+        smap = (lo.view(-1, 1, 1, 1) + (hi - lo).view(-1, 1, 1, 1) * field).to(dev)
+        n, m = noise.gaussian(clean[s0:s0 + n_var], smap)
+        outs.append(n), maps.append(m)
+    s0 += n_var
+    if n_cam:
+        shot = 10 ** (torch.rand(n_cam, generator=gen) * 2.3 - 4.0)  # 1e-4 .. 2e-2
+        read = 10 ** (torch.rand(n_cam, generator=gen) * 1.6 - 3.2)  # 6e-4 .. 2.5e-2
+        n, m = noise.camera(clean[s0:], shot.to(dev), read.to(dev))
+        k = n_cam // 2
+        if k:
+            q = int(torch.randint(40, 96, (1,), generator=gen))
+            n = torch.cat([noise.jpeg(n[:k], q), n[k:]])
+        outs.append(n), maps.append(m)
+    return torch.cat(outs), torch.cat(maps)
+
+
+def validate(model: torch.nn.Module, images: list[torch.Tensor], sigma: float = 25.0) -> float:
+    """Mean PSNR (8-bit output, unclipped noise, fixed seed) on a few images; monitoring only."""
+    gen = torch.Generator().manual_seed(1234)
+    model.eval()
+    scores = []
+    with torch.no_grad():
+        for img in images:
+            x = img.unsqueeze(0)
+            n = torch.randn(x.shape, generator=gen).to(x.device) * (sigma / 255)
+            out = model(x + n, torch.full_like(x[:, :1], sigma / 255))
+            scores.append(psnr(out.clamp(0, 1).mul(255).round() / 255, x))
+    model.train()
+    return sum(scores) / len(scores)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m models train", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with bsds500/ and splits/")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/MODEL)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--steps", type=int, default=None, help="total optimizer steps")
+    p.add_argument("--minutes", type=float, default=None, help="time budget; sets --steps from the measured speed")
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--patch", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-every", type=int, default=1000)
+    p.add_argument("--ckpt-every", type=int, default=500)
+    p.add_argument("--no-jpeg", action="store_true", help="skip the (CPU) JPEG part of the camera noise")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    spec = get_spec(args.model)
+    if spec.temporal:
+        from .train_temporal import main as temporal_main  # sequences, not photos
+
+        return temporal_main(argv)
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    torch.backends.cudnn.benchmark = cuda  # fixed patch shapes: let cuDNN pick its fastest kernels
+    batch = args.batch or (48 if cuda else 16)
+    patch = args.patch or (128 if cuda else 64)
+    lr = args.lr or (2e-3 if cuda else 1e-3)
+    out = args.out or Path("runs") / args.model
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    if not cuda:
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    train_paths = split_paths(args.data, "cbsd432")
+    val_paths = split_paths(args.data, "cbsd68")[:4]
+    sampler = PatchSampler(train_paths, dev, seed=args.seed)
+    val_imgs = [torch.from_numpy(read_rgb(p)[:256, :256]).permute(2, 0, 1).float().div(255).to(dev) for p in val_paths]
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    mix = NoiseMix()
+
+    model = spec.build().to(dev).train()
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    step, total = 0, args.steps
+    ckpt_path = out / "checkpoint.pt"
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, total = ck["step"], ck["total"]
+        sampler.set_state(ck["sampler"])
+        gen.set_state(ck["gen"])
+        log.info("resumed from %s at step %d of %d", ckpt_path, step, total)
+    if total is None and args.minutes is None:
+        total = 20000
+
+    def save_ckpt() -> None:
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "total": total,
+                    "sampler": sampler.state(), "gen": gen.get_state()}, ckpt_path)
+
+    t0 = time.perf_counter()
+    rate_t, rate_step = None, 0
+    loss_sum = torch.zeros((), device=dev)
+    while total is None or step < total:
+        if total is not None:
+            progress = step / total
+            cur = lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + math.cos(math.pi * progress))
+            for g in opt.param_groups:
+                g["lr"] = max(cur, lr * 0.005)
+        clean = sampler.sample(batch, patch)
+        noisy, smap = noisy_batch(clean, mix, gen)
+        if cuda:
+            clean, noisy, smap = (t.contiguous(memory_format=torch.channels_last) for t in (clean, noisy, smap))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+            out_img = model(noisy, smap)
+        loss = F.l1_loss(out_img.float(), clean)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        loss_sum += loss.detach()
+        if total is None:  # time budget: measure the speed over steps 20..60, then fix the total
+            if step == 20:
+                rate_t, rate_step = time.perf_counter(), step
+            elif step == 60:
+                rate = (step - rate_step) / (time.perf_counter() - rate_t)
+                total = int(rate * (args.minutes * 60 - (time.perf_counter() - t0))) + step
+                log.info("%.1f steps/s -> %d steps in %.1f min", rate, total, args.minutes)
+        if step % 100 == 0:  # reading the loss syncs the GPU: only every 100 steps
+            log.info("step %d/%s loss %.5f lr %.2e %.1f steps/s", step, total, float(loss_sum) / 100,
+                     opt.param_groups[0]["lr"], step / (time.perf_counter() - t0))
+            loss_sum.zero_()
+        if step % args.val_every == 0:
+            log.info("step %d val PSNR (4 CBSD68 crops, sigma 25, monitoring only) %.2f dB", step, validate(model, val_imgs))
+        if step % args.ckpt_every == 0:
+            save_ckpt()
+    save_ckpt()
+    val = validate(model, val_imgs)
+    log.info("done: %d steps in %.1f min, val PSNR %.2f dB", step, (time.perf_counter() - t0) / 60, val)
+    export_weights(model, out / f"{args.model}.safetensors", {
+        "model": args.model,
+        "command": "python -m models train " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "data": f"CBSD432 ({len(train_paths)} BSDS500 images listed in splits/cbsd432.txt), sha256[:16] {list_digest(train_paths)}",
+        "steps": str(step), "batch": str(batch), "patch": str(patch), "lr": str(lr), "seed": str(args.seed),
+        "device": torch.cuda.get_device_name(dev) if cuda else "cpu",
+        "noise": json.dumps(mix.__dict__),
+        "train_minutes": f"{(time.perf_counter() - t0) / 60:.1f}",
+    })
+    return 0
+
+
+def export_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata=metadata)
+    log.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
