@@ -114,5 +114,6 @@ def open_engine(
             log.info("engine: using %s", eng.name)
         eng.skipped = reasons  # type: ignore[attr-defined]
         return eng
-    what = "no backend" if backend == "auto" else f"backend {backend!r}"
-    raise EngineError(f"{what} could run model {model!r} here: " + "; ".join(reasons))
+    if backend == "auto":
+        raise EngineError(f"no backend can run model {model!r} here: " + "; ".join(reasons))
+    raise EngineError(f"backend {backend!r} is unavailable here: " + "; ".join(reasons))

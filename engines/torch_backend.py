@@ -7,6 +7,7 @@ frame N+1 before collecting frame N overlaps N+1's upload and N's download with 
 """
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +74,7 @@ class TorchEngine(Engine):
         self.name = "torch-cuda" if cuda else "torch-cpu"
         self.dtype = DTYPES[precision]
         self.torch_device = torch.device(device)
-        net = net if net is not None else create_model(model, weights=weights)
+        net = copy.deepcopy(net) if net is not None else create_model(model, weights=weights)
         net = net.eval().requires_grad_(False).to(self.torch_device, self.dtype)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
