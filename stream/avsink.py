@@ -52,7 +52,7 @@ def choose_pix_fmt(codec: av.Codec, width: int, height: int, wanted: str | None)
                             f"{', '.join(formats)}")
         return wanted
     if codec.name == "ffv1":
-        return "gbrp"  # lossless means lossless: no RGB->YUV rounding
+        return "bgr0"  # lossless means lossless: no RGB->YUV rounding
     odd = width % 2 or height % 2
     prefs = ["yuv444p", "gbrp", "rgb24"] if odd else ["yuv420p", "yuv444p", "gbrp"]
     for fmt in prefs:

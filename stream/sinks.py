@@ -107,9 +107,9 @@ def check_output_path(path: Path, input_spec: str | None, overwrite: bool,
             raise UserError(f"output {path} exists; use -y to overwrite it")
     if path.exists() and path.is_dir() and not folder:
         raise UserError(f"output {path} is a folder")
-    parent = path.parent if not path.exists() else path
-    while not parent.exists() and parent != parent.parent and folder:
-        parent = parent.parent
+    parent = path if folder and path.is_dir() else path.parent
+    while folder and not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # folders are created with their parents
     if not parent.exists():
         raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
     if not parent.is_dir():
