@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
 import threading
 import time
@@ -27,7 +28,7 @@ from .live import DropOldestQueue, LiveControls, LiveStats
 log = logging.getLogger(__name__)
 
 VIEWS = ("denoised", "split", "noise", "map")
-VIEW_LABELS = {"denoised": "denoised", "split": "before | after",
+VIEW_LABELS = {"denoised": "denoised", "split": "split noisy | denoised",
                "noise": "removed noise x{gain:g}", "map": "noise-level map"}
 KEYS_HELP = ("s split   n removed noise   m noise map   +/- strength   t temporal   "
              "space pause   q/Esc quit   <-/-> divider")
@@ -122,7 +123,7 @@ def display_scale(width: int, height: int, max_size: tuple[int, int] = (1280, 72
 
 
 def _text_scale(height: int) -> float:
-    return max(0.45, min(1.0, height / 720 * 0.6))
+    return max(0.5, min(1.0, height / 720 * 0.7))
 
 
 def _text_block(img: np.ndarray, lines: list[str], org: tuple[int, int], scale: float,
@@ -143,6 +144,16 @@ def _text_block(img: np.ndarray, lines: list[str], org: tuple[int, int], scale: 
     for i, t in enumerate(lines):
         base = (x + int(8 * scale), y + line_h * (i + 1) - int(2 * scale))
         cv2.putText(img, t, base, font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+
+def _label_halves(img: np.ndarray, x: int, scale: float) -> None:
+    """"noisy" left of the divider, "denoised" right of it, just above the key bar."""
+    font, thick = cv2.FONT_HERSHEY_SIMPLEX, 1 if scale < 0.7 else 2
+    (tw, th), _ = cv2.getTextSize("noisy <", font, scale, thick)
+    y = img.shape[0] - int(3.2 * th) - 8
+    for text, x0 in (("noisy <", x - tw - 8), ("> denoised", x + 8)):
+        cv2.putText(img, text, (x0, y), font, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(img, text, (x0, y), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
 
 
 def hud_lines(hud: Hud, view: str) -> list[str]:
@@ -171,15 +182,17 @@ def render(frame: Frame, state: PreviewState, hud: Hud,
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST
         after, before = (cv2.resize(a, size, interpolation=interp) for a in (after, before))
         h, w = after.shape[:2]
+    ts = _text_scale(h)
     if state.view == "split":
-        img = split_view(before, after, round(state.divider * w))
+        x = round(state.divider * w)
+        img = split_view(before, after, x)
+        _label_halves(img, x, ts)
     elif state.view == "noise":
         img = residual_view(before, after)
     elif state.view == "map":
         img = noise_map_view(before)
     else:
         img = after.copy()
-    ts = _text_scale(h)
     _text_block(img, hud_lines(hud, state.view), (0, 0), ts)
     _text_block(img, [KEYS_HELP], (0, h), ts * 0.8, anchor_bottom=True)
     return img
@@ -263,12 +276,12 @@ class PreviewWindow:
         self._current: Frame | None = None
         self._width = 0
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="preview", daemon=True)
-        self._thread.start()
+        self._done = threading.Event()
+        _gui_thread().put(self._run)
 
     @property
     def closed(self) -> bool:
-        return not self._thread.is_alive()
+        return self._done.is_set()
 
     def show(self, frame: Frame) -> None:
         """Queue ``frame`` for display (never blocks). Re-raises a failure of the GUI thread."""
@@ -278,7 +291,7 @@ class PreviewWindow:
 
     def close(self, timeout: float = 2.0) -> None:
         self.state.quit = True
-        self._thread.join(timeout)
+        self._done.wait(timeout)
 
     def _hud(self, frame: Frame) -> Hud:
         return Hud(
@@ -341,6 +354,45 @@ class PreviewWindow:
                 cv2.waitKey(1)
             except cv2.error:
                 pass
+            self._done.set()
+
+
+def _point_qt_at_fonts() -> None:
+    """opencv-python's bundled Qt ships no fonts and warns on every window; lend it the
+    system's (only where the user has not chosen)."""
+    if "QT_QPA_FONTDIR" in os.environ:
+        return
+    for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/TTF",
+                   "/usr/share/fonts/dejavu"):
+        if os.path.isdir(folder):
+            os.environ["QT_QPA_FONTDIR"] = folder
+            return
+
+
+_GUI: queue.Queue | None = None
+_GUI_LOCK = threading.Lock()
+
+
+def _gui_thread() -> queue.Queue:
+    """The one thread that makes every HighGUI call, for the life of the process.
+
+    OpenCV's Qt backend binds the GUI to the first thread that opens a window and, from any
+    other thread, waits for that one to run the call: a second window from a fresh thread
+    would hang once the first thread has ended. So window loops queue up on a single thread.
+    """
+    global _GUI
+    with _GUI_LOCK:
+        if _GUI is None:
+            _point_qt_at_fonts()
+            _GUI = queue.Queue()
+            tasks = _GUI
+
+            def serve() -> None:
+                while True:
+                    tasks.get()()
+
+            threading.Thread(target=serve, name="preview-gui", daemon=True).start()
+        return _GUI
 
 
 def wait_closed(window: PreviewWindow, poll_s: float = 0.5) -> None:

@@ -1,0 +1,143 @@
+"""The real preview window under Xvfb: a screenshot shows the split view, keys and mouse
+drags reach it, and a paused window sleeps. Skips when Xvfb (Debian: xvfb), xwd (x11-apps),
+convert (imagemagick) or xdotool are missing."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from stream.frame import Frame
+from stream.live import LiveControls, LiveStats
+from stream.preview import PreviewState, PreviewWindow
+
+RED, BLUE = (200, 30, 30), (30, 30, 200)
+TITLE = "denoise preview test"
+_TOOLS = ("Xvfb", "xwd", "convert", "xdotool")
+pytestmark = pytest.mark.skipif(
+    any(shutil.which(t) is None for t in _TOOLS),
+    reason="needs " + ", ".join(_TOOLS) + " (apt-get install xvfb x11-apps imagemagick xdotool)")
+
+
+@pytest.fixture(scope="module")
+def display():
+    """A private X server; Qt (OpenCV's GUI here) connects to it on first use."""
+    number = next(n for n in range(90, 200) if not os.path.exists(f"/tmp/.X{n}-lock"))
+    proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten",
+                             "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not _wait(lambda: os.path.exists(f"/tmp/.X11-unix/X{number}") or proc.poll() is not None):
+        proc.kill()
+    if proc.poll() is not None:
+        pytest.skip(f"Xvfb :{number} did not start")
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = f":{number}"
+    yield os.environ["DISPLAY"]
+    proc.terminate()
+    proc.wait(5)
+    if old is None:
+        os.environ.pop("DISPLAY", None)
+    else:
+        os.environ["DISPLAY"] = old
+
+
+def _sh(*cmd: str) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=20).stdout
+
+
+def _screenshot(path) -> np.ndarray:
+    """The whole X screen as RGB."""
+    subprocess.run(f"xwd -root -silent | convert xwd:- png:{path}", shell=True, check=True,
+                   timeout=20)
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def _columns(img: np.ndarray, colour, row: int) -> np.ndarray:
+    return np.flatnonzero((img[row] == colour).all(axis=1))
+
+
+def _wait(cond, timeout=5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def window(display):
+    controls, stats = LiveControls(), LiveStats()
+    win = PreviewWindow(TITLE, controls=controls, stats=stats, model="fast",
+                        backend="torch-cpu", state=PreviewState(view="denoised"))
+    before = np.empty((360, 640, 3), np.uint8)
+    before[:] = RED
+    after = np.empty((360, 640, 3), np.uint8)
+    after[:] = BLUE
+    for i in range(5):
+        f = Frame(image=after, index=i, original=before, sigma=12.3)
+        stats.add_output(f)
+        win.show(f)
+        time.sleep(0.03)
+    assert _wait(lambda: win.shown >= 1), "the window never drew a frame"
+    wid = _sh("xdotool", "search", "--sync", "--name", TITLE).split()[0]
+    _sh("xdotool", "mousemove", "--window", wid, "320", "180")  # focus follows the pointer
+    yield win, wid
+    controls.stop.set()
+    win.close()
+
+
+def test_split_view_screenshot_and_divider_drag(window, tmp_path):
+    win, wid = window
+    _sh("xdotool", "key", "s")
+    assert _wait(lambda: win.state.view == "split")
+    time.sleep(0.3)
+    shot = _screenshot(tmp_path / "split.png")
+    row = 180  # middle of the 640x360 window at the top-left of the screen
+    red, blue = _columns(shot, RED, row), _columns(shot, BLUE, row)
+    # Left half: the noisy input, right half: the denoised output, divider in the middle.
+    assert red.min() == 0 and abs(red.max() - 318) <= 2
+    assert abs(blue.min() - 321) <= 2 and blue.max() == 639
+    assert (shot[row, 319:321] == 255).all()
+
+    # Drag the divider to three quarters of the width.
+    _sh("xdotool", "mousemove", "--window", wid, "320", "180", "mousedown", "1")
+    _sh("xdotool", "mousemove", "--window", wid, "480", "180")
+    _sh("xdotool", "mouseup", "1")
+    assert _wait(lambda: win.state.divider == pytest.approx(0.75, abs=0.01))
+    time.sleep(0.3)
+    shot = _screenshot(tmp_path / "dragged.png")
+    red, blue = _columns(shot, RED, row), _columns(shot, BLUE, row)
+    assert abs(red.max() - 478) <= 2 and abs(blue.min() - 481) <= 2
+    # The HUD sits in the top-left corner: darkened, with white text.
+    hud = shot[0:50, 0:250]
+    assert (hud == 255).all(axis=2).sum() > 200 and not (hud == RED).all(axis=2).any()
+
+
+def test_keys_reach_controls_and_q_quits(window):
+    win, _ = window
+    for key in ("minus", "minus", "t", "m"):
+        _sh("xdotool", "key", key)
+    assert _wait(lambda: win.state.view == "map")
+    assert win.controls.strength == pytest.approx(0.8) and win.controls.temporal
+    _sh("xdotool", "key", "q")
+    assert _wait(lambda: win.closed)
+    assert win.controls.stop.is_set()
+
+
+def test_paused_window_stays_near_idle(window):
+    win, _ = window
+    _sh("xdotool", "key", "space")
+    assert _wait(lambda: win.controls.paused)
+    time.sleep(0.3)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    time.sleep(2.0)
+    cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    # Busy-waiting would use a whole core (1.0); sleeping in waitKey uses about 0.02.
+    assert cpu < 0.15, f"paused preview used {cpu:.0%} of a core"
+    _sh("xdotool", "key", "space")
+    assert _wait(lambda: not win.controls.paused)
