@@ -69,7 +69,7 @@ class AVSink(Sink):
         self.spec = spec
         self.source = source
         self.codec = resolve_codec(getattr(opts, "codec", None) or
-                                   ("rawvideo" if spec == "-" else DEFAULT_CODEC))
+                                   ("wrapped_avframe" if spec == "-" else DEFAULT_CODEC))
         self.crf = getattr(opts, "crf", None)
         self.preset = getattr(opts, "preset", None)
         self.pix_fmt_wanted = getattr(opts, "pix_fmt", None)
@@ -84,6 +84,8 @@ class AVSink(Sink):
                 scheme = spec.split("://", 1)[0].lower()
                 self.container = av.open(spec, "w", format=NETWORK_FORMATS.get(scheme))
             else:
+                with open(spec, "ab"):  # fail now, not at the first frame, if unwritable
+                    pass
                 self.container = av.open(spec, "w")
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise UserError(f"cannot write {spec}: {av_message(exc)}") from None
@@ -116,9 +118,10 @@ class AVSink(Sink):
             self.time_base = 1 / rate
         self.stream = self.container.add_stream(self.codec.name, rate=rate)
         self.stream.width, self.stream.height = width, height
-        self.stream.pix_fmt = choose_pix_fmt(self.codec, width, height, self.pix_fmt_wanted
-                                             or ("yuv420p" if self.stdout and not
-                                                 (width % 2 or height % 2) else None))
+        wanted = self.pix_fmt_wanted
+        if self.stdout and not wanted:  # Y4M: 4:2:0 plays everywhere; odd sizes need 4:4:4
+            wanted = "yuv444p" if width % 2 or height % 2 else "yuv420p"
+        self.stream.pix_fmt = choose_pix_fmt(self.codec, width, height, wanted)
         self.stream.time_base = self.time_base
         self.stream.codec_context.time_base = self.time_base
         cc = self.stream.codec_context
@@ -165,6 +168,12 @@ class AVSink(Sink):
 
     # -- per frame ---------------------------------------------------------------------------
     def write(self, frame: Frame) -> None:
+        try:
+            self._write(frame)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise UserError(f"cannot write {self.spec}: {av_message(exc)}") from None
+
+    def _write(self, frame: Frame) -> None:
         if self.stream is None:
             self._open(frame)
         image = frame.image
@@ -194,11 +203,8 @@ class AVSink(Sink):
             self._frame_dur = max(0.0, now - self._last_time) or self._frame_dur
         self._last_time = now
         self._copy_side(until=now)
-        try:
-            for packet in self.stream.encode(vf):
-                self.container.mux(packet)
-        except (av.error.FFmpegError, OSError) as exc:
-            raise UserError(f"cannot write {self.spec}: {av_message(exc)}") from None
+        for packet in self.stream.encode(vf):
+            self.container.mux(packet)
         self.frames_written += 1
 
     def _copy_side(self, until: float | None) -> None:

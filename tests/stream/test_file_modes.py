@@ -1,0 +1,134 @@
+"""Images, folders of images, Y4M out (parsed back) and in."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+
+from conftest import ROOT, add_noise, moving_scene, write_clip
+from stream.cli import main
+
+FAST = ["--model", "fast", "--backend", "torch", "--device", "cpu", "--quiet"]
+
+
+def imread_rgb(path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def test_single_image(tmp_path, monkeypatch, identity_engine):
+    import stream.cli
+
+    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: identity_engine)
+    img = add_noise(moving_scene(1, 37, 23), 15)[0]
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out.png"
+    assert main([str(src), str(out), "--quiet"]) == 0
+    # identity engine + PNG: the exact pixels come back
+    assert np.array_equal(imread_rgb(out), img)
+    assert len(identity_engine.calls) == 1 and identity_engine.calls[0] > 5  # auto sigma
+
+
+def test_image_with_real_model(tmp_path):
+    img = moving_scene(1, 40, 30)[0]
+    src = tmp_path / "in.jpg"
+    cv2.imwrite(str(src), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out.png"
+    assert main([str(src), str(out), *FAST]) == 0
+    assert imread_rgb(out).shape == (30, 40, 3)
+
+
+def test_folder_keeps_names_order_and_sizes(tmp_path, monkeypatch):
+    import stream.cli
+
+    seen: list[tuple[int, int, str | None]] = []
+
+    class Recorder:
+        name, model, temporal = "recorder", "recorder", False
+
+        def infer(self, frames, sigma, prev=None):
+            return frames.copy()
+
+        def close(self):
+            pass
+
+    # record which sequence each frame belongs to through the temporal hook
+    import stream.processor as proc
+
+    def factory():
+        def stage(frame):
+            seen.append((frame.sequence, frame.index, frame.name))
+            return frame
+        return stage
+
+    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: Recorder())
+    monkeypatch.setattr(proc, "load_temporal", lambda mode: factory)
+    src = tmp_path / "frames"
+    src.mkdir()
+    sizes = {"b_002.png": (20, 16), "a_001.png": (20, 16), "c_003.jpg": (30, 22),
+             "notes.txt": None}
+    for name, size in sizes.items():
+        if size is None:
+            (src / name).write_text("not an image")
+            continue
+        img = moving_scene(1, *size)[0]
+        cv2.imwrite(str(src / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    assert main([str(src), str(out), "--sigma", "5", "--quiet"]) == 0
+    assert sorted(os.listdir(out)) == ["a_001.png", "b_002.png", "c_003.jpg"]
+    for name in os.listdir(out):
+        assert imread_rgb(out / name).shape[:2] == imread_rgb(src / name).shape[:2]
+    assert np.array_equal(imread_rgb(out / "a_001.png"), imread_rgb(src / "a_001.png"))
+    # name order, and a new sequence (fresh temporal state) when the size changes
+    assert seen == [(0, 0, "a_001.png"), (0, 1, "b_002.png"), (1, 2, "c_003.jpg")]
+
+
+def parse_y4m(data: bytes) -> tuple[dict[str, str], list[np.ndarray]]:
+    """Minimal YUV4MPEG2 reader (4:2:0 or 4:4:4 planes)."""
+    header, _, rest = data.partition(b"\n")
+    fields = header.decode().split(" ")
+    assert fields[0] == "YUV4MPEG2"
+    info = {f[0]: f[1:] for f in fields[1:]}
+    w, h = int(info["W"]), int(info["H"])
+    chroma = info.get("C", "420jpeg")
+    cw, ch = (w, h) if chroma.startswith("444") else ((w + 1) // 2, (h + 1) // 2)
+    size = w * h + 2 * cw * ch
+    frames = []
+    while rest:
+        tag, _, rest = rest.partition(b"\n")
+        assert tag.startswith(b"FRAME"), tag[:20]
+        frames.append(np.frombuffer(rest[:size], np.uint8))
+        assert len(frames[-1]) == size
+        rest = rest[size:]
+    return info, frames
+
+
+def run_cli(args: list[str], **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "stream", *args], capture_output=True,
+                          env=env, timeout=300, **kw)
+
+
+def test_y4m_to_stdout_parsed_back(clip_with_audio):
+    res = run_cli([str(clip_with_audio.path), "-", *FAST])
+    assert res.returncode == 0, res.stderr.decode()
+    info, frames = parse_y4m(res.stdout)
+    assert (info["W"], info["H"], info["F"]) == ("64", "48", "25:1")
+    assert len(frames) == 12
+    luma = frames[0][: 64 * 48].reshape(48, 64)
+    expect = cv2.cvtColor(clip_with_audio.frames[0], cv2.COLOR_RGB2YUV)[..., 0]
+    assert np.abs(luma.astype(int) - expect).mean() < 12
+
+
+def test_y4m_from_stdin(tmp_path, read):
+    clip = write_clip(tmp_path / "in.mkv", moving_scene(5, 32, 24), audio=False)
+    y4m = run_cli([str(clip.path), "-", *FAST])
+    assert y4m.returncode == 0
+    out = tmp_path / "out.mp4"
+    res = run_cli(["-", str(out), *FAST], input=y4m.stdout)
+    assert res.returncode == 0, res.stderr.decode()
+    decoded = read(out)
+    assert len(decoded["frames"]) == 5 and decoded["size"] == (32, 24)
