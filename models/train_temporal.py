@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=Path, help="per-frame weights (.safetensors) to start from")
     p.add_argument("--minutes", type=float, default=6.0, help="wall-clock budget")
     p.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: budget only)")
-    p.add_argument("--batch", type=int, default=24)
+    p.add_argument("--batch", type=int, default=32)
     p.add_argument("--frames", type=int, default=6, help="frames unrolled per sequence")
     p.add_argument("--patch", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-4)
