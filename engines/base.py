@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 log = logging.getLogger("engines")
 
@@ -84,7 +87,6 @@ class Engine(ABC):
     """A model loaded for one runtime/device/precision.  Use as a context manager."""
 
     name: str = "?"  # backend actually used, e.g. "torch-cpu"
-    skipped: list[str] = []  # set by open_engine(auto): "backend: why it was not used"
 
     def __init__(self, model: str, temporal: bool, device: str, precision: str) -> None:
         self.model = model
@@ -92,6 +94,7 @@ class Engine(ABC):
         self.device = device
         self.precision = precision
         self.closed = False
+        self.skipped: list[str] = []  # set by open_engine: "backend: why it was not used"
 
     def infer(self, frames: np.ndarray, sigma: Any, prev: np.ndarray | None = None) -> np.ndarray:
         if self.closed:
@@ -106,7 +109,7 @@ class Engine(ABC):
     def close(self) -> None:
         self.closed = True
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

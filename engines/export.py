@@ -14,9 +14,9 @@ import contextlib
 import copy
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Iterator
-import tempfile
 from pathlib import Path
 from typing import Any
 

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import BACKENDS, DEVICES, PRECISIONS, BackendUnavailable, Engine, EngineError, check_choice
+from .base import (
+    BACKENDS,
+    DEVICES,
+    PRECISIONS,
+    BackendUnavailable,
+    Engine,
+    EngineError,
+    check_choice,
+)
 
 log = logging.getLogger("engines")
 

@@ -25,10 +25,9 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 def probe(device: str) -> None:
     """Raise BackendUnavailable when torch cannot run on ``device``."""
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            build = "CPU-only build" if torch.version.cuda is None else "no CUDA device visible"
-            raise BackendUnavailable(f"torch {torch.__version__}: {build}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        build = "CPU-only build" if torch.version.cuda is None else "no CUDA device visible"
+        raise BackendUnavailable(f"torch {torch.__version__}: {build}")
 
 
 def to_input(u8: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
