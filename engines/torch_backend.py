@@ -81,6 +81,8 @@ class TorchEngine(Engine):
         if compile:
             # Fixed shapes per stream are the normal case; a new size recompiles once.
             self.net = torch.compile(net, mode="max-autotune-no-cudagraphs", dynamic=False)
+        if cuda:
+            torch.backends.cudnn.benchmark = True  # shapes stay fixed per stream
         self._cuda = _CudaRunner(self, cuda_graphs) if cuda else None
 
     def forward(self, x: torch.Tensor, sig: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
