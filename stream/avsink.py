@@ -90,7 +90,9 @@ class AVSink(Sink):
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise UserError(f"cannot write {spec}: {av_message(exc)}") from None
         supported = self.container.supported_codecs
-        if supported and self.codec.name not in supported \
+        # MPEG-TS answers the codec query for MPEG codecs only, yet carries H.264/HEVC fine.
+        if supported and self.container.format.name != "mpegts" \
+                and self.codec.name not in supported \
                 and self.codec.canonical_name not in supported:
             self.container.close()
             self._remove_empty()

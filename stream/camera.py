@@ -99,7 +99,7 @@ class CameraSource(Source):
         controls: LiveControls | None = None,
         retry_s: float = 1.0,
         report: Callable[[str], None] | None = None,
-        capture_factory: Callable[[int | str], Any] = _open_capture,
+        capture_factory: Callable[[int | str], Any] | None = None,
     ) -> None:
         self.device = parse_camera_spec(spec) if isinstance(spec, str) else spec
         super().__init__(f"camera {self.device}")
@@ -109,7 +109,7 @@ class CameraSource(Source):
         self.stop = self.controls.stop
         self.retry_s = retry_s
         self.report = report or (lambda msg: print(msg, file=sys.stderr, flush=True))
-        self._factory = capture_factory
+        self._factory = capture_factory or _open_capture
         self._cap: Any = None
         self.size: tuple[int, int] = (0, 0)
         self.fps: float = 0.0
@@ -117,8 +117,9 @@ class CameraSource(Source):
         self.reconnects = 0
         self._cap = self._connect()
         if self._cap is None:
+            where = f"index {self.device}" if isinstance(self.device, int) else self.device
             raise CameraError(
-                f"no camera at {self.name}: it does not exist or cannot be opened"
+                f"no camera at {where}: it does not exist or cannot be opened"
                 + (" (is another program using it?)" if isinstance(self.device, str) else "")
             )
         self.report(f"camera {self.name}: {self.granted}")
@@ -136,7 +137,8 @@ class CameraSource(Source):
         if self.requested_size or self.requested_fps:
             rw, rh = self.requested_size or (w, h)
             asked = f" (asked {rw}x{rh} at {self.requested_fps or self.fps:g} fps)"
-        return f"{w}x{h} at {self.fps:g} fps, {self.fourcc}{asked}"
+        fourcc = f", {self.fourcc}" if self.fourcc != "?" else ""
+        return f"{w}x{h} at {self.fps:g} fps{fourcc}{asked}"
 
     def _connect(self) -> Any:
         """Open and configure the device; None when it is not there."""

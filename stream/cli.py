@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import UserError
+from .livecli import add_live_options, run_live, wants_live
 
 log = logging.getLogger("stream")
 
@@ -20,7 +21,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 # Other modules add options here (each gets the parser), e.g. the live path's --preview.
-OPTION_HOOKS: list[Callable[[argparse.ArgumentParser], None]] = []
+OPTION_HOOKS: list[Callable[[argparse.ArgumentParser], None]] = [add_live_options]
 
 
 def sigma_arg(text: str) -> float | None:
@@ -127,6 +128,8 @@ def run(opts: argparse.Namespace) -> int:
     from .sinks import open_sink
     from .sources import open_source
 
+    if wants_live(opts):  # camera, --realtime, preview window, virtual camera: livecli.py
+        return run_live(opts)
     if not opts.outputs:
         raise UserError("no output given; e.g. python -m stream in.mp4 out.mp4")
     if opts.strength < 0:

@@ -108,12 +108,15 @@ class Pipeline:
 
     def __init__(self, source: Any, process: Callable[[Frame], Frame], sinks: Sequence[Any],
                  *, queue_size: int = 4, policy: str | None = None,
-                 on_frame: Callable[[Frame], None] | None = None) -> None:
+                 on_frame: Callable[[Frame], None] | None = None,
+                 stop_event: threading.Event | None = None) -> None:
         self.source = source
         self.process = process
         self.sinks = list(sinks)
         self.on_frame = on_frame
-        self.stop_event = threading.Event()
+        # A caller's event (e.g. the live controls) lets a preview's quit key stop every stage
+        # and the pipeline's end wake a source that waits on it (camera reconnect, pacing).
+        self.stop_event = stop_event or threading.Event()
         policy = policy or ("drop-oldest" if getattr(source, "live", False) else "block")
         self.in_q = FrameQueue(queue_size, self.stop_event, policy)
         self.out_q = FrameQueue(queue_size, self.stop_event, "block")

@@ -16,7 +16,6 @@ from stream.live import (
     DropOldestQueue,
     LiveControls,
     LiveStats,
-    RealtimeSource,
     paced,
     percentile,
 )

@@ -1,0 +1,217 @@
+"""The live half of ``python -m stream``: cameras, ``--realtime`` files, the preview window,
+the virtual camera, ``--stats``.
+
+``python -m stream webcam`` (no output) opens the preview window; ``webcam vcam`` feeds a
+virtual camera; ``clip.mp4 --realtime udp://...`` plays a file as a live source. A run is live
+when the input is a camera, ``--realtime`` is given, or an output is ``preview``/``vcam``:
+then the source queue drops the oldest frame instead of waiting, frames carry their capture
+time, and the preview's keys reach the processor (strength, temporal, pause).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from .camera import is_camera_spec, parse_size  # light: OpenCV is imported on first use
+from .errors import UserError
+from .frame import Frame
+
+log = logging.getLogger(__name__)
+
+PREVIEW_SPECS = ("preview", "window")
+
+
+def _size_arg(text: str) -> tuple[int, int]:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_live_options(p: argparse.ArgumentParser) -> None:
+    """Registered in ``cli.OPTION_HOOKS``."""
+    from .preview import VIEWS
+
+    g = p.add_argument_group("live (camera, preview window, virtual camera)",
+                             "Inputs: webcam, 0, /dev/video0. Outputs: preview (the default "
+                             "when none is given), vcam or vcam:/dev/videoN.")
+    g.add_argument("--size", type=_size_arg, default=None, metavar="WxH",
+                   help="camera picture size to ask for; the granted one is printed "
+                        "(--fps asks for a camera frame rate)")
+    g.add_argument("--realtime", action="store_true",
+                   help="play a file or URL at its own pace as a live source (frames are "
+                        "dropped, oldest first, when processing lags)")
+    g.add_argument("--preview", action="store_true",
+                   help="also show the preview window next to the outputs named")
+    g.add_argument("--view", choices=VIEWS, default="denoised",
+                   help="preview view at start (keys switch it)")
+    g.add_argument("--stats", action="store_true",
+                   help="at exit, print ms per stage and end-to-end latency percentiles")
+
+
+def _is_live_sink(spec: str) -> bool:
+    from .vcam import is_vcam_spec
+
+    return spec in PREVIEW_SPECS or is_vcam_spec(spec)
+
+
+def wants_live(opts: argparse.Namespace) -> bool:
+    return bool(is_camera_spec(opts.input) or opts.realtime or opts.preview or opts.stats
+                or not opts.outputs or any(_is_live_sink(s) for s in opts.outputs))
+
+
+class PreviewSink:
+    """The preview window as a pipeline output (the window draws on its own thread)."""
+
+    main_thread = False
+
+    def __init__(self, window: Any) -> None:
+        self.window = window
+        self.description = "preview window"
+        self.frames_written = 0
+
+    def write(self, frame: Frame) -> None:
+        self.window.show(frame)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        self.window.close()
+
+
+class LiveProcessor:
+    """The file path's processor, following the live controls (strength, temporal) per frame."""
+
+    def __init__(self, processor: Any, controls: Any, temporal_mode: str) -> None:
+        self.processor = processor
+        self.controls = controls
+        self.mode = temporal_mode if temporal_mode != "off" else "auto"
+        self.temporal_on = temporal_mode != "off"
+        self.temporal_available = True
+
+    def _switch_temporal(self, on: bool) -> None:
+        from .processor import load_temporal
+
+        try:
+            factory = load_temporal(self.mode) if on else None
+        except UserError as exc:
+            if self.temporal_available:
+                log.warning("%s", exc)
+            self.temporal_available = False
+            self.controls.temporal = False
+            return
+        self.processor.temporal_factory = factory
+        self.processor._sequence = None  # start a fresh sequence: no state crosses the switch
+        self.temporal_on = on
+
+    def __call__(self, frame: Frame) -> Frame:
+        self.processor.strength = self.controls.strength
+        if self.controls.temporal != self.temporal_on:
+            self._switch_temporal(self.controls.temporal)
+        return self.processor(frame)
+
+
+def open_camera_source(spec: str, opts: Any) -> Any:
+    """Source opener for ``webcam``, ``0``, ``/dev/video0``."""
+    if not is_camera_spec(spec):
+        return None
+    from .camera import CameraSource
+
+    return CameraSource(spec, size=getattr(opts, "size", None), fps=getattr(opts, "fps", None),
+                        controls=getattr(opts, "live_controls", None))
+
+
+def open_preview_sink(spec: str, opts: Any, source: Any) -> Any:
+    """Sink opener for ``preview`` (also ``window``)."""
+    if spec not in PREVIEW_SPECS:
+        return None
+    from .preview import PreviewState, PreviewWindow
+
+    window = PreviewWindow(controls=getattr(opts, "live_controls", None),
+                           state=PreviewState(view=getattr(opts, "view", "denoised")))
+    return PreviewSink(window)
+
+
+def _register_openers() -> None:
+    """Teach ``open_source``/``open_sink`` cameras, ``preview`` and ``vcam`` (idempotent)."""
+    from . import sinks, sources
+    from .vcam import open_vcam_sink
+
+    if open_camera_source not in sources.SOURCE_OPENERS:
+        sources.SOURCE_OPENERS.insert(0, open_camera_source)
+    for opener in (open_preview_sink, open_vcam_sink):
+        if opener not in sinks.SINK_OPENERS:
+            sinks.SINK_OPENERS.insert(0, opener)
+
+
+def run_live(opts: argparse.Namespace) -> int:
+    from . import cli
+    from .live import LiveControls, LiveStats, RealtimeSource, format_stats
+    from .pipeline import Pipeline
+    from .processor import Processor, load_temporal
+    from .sinks import open_sink
+    from .sources import open_source
+
+    if opts.strength < 0:
+        raise UserError(f"--strength: expected a number >= 0, got {opts.strength}")
+    outputs = list(opts.outputs) or ["preview"]
+    if opts.preview and not any(s in PREVIEW_SPECS for s in outputs):
+        outputs.append("preview")
+    temporal = load_temporal(opts.temporal)
+    controls = LiveControls(strength=opts.strength, temporal=opts.temporal != "off")
+    stats = LiveStats()
+    opts.live_controls = controls
+    _register_openers()
+
+    source = open_source(opts.input, opts)
+    # A window or a virtual camera shows frames as they come: a file feeding only those
+    # plays at its own pace, as --realtime would.
+    if not source.live and (opts.realtime or all(_is_live_sink(s) for s in outputs)):
+        source = RealtimeSource(source, controls)
+    sinks: list[Any] = []
+    try:
+        for spec in outputs:
+            sinks.append(open_sink(spec, opts, source))
+        engine = cli.open_engine(opts)
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        source.close()
+        raise
+    for sink in sinks:
+        if isinstance(sink, PreviewSink):
+            sink.window.model, sink.window.backend = engine.model, engine.name
+            sink.window.stats = stats
+    try:
+        processor = Processor(engine, sigma=opts.sigma, strength=opts.strength,
+                              temporal=temporal)
+        pipeline = Pipeline(source, LiveProcessor(processor, controls, opts.temporal), sinks,
+                            queue_size=1 if source.live else 4,
+                            on_frame=lambda f: _delivered(f, stats, pipeline),
+                            stop_event=controls.stop)  # the quit key stops every stage
+        try:
+            with cli._Terminate():
+                result = pipeline.run()
+        finally:
+            controls.stop.set()
+    finally:
+        engine.close()
+        source.close()
+    for warning in source.warnings:
+        log.warning("%s: %s", opts.input, warning)
+    if opts.stats:
+        print(format_stats(result.timings, stats, result.dropped), file=sys.stderr)
+    if not opts.quiet:
+        lat = stats.summary()["latency_ms"]["p50"]
+        state = "interrupted after" if result.interrupted else "done:"
+        print(f"{state} {result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps), "
+              f"{result.dropped} dropped, latency median {lat:.0f} ms, model {engine.model}, "
+              f"backend {engine.name} -> {', '.join(outputs)}", file=sys.stderr)
+    return cli.EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def _delivered(frame: Frame, stats: Any, pipeline: Any) -> None:
+    stats.add_output(frame)
+    stats.dropped = pipeline.dropped
+

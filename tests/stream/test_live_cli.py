@@ -1,0 +1,212 @@
+"""The live path through ``python -m stream`` without a camera: a file played as a live
+source, drops when the processor is slow, latency numbers, a (fake) camera to a file, a UDP
+stream read back over loopback, and the no-camera / no-virtual-camera errors."""
+from __future__ import annotations
+
+import _thread
+import re
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import IdentityEngine, add_noise, moving_scene, write_clip
+
+import stream.camera
+import stream.cli
+from stream.cli import main
+
+
+class SlowEngine(IdentityEngine):
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def infer(self, frames, sigma, prev=None):
+        time.sleep(self.seconds)
+        return super().infer(frames, sigma, prev)
+
+
+@pytest.fixture
+def clip20(tmp_path_factory):
+    """20 frames of 64x48 at 25 fps (0.8 s), no audio."""
+    path = tmp_path_factory.mktemp("live") / "in.mp4"
+    return write_clip(path, add_noise(moving_scene(20, 64, 48), 10), audio=False)
+
+
+def _stats(err: str) -> dict[str, float]:
+    m = re.search(r"stats: (\d+) frames shown/sent, (\d+) dropped", err)
+    lat = re.search(r"end-to-end latency\s+p50 ([\d.]+) ms\s+p90 ([\d.]+)", err)
+    assert m and lat, err
+    return {"frames": int(m[1]), "dropped": int(m[2]), "p50": float(lat[1]),
+            "p90": float(lat[2])}
+
+
+def test_file_as_live_source_through_the_live_path(clip20, tmp_path, read, monkeypatch,
+                                                   capsys):
+    engine = IdentityEngine()
+    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: engine)
+    out = tmp_path / "out.mkv"
+    t0 = time.perf_counter()
+    assert main([str(clip20.path), str(out), "--realtime", "--stats", "--codec", "ffv1",
+                 "--sigma", "5"]) == 0
+    elapsed = time.perf_counter() - t0
+    s = _stats(capsys.readouterr().err)
+    assert elapsed >= 0.75  # paced: 20 frames at 25 fps cannot finish sooner than 0.76 s
+    assert s["frames"] + s["dropped"] == 20
+    res = read(out)
+    assert len(res["frames"]) == s["frames"] and res["size"] == (64, 48)
+    assert len(engine.calls) == s["frames"]
+    assert 0.0 < s["p50"] <= s["p90"] < 2000.0  # measured, from capture to written
+
+
+def test_slow_processor_drops_oldest_frames_and_counts_them(clip20, tmp_path, read,
+                                                            monkeypatch, capsys):
+    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: SlowEngine(0.15))
+    out = tmp_path / "out.mkv"
+    assert main([str(clip20.path), str(out), "--realtime", "--stats", "--codec", "ffv1",
+                 "--sigma", "5"]) == 0
+    s = _stats(capsys.readouterr().err)
+    assert s["dropped"] > 0
+    assert s["frames"] + s["dropped"] == 20  # every frame either shown or counted as dropped
+    res = read(out)
+    assert len(res["frames"]) == s["frames"]
+    # Newest-frame policy: the last frame of the clip always gets through.
+    src = read(clip20.path)
+    assert res["times"][-1] == src["times"][-1]
+    assert np.array_equal(res["frames"][-1], src["frames"][-1])  # identity engine, ffv1
+    # Times stay the source's: a later written frame never gets an earlier timestamp.
+    assert res["times"] == sorted(res["times"])
+
+
+class FakeCapture:
+    """A camera giving ``n`` grey-level frames (BGR), then vanishing."""
+
+    def __init__(self, n: int, size=(80, 60)):
+        self.n, self.size, self.i = n, size, 0
+
+    def isOpened(self):
+        return True
+
+    def set(self, prop, value):
+        return True
+
+    def get(self, prop):
+        return 0.0
+
+    def grab(self):
+        time.sleep(0.01)
+        self.i += 1
+        return self.i <= self.n
+
+    def retrieve(self):
+        return True, np.full((self.size[1], self.size[0], 3), self.i * 10 % 256, np.uint8)
+
+    def read(self):
+        return self.grab(), self.retrieve()[1]
+
+    def release(self):
+        pass
+
+
+def test_camera_to_file_then_ctrl_c(tmp_path, read, monkeypatch, capsys):
+    """A (fake) camera through the live path; Ctrl-C while it is gone leaves a playable file."""
+    caps = [FakeCapture(12)]
+    interrupted: list[bool] = []
+
+    def factory(device):
+        if caps:
+            return caps.pop(0)
+        if not interrupted:
+            interrupted.append(True)
+            _thread.interrupt_main()  # Ctrl-C while the camera is unplugged
+        return None
+
+    monkeypatch.setattr(stream.camera, "_open_capture", factory)
+    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: IdentityEngine())
+    out = tmp_path / "cam.mkv"
+    assert main(["webcam", str(out), "--codec", "ffv1", "--sigma", "5", "--stats"]) == 130
+    err = capsys.readouterr().err
+    assert "camera 0: 80x60 at 30 fps" in err  # granted mode printed (fps fallback 30)
+    assert "camera 0 lost; retrying" in err
+    s = _stats(err)
+    res = read(out)
+    assert res["size"] == (80, 60)
+    assert len(res["frames"]) == s["frames"] and s["frames"] + s["dropped"] == 11
+    assert s["frames"] >= 1
+
+
+def test_no_camera_is_one_line_exit_2(capsys):
+    if Path("/dev/video97").exists():
+        pytest.skip("/dev/video97 exists here")
+    assert main(["/dev/video97"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no camera at /dev/video97") and err.count("\n") == 1
+
+
+def test_no_virtual_camera_names_the_fix(clip20, monkeypatch, capsys):
+    import pyvirtualcam
+
+    try:
+        pyvirtualcam.Camera(64, 48, 25).close()
+        pytest.skip("a virtual camera backend works here")
+    except RuntimeError:
+        pass
+    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: IdentityEngine())
+    assert main([str(clip20.path), "vcam"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: no virtual camera")
+    if sys.platform.startswith("linux"):
+        assert "sudo modprobe v4l2loopback devices=1 exclusive_caps=1" in err
+
+
+def test_no_pyvirtualcam_names_the_extra(clip20, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", None)  # import fails
+    assert main([str(clip20.path), "vcam"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'denoise-stream[vcam]'" in err and err.count("\n") == 1
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_udp_stream_read_back_over_loopback(clip20, monkeypatch, capsys):
+    import av
+
+    port = _free_udp_port()
+    received: dict[str, object] = {}
+
+    def receive() -> None:
+        frames = []
+        try:
+            # timeout (microseconds): end of stream = 3 s without a packet
+            with av.open(f"udp://127.0.0.1:{port}?timeout=3000000&fifo_size=100000",
+                         format="mpegts", timeout=10) as c:
+                vs = c.streams.video[0]
+                try:
+                    for f in c.decode(vs):
+                        frames.append((f.width, f.height))
+                except (av.error.FFmpegError, OSError):
+                    pass
+        except Exception as exc:  # noqa: BLE001 - reported by the assertions below
+            received["error"] = exc
+        received["frames"] = frames
+
+    listener = threading.Thread(target=receive, daemon=True)
+    listener.start()
+    time.sleep(0.5)  # let the receiver bind before the first packet
+    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: IdentityEngine())
+    assert main([str(clip20.path), f"udp://127.0.0.1:{port}", "--realtime", "--stats",
+                 "--sigma", "5"]) == 0
+    s = _stats(capsys.readouterr().err)
+    listener.join(20)
+    assert "error" not in received, received.get("error")
+    assert s["dropped"] == 0
+    assert received["frames"] == [(64, 48)] * 20
