@@ -1,0 +1,108 @@
+"""Motion-adaptive recursive filter: the math of the temporal smoothing stage.
+
+It runs after a per-frame denoiser.  Per pixel it keeps a running average of the frames in
+which that pixel did not change (up to ``max_frames``), like a Kalman filter with a motion
+detector: where the difference from the previous output is explained by the residual noise
+of the denoiser it blends, where something moved it keeps the new frame and starts over.
+
+Motion test: the mean absolute difference (over channels and a small window) between the new
+frame and the previous output, divided by what residual noise alone would give.  The residual
+noise level comes from the frame's noise level (``residual * sigma``) and is capped by a
+robust estimate from the frame itself (the median absolute difference), so a denoiser that
+leaves less noise than assumed is not blurred across motion.  A frame where most pixels moved
+(a cut, a pan) resets the average.
+
+Shared by ``stream.temporal`` (the pipeline stage) and ``models.eval_video`` (measurement),
+since ``models`` may not import ``stream``.  Torch ops, so the same code runs on CPU and CUDA.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class FilterParams:
+    max_frames: float  # most frames averaged per pixel
+    lo: float  # motion score at or below which a pixel counts as static
+    hi: float  # motion score at or above which it counts as moved
+    residual: float = 0.35  # assumed residual noise of the denoiser, as a fraction of sigma
+    window: int = 5  # side of the window the absolute difference is averaged over
+    cut: float = 0.6  # share of moved pixels that resets the whole frame
+
+
+MODES: dict[str, FilterParams] = {
+    "light": FilterParams(max_frames=3.0, lo=1.15, hi=1.6),
+    "strong": FilterParams(max_frames=8.0, lo=1.3, hi=2.2),
+}
+
+_HALF_NORMAL_MEAN = math.sqrt(2 / math.pi)  # E|x| for x ~ N(0, 1)
+
+
+class RecursiveFilter:
+    """Stateful filter over one sequence of frames: ``out = filt(frame, sigma)``.
+
+    Frames are (H, W, 3) uint8, numpy or torch (any device); the result has the same type
+    and device.  ``sigma`` is the noise level of the *input* to the denoiser (0..255).
+    A size change or :meth:`reset` starts over.
+    """
+
+    def __init__(self, params: FilterParams | str = "light") -> None:
+        self.params = MODES[params] if isinstance(params, str) else params
+        self.reset()
+
+    def reset(self) -> None:
+        self.prev: torch.Tensor | None = None  # (3, H, W) float32 running average
+        self.count: torch.Tensor | None = None  # (1, H, W) frames averaged per pixel
+        self.resets = 0  # cuts and size changes seen (for tests and logs)
+        self.last_static = 0.0  # share of pixels blended in the last frame
+
+    def __call__(self, frame: np.ndarray | torch.Tensor, sigma: float) -> np.ndarray | torch.Tensor:
+        is_np = isinstance(frame, np.ndarray)
+        t = torch.from_numpy(np.ascontiguousarray(frame)) if is_np else frame
+        y = t.permute(2, 0, 1).float()  # (3, H, W) in 0..255
+        out = self.step(y, float(sigma))
+        out8 = out.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()
+        return out8.numpy() if is_np else out8
+
+    @torch.no_grad()
+    def step(self, y: torch.Tensor, sigma: float) -> torch.Tensor:
+        """One frame (3, H, W) float in 0..255 -> filtered (3, H, W) float."""
+        p = self.params
+        if self.prev is None or self.prev.shape != y.shape or self.prev.device != y.device:
+            if self.prev is not None:
+                self.resets += 1
+            return self._start(y)
+        n = self.count
+        d = y - self.prev
+        ad = d.abs().mean(0, keepdim=True)  # (1, H, W)
+        # noise std of one pixel of d if nothing moved: residual of y plus that of the average
+        prior = max(p.residual * sigma, 0.5) * torch.sqrt(1 + 1 / n)  # (1, H, W)
+        # the median over the frame of the 3-channel mean |d| is about 0.75 std when most of
+        # the frame is still; when most moved it is large and the prior decides
+        robust = max(float(ad.median()) / 0.75, 0.5)
+        sd = prior.clamp_max(robust)
+        local = F.avg_pool2d(ad[None], p.window, 1, p.window // 2, count_include_pad=False)[0]
+        score = local / (_HALF_NORMAL_MEAN * sd)
+        still = ((p.hi - score) / (p.hi - p.lo)).clamp(0, 1)  # 1 static .. 0 moved
+        moved_share = float((still == 0).float().mean())
+        if moved_share > p.cut:
+            self.resets += 1
+            return self._start(y)
+        n_eff = still * n
+        w = n_eff / (n_eff + 1)  # weight of the running average
+        out = y + w * (self.prev - y)
+        self.prev = out
+        self.count = (n_eff + 1).clamp_max(p.max_frames)
+        self.last_static = float((still > 0).float().mean())
+        return out
+
+    def _start(self, y: torch.Tensor) -> torch.Tensor:
+        self.prev = y.clone()
+        self.count = torch.ones_like(y[:1])
+        self.last_static = 0.0
+        return y

@@ -1,0 +1,105 @@
+"""Temporal stage: what ``--temporal off|auto|light|strong`` does to a sequence.
+
+- ``auto`` (the default): run the chosen model's recurrent twin (``base`` -> ``base-temporal``)
+  when one is registered with trained weights.  The twin sees its previous output, which
+  the processor feeds back and resets per sequence; no smoothing runs after it.  Without a
+  trained twin, ``auto`` falls back to ``AUTO_FALLBACK`` smoothing.
+- ``light`` / ``strong``: the motion-adaptive recursive filter after the per-frame denoiser
+  (``models.temporal_filter``): blend with the previous output where the difference is
+  explained by the residual noise, keep the new frame where something moved; reset on cuts,
+  size changes and a new ``Frame.sequence``.
+- ``off``: frame by frame.
+
+``plan(model, mode)`` turns the options into (model to run, smoothing mode);
+``create_stage(mode)`` makes a fresh Frame -> Frame smoothing stage for one sequence.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from models.temporal_filter import MODES, RecursiveFilter
+
+from .frame import Frame
+
+log = logging.getLogger(__name__)
+
+# Smoothing used by ``auto`` when the model has no trained recurrent twin.
+AUTO_FALLBACK = "light"
+# Noise level assumed for frames that arrive without one (0..255).
+DEFAULT_SIGMA = 15.0
+
+
+def temporal_twin(model: str) -> str | None:
+    """The trained recurrent variant of ``model`` (itself if it is one), or None."""
+    import models
+
+    try:
+        if models.get_spec(model).temporal:
+            return model
+    except models.UnknownModelError:
+        return None
+    twin = f"{model}-temporal"
+    if twin not in models.model_names():
+        return None
+    meta = models.load_metadata(twin)
+    if not meta or meta.get("status") == "untrained placeholder":
+        return None
+    return twin
+
+
+def plan(model: str, mode: str) -> tuple[str, str]:
+    """(model to run, smoothing mode) for ``--model model --temporal mode``."""
+    if mode != "auto":
+        return model, mode
+    twin = temporal_twin(model)
+    if twin is not None:
+        log.info("temporal auto: recurrent model %s", twin)
+        return twin, "off"
+    log.info("temporal auto: no trained recurrent twin of %s; %s smoothing", model, AUTO_FALLBACK)
+    return model, AUTO_FALLBACK
+
+
+class SmoothingStage:
+    """Frame -> Frame recursive smoothing over one sequence (state resets itself when
+    ``Frame.sequence`` or the frame size changes, and on scene cuts)."""
+
+    def __init__(self, mode: str = "light", device: str = "cpu") -> None:
+        if mode not in MODES:
+            raise ValueError(f"expected a smoothing mode in {sorted(MODES)}, got {mode!r}")
+        self.mode = mode
+        self.device = device
+        self.filter = RecursiveFilter(mode)
+        self.sequence: int | None = None
+
+    def __call__(self, frame: Frame) -> Frame:
+        if frame.sequence != self.sequence:
+            self.filter.reset()
+            self.sequence = frame.sequence
+        sigma = frame.sigma if frame.sigma is not None else DEFAULT_SIGMA
+        if self.device == "cpu":
+            out = self.filter(frame.image, sigma)
+        else:
+            import torch
+
+            img = torch.from_numpy(np.ascontiguousarray(frame.image)).to(self.device)
+            out = self.filter(img, sigma).cpu().numpy()
+        return dataclasses.replace(frame, image=out)
+
+
+def _default_device() -> str:
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except Exception:  # noqa: BLE001
+        return "cpu"
+
+
+def create_stage(mode: str, device: str | None = None) -> SmoothingStage:
+    """A fresh smoothing stage for one sequence (``auto`` means the fallback smoothing)."""
+    if mode == "auto":
+        mode = AUTO_FALLBACK
+    return SmoothingStage(mode, device or _default_device())
