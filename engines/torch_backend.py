@@ -83,7 +83,7 @@ class TorchEngine(Engine):
             self.net = torch.compile(net, mode="max-autotune-no-cudagraphs", dynamic=False)
         if cuda:
             torch.backends.cudnn.benchmark = True  # shapes stay fixed per stream
-        self._cuda = _CudaRunner(self, cuda_graphs) if cuda else None
+        self._cuda = CudaRunner(self, cuda_graphs) if cuda else None
 
     def forward(self, x: torch.Tensor, sig: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
         """uint8 NHWC tensors on the device in, uint8 NHWC tensor out (no host copies)."""
@@ -201,7 +201,7 @@ class _Plan:
                 self.out = self.eng.forward(self.inp, self.sig, self.prev)
 
 
-class _CudaRunner:
+class CudaRunner:
     def __init__(self, eng: TorchEngine, use_graph: bool) -> None:
         self.eng = eng
         self.use_graph = use_graph
