@@ -83,7 +83,7 @@ def window(display):
         stats.add_output(f)
         win.show(f)
         time.sleep(0.03)
-    assert _wait(lambda: win.shown >= 1), "the window never drew a frame"
+    assert _wait(lambda: win.shown >= 1), f"the window never drew a frame ({win._error!r})"
     wid = _sh("xdotool", "search", "--sync", "--name", TITLE).split()[0]
     _sh("xdotool", "mousemove", "--window", wid, "320", "180")  # focus follows the pointer
     yield win, wid
