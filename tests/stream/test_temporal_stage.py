@@ -1,0 +1,198 @@
+"""Temporal smoothing stage: ghosts, scene cuts, convergence, no state across inputs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.metrics import psnr
+from models.temporal_filter import RecursiveFilter
+from stream.frame import Frame
+from stream.processor import Processor
+from stream.temporal import SmoothingStage, create_stage, plan, temporal_twin
+
+SIGMA = 20.0  # noise level of the denoiser's input
+RESIDUAL = 6.0  # what a per-frame denoiser leaves at that level (about 32.5 dB)
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def background(h: int = 72, w: int = 96) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([60 + 100 * xx / w, 50 + 120 * yy / h, 90 + 40 * np.sin(xx / 9) * np.cos(yy / 7)], -1)
+    return img.astype(np.uint8)
+
+
+def residual_noise(frames: list[np.ndarray], std: float = RESIDUAL, seed: int = 0) -> list[np.ndarray]:
+    """What a per-frame denoiser outputs: the clean frame plus fresh residual noise."""
+    rng = np.random.default_rng(seed)
+    return [np.clip(np.round(f + rng.normal(0, std, f.shape)), 0, 255).astype(np.uint8) for f in frames]
+
+
+def run(stage, images: list[np.ndarray], sequence: int = 0, sigma: float = SIGMA) -> list[np.ndarray]:
+    return [stage(Frame(image=img, index=i, sequence=sequence, sigma=sigma)).image
+            for i, img in enumerate(images)]
+
+
+def object_scene(n: int, size: int = 16, step: int = 5) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A bright square moving right on a static background, and its masks per frame."""
+    bg = background()
+    frames, masks = [], []
+    for i in range(n):
+        img, m = bg.copy(), np.zeros(bg.shape[:2], bool)
+        x0 = 4 + i * step
+        m[28:28 + size, x0:x0 + size] = True
+        img[m] = (235, 220, 40)
+        frames.append(img)
+        masks.append(m)
+    return frames, masks
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["light", "strong"])
+def test_no_ghost_trail(mode, device):
+    """Where the object was one frame ago, the output shows the background again at once:
+    no trail beyond 0 frames (error there within 1.5x the residual noise of the input)."""
+    clean, masks = object_scene(14)
+    outs = run(SmoothingStage(mode, device), residual_noise(clean))
+    bg = background().astype(np.float32)
+    for t in range(1, len(clean)):
+        trail = masks[t - 1] & ~masks[t]  # uncovered background
+        err = np.abs(outs[t].astype(np.float32) - bg)[trail].mean()
+        # the residual noise alone gives mean |error| of about 0.8 * RESIDUAL
+        assert err < 1.5 * RESIDUAL, f"frame {t}: trail error {err:.1f}"
+        # and the object itself is not washed out by the background it came from
+        obj_err = np.abs(outs[t].astype(np.float32) - clean[t])[masks[t]].mean()
+        assert obj_err < 1.5 * RESIDUAL, f"frame {t}: object error {obj_err:.1f}"
+    # the static background away from the object is averaged: less noise than the input
+    far = ~np.any(masks, axis=0)
+    late = np.mean([np.abs(o.astype(np.float32) - bg)[far].mean() for o in outs[6:]])
+    assert late < 0.75 * 0.8 * RESIDUAL
+
+
+@pytest.mark.parametrize("mode", ["light", "strong"])
+def test_no_ghost_trail_low_contrast(mode):
+    """The hard case: an object only 15 levels (2.5x the residual noise) off the background.
+    Uncovered background is biased by under 3 levels (half the residual noise) on the first
+    frame and under 1.5 levels three frames later: no visible trail."""
+    bg = background()
+    frames, masks = [], []
+    for i in range(14):
+        img, m = bg.astype(np.float32), np.zeros(bg.shape[:2], bool)
+        m[28:44, 4 + 5 * i:20 + 5 * i] = True
+        img[m] += 15
+        frames.append(img.astype(np.uint8))
+        masks.append(m)
+    outs = run(SmoothingStage(mode, "cpu"), residual_noise(frames))
+    for k, bound in ((1, 3.0), (3, 1.5)):
+        bias = []
+        for t in range(k, len(frames)):
+            trail = masks[t - k] & ~np.any(masks[t - k + 1:t + 1], axis=0)
+            bias.append((outs[t].astype(np.float32) - bg)[trail].mean())
+        assert abs(np.mean(bias)) < bound, (k, bias)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_static_scene_converges(device):
+    clean = [background()] * 10
+    outs = run(SmoothingStage("strong", device), residual_noise(clean, seed=3))
+    p = [psnr(o, c, 255.0) for o, c in zip(outs, clean)]
+    assert p[0] == pytest.approx(psnr(residual_noise(clean, seed=3)[0], clean[0], 255.0))
+    assert all(b > a for a, b in zip(p[:5], p[1:6])), p  # rises over the first frames
+    assert p[5] > p[0] + 4.0, p  # strong: several frames averaged
+    light = run(SmoothingStage("light", device), residual_noise(clean, seed=3))
+    pl = [psnr(o, c, 255.0) for o, c in zip(light, clean)]
+    assert pl[5] > pl[0] + 2.5 and pl[5] < p[5], (pl, p)
+
+
+def test_scene_cut_resets():
+    a, b = background(), np.ascontiguousarray(background()[::-1, ::-1, ::-1])
+    noisy = residual_noise([a] * 6 + [b] * 4, seed=5)
+    stage = SmoothingStage("strong", "cpu")
+    outs = run(stage, noisy)
+    assert stage.filter.resets == 1
+    # the first frame after the cut is the new frame itself, nothing of the old scene
+    np.testing.assert_array_equal(outs[6], noisy[6])
+    assert psnr(outs[9], b, 255.0) > psnr(noisy[9], b, 255.0) + 2.0
+
+
+def test_size_change_resets():
+    stage = SmoothingStage("strong", "cpu")
+    small = residual_noise([background(40, 50)] * 3)
+    big = residual_noise([background()] * 2, seed=9)
+    run(stage, small)
+    outs = run(stage, big)
+    np.testing.assert_array_equal(outs[0], big[0])
+    assert stage.filter.resets == 1
+
+
+def test_state_never_crosses_inputs():
+    """Two inputs through one stage (sequence numbers differ): the second starts clean."""
+    first = residual_noise([background()] * 5)
+    second = residual_noise([background()] * 3, seed=11)
+    stage = SmoothingStage("strong", "cpu")
+    run(stage, first, sequence=0)
+    outs = run(stage, second, sequence=1)
+    np.testing.assert_array_equal(outs[0], second[0])
+    # and a fresh stage gives exactly the same outputs for the second input
+    fresh = run(SmoothingStage("strong", "cpu"), second, sequence=1)
+    for x, y in zip(outs, fresh):
+        np.testing.assert_array_equal(x, y)
+
+
+class RecordingEngine:
+    """Identity engine that records the ``prev`` it is given, like a recurrent model's."""
+
+    name, model, temporal = "identity", "identity-temporal", True
+
+    def __init__(self) -> None:
+        self.prevs: list[np.ndarray | None] = []
+
+    def infer(self, frames, sigma, prev=None):
+        self.prevs.append(None if prev is None else prev.copy())
+        return frames.copy()
+
+    def close(self) -> None:
+        pass
+
+
+def test_processor_resets_model_and_smoothing_per_input():
+    engine = RecordingEngine()
+    proc = Processor(engine, sigma=SIGMA, temporal=lambda: create_stage("strong", "cpu"))
+    first = residual_noise([background()] * 4)
+    second = residual_noise([background()] * 3, seed=4)
+    for i, img in enumerate(first):
+        proc(Frame(image=img, index=i, sequence=0))
+    outs = [proc(Frame(image=img, index=i, sequence=1)).image for i, img in enumerate(second)]
+    assert engine.prevs[0] is None and engine.prevs[4] is None  # each input starts fresh
+    assert all(p is not None for p in engine.prevs[1:4] + engine.prevs[5:])
+    np.testing.assert_array_equal(outs[0], second[0])
+
+
+def test_plan_auto_uses_trained_twin(monkeypatch):
+    import models
+
+    real = models.load_metadata
+    monkeypatch.setattr(models, "load_metadata",
+                        lambda name: {"status": "trained"} if name == "base-temporal" else real(name))
+    assert temporal_twin("base") == "base-temporal"
+    assert plan("base", "auto") == ("base-temporal", "off")
+    assert plan("base", "light") == ("base", "light")
+    assert plan("base", "off") == ("base", "off")
+    monkeypatch.setattr(models, "load_metadata", lambda name: {"status": "untrained placeholder"})
+    model, smoothing = plan("base", "auto")
+    assert model == "base" and smoothing in ("light", "strong")
+    assert plan("no-such-model", "auto")[0] == "no-such-model"  # the engine reports it
+
+
+def test_filter_keeps_type_and_device():
+    filt = RecursiveFilter("light")
+    img = background()
+    out = filt(img, SIGMA)
+    assert isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == img.shape
+    out_t = filt(torch.from_numpy(img), SIGMA)
+    assert isinstance(out_t, torch.Tensor) and out_t.dtype == torch.uint8
+
+
+def test_unknown_mode():
+    with pytest.raises(ValueError, match="light"):
+        SmoothingStage("medium")
