@@ -159,6 +159,8 @@ def run(opts: argparse.Namespace) -> int:
     finally:
         engine.close()
         source.close()
+    log.info("stage times (ms/frame): %s", ", ".join(
+        f"{k} {t.ms:.1f}" for k, t in result.timings.items()))
     for warning in source.warnings:
         log.warning("%s: %s", opts.input, warning)
     if not opts.quiet:

@@ -83,6 +83,7 @@ def write_clip(path: Path, frames: list[np.ndarray], *, rate: int = 25,
         aus = None
         if audio:
             aus = out.add_stream("aac", rate=48000, layout="mono")
+        packets = []  # muxed in time order at the end, interleaved like a real file
         for img, p in zip(frames, pts):
             vf = av.VideoFrame.from_ndarray(img, format="rgb24")
             kw = {}
@@ -95,10 +96,8 @@ def write_clip(path: Path, frames: list[np.ndarray], *, rate: int = 25,
                 vf.color_range = color_range
             vf.pts = p
             vf.time_base = time_base
-            for pkt in vs.encode(vf):
-                out.mux(pkt)
-        for pkt in vs.encode(None):
-            out.mux(pkt)
+            packets += vs.encode(vf)
+        packets += vs.encode(None)
         if aus is not None:
             seconds = float((pts[-1] + 1) * time_base) if pts else 0.0
             n = int(seconds * 48000)
@@ -109,10 +108,11 @@ def write_clip(path: Path, frames: list[np.ndarray], *, rate: int = 25,
                                                 layout="mono")
                 af.sample_rate = 48000
                 af.pts = start
-                for pkt in aus.encode(af):
-                    out.mux(pkt)
-            for pkt in aus.encode(None):
-                out.mux(pkt)
+                packets += aus.encode(af)
+            packets += aus.encode(None)
+        packets.sort(key=lambda pk: float(pk.dts * pk.time_base) if pk.dts is not None else 0)
+        for pkt in packets:
+            out.mux(pkt)
     return Clip(path, frames, pts, time_base)
 
 
