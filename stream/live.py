@@ -98,6 +98,7 @@ def paced(
     speed: float = 1.0,
     controls: LiveControls | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    on_wait: Callable[[float], None] | None = None,
 ) -> Iterator[Frame]:
     """Release frames at the pace their timestamps say, stamping ``captured`` on release.
 
@@ -105,12 +106,14 @@ def paced(
     its presentation time has come, then enters the pipeline as a camera frame would. Frames
     without timestamps are spaced ``1/fps`` apart. Pausing (``controls``) stops the clock.
     When decoding falls more than a second behind, the clock restarts from the late frame
-    rather than rushing to catch up.
+    rather than rushing to catch up. ``on_wait`` is told how long each frame was held back.
     """
     stop = controls.stop if controls is not None else threading.Event()
     start: float | None = None
     first: float = 0.0
     for frame in frames:
+        if on_wait is not None:
+            waited_from = clock()
         t = frame.time if frame.time is not None else frame.index / fps
         now = clock()
         if start is None:
@@ -128,6 +131,8 @@ def paced(
         if stop.is_set():
             return
         frame.captured = clock()
+        if on_wait is not None:
+            on_wait(frame.captured - waited_from)
         yield frame
 
 
@@ -178,7 +183,8 @@ class LiveStats:
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
     fps: RateMeter = field(default_factory=RateMeter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _started: float = field(default_factory=time.perf_counter, repr=False)
+    _first_output: float = field(default=0.0, repr=False)
+    _last_output: float = field(default=0.0, repr=False)
 
     def add_stage(self, stage: str, seconds: float) -> None:
         with self._lock:
@@ -189,6 +195,9 @@ class LiveStats:
         now = time.perf_counter() if now is None else now
         latency = now - frame.captured
         with self._lock:
+            if not self.frames:
+                self._first_output = now
+            self._last_output = now
             self.frames += 1
             self.latencies.append(latency)
             self.fps.tick(now)
@@ -204,11 +213,12 @@ class LiveStats:
         with self._lock:
             lat = [x * 1000 for x in self.latencies]
             stages = {k: [x * 1000 for x in v] for k, v in self.stages.items()}
-            wall = time.perf_counter() - self._started
+            span = self._last_output - self._first_output
+            fps = (self.frames - 1) / span if self.frames > 1 and span > 0 else 0.0
         return {
             "frames": self.frames,
             "dropped": self.dropped,
-            "fps": self.frames / wall if wall > 0 else 0.0,
+            "fps": fps,  # output rate from the first frame out to the last
             "stages_ms": {
                 k: {"mean": sum(v) / len(v), "p50": percentile(v, 50), "p95": percentile(v, 95)}
                 for k, v in stages.items() if v
@@ -234,24 +244,42 @@ class RealtimeSource(Source):
         self.info = inner.info
         self.warnings = inner.warnings
         self.side_packets = inner.side_packets
+        self.waited = 0.0  # seconds frames were held back to keep the pace
+
+    def _waited(self, seconds: float) -> None:
+        self.waited += seconds
 
     def frames(self) -> Iterator[Frame]:
         fps = float(self.info.rate) if self.info.rate else 25.0
-        yield from paced(self.inner.frames(), fps=fps, speed=self.speed, controls=self.controls)
+        yield from paced(self.inner.frames(), fps=fps, speed=self.speed, controls=self.controls,
+                         on_wait=self._waited)
         self.finished = self.inner.finished
 
     def close(self) -> None:
         self.inner.close()
 
 
-def format_stats(timings: dict[str, Any], stats: LiveStats, dropped: int) -> str:
-    """The ``--stats`` block: mean busy ms per pipeline stage, then end-to-end latency."""
+def format_stats(timings: dict[str, Any], stats: LiveStats, dropped: int,
+                 source: Any = None) -> str:
+    """The ``--stats`` block: mean ms per pipeline stage, then end-to-end latency.
+
+    The source's time counts decoding only: a ``--realtime`` source's pacing wait is shown
+    on its own line, and a camera's includes waiting for the next exposure.
+    """
     s = stats.summary()
     lines = [(f"stats: {s['frames']} frames shown/sent, {dropped} dropped, "
-              f"{s['fps']:.1f} fps overall")]
+              f"{s['fps']:.1f} fps out")]
+    waited = getattr(source, "waited", 0.0)
     for name, t in timings.items():
-        if getattr(t, "count", 0):
-            lines.append(f"  {name:<28} {t.ms:7.1f} ms/frame  ({t.count} frames)")
+        if not getattr(t, "count", 0):
+            continue
+        ms = t.ms
+        if name == "decode" and waited:
+            ms = max(0.0, (t.seconds - waited) * 1000 / t.count)
+            lines.append(f"  {'pacing wait':<28} {waited * 1000 / t.count:7.1f} ms/frame")
+        elif name == "decode" and getattr(source, "device", None) is not None:
+            name = "camera read (incl. wait)"
+        lines.append(f"  {name:<28} {ms:7.1f} ms/frame  ({t.count} frames)")
     lat = s["latency_ms"]
     lines.append("  end-to-end latency  p50 {p50:.1f} ms  p90 {p90:.1f}  p95 {p95:.1f}  "
                  "p99 {p99:.1f}  max {max:.1f}".format(**lat))

@@ -201,7 +201,7 @@ def run_live(opts: argparse.Namespace) -> int:
     for warning in source.warnings:
         log.warning("%s: %s", opts.input, warning)
     if opts.stats:
-        print(format_stats(result.timings, stats, result.dropped), file=sys.stderr)
+        print(format_stats(result.timings, stats, result.dropped, source), file=sys.stderr)
     if not opts.quiet:
         lat = stats.summary()["latency_ms"]["p50"]
         state = "interrupted after" if result.interrupted else "done:"

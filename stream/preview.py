@@ -149,11 +149,10 @@ def _text_block(img: np.ndarray, lines: list[str], org: tuple[int, int], scale: 
 def _label_halves(img: np.ndarray, x: int, scale: float) -> None:
     """"noisy" left of the divider, "denoised" right of it, just above the key bar."""
     font, thick = cv2.FONT_HERSHEY_SIMPLEX, 1 if scale < 0.7 else 2
-    (tw, th), _ = cv2.getTextSize("noisy <", font, scale, thick)
-    y = img.shape[0] - int(3.2 * th) - 8
-    for text, x0 in (("noisy <", x - tw - 8), ("> denoised", x + 8)):
-        cv2.putText(img, text, (x0, y), font, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
-        cv2.putText(img, text, (x0, y), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    (tw, th), _ = cv2.getTextSize("noisy", font, scale, thick)
+    y = img.shape[0] - int(2.6 * th) - 12
+    _text_block(img, ["noisy"], (x - tw - int(22 * scale), y), scale, anchor_bottom=True)
+    _text_block(img, ["denoised"], (x + 4, y), scale, anchor_bottom=True)
 
 
 def hud_lines(hud: Hud, view: str) -> list[str]:
