@@ -139,10 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         args.patch, args.batch, args.frames = 32, 2, 3
         args.photo_limit, args.clip_limit, args.val_size = args.photo_limit or 8, args.clip_limit or 8, 64
         args.steps, args.log_every = args.steps or 5, 1
-    args.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
-                        handlers=[logging.StreamHandler(sys.stderr),
-                                  logging.FileHandler(args.out / "train.log")])
+                        stream=sys.stderr)
     try:
         spec = get_spec(args.model)
     except ValueError as e:
@@ -156,6 +154,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no training data under {args.data} (expected splits/cbsd432.txt)",
               file=sys.stderr)
         return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    pkg_log = logging.getLogger("models")
+    handler = logging.FileHandler(args.out / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    pkg_log.addHandler(handler)
+    if pkg_log.getEffectiveLevel() > logging.INFO:
+        pkg_log.setLevel(logging.INFO)
+    try:
+        return _train(args, argv)
+    finally:
+        pkg_log.removeHandler(handler)
+        handler.close()
+
+
+def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
+    spec = get_spec(args.model)
     device = torch.device(args.device)
     amp = device.type == "cuda"
     if amp:
