@@ -141,3 +141,40 @@ def test_paused_window_stays_near_idle(window):
     assert cpu < 0.15, f"paused preview used {cpu:.0%} of a core"
     _sh("xdotool", "key", "space")
     assert _wait(lambda: not win.controls.paused)
+
+
+def test_cli_default_output_is_the_preview(display, tmp_path, monkeypatch, capsys):
+    """``python -m stream clip.mp4`` (no output): the file plays in the window at its pace."""
+    import re
+
+    from conftest import IdentityEngine, add_noise, moving_scene, write_clip
+
+    import stream.cli
+    import stream.livecli
+
+    clip = write_clip(tmp_path / "in.mp4", add_noise(moving_scene(15, 64, 48), 10),
+                      audio=False)
+    windows = []
+    opener = stream.livecli.open_preview_sink
+
+    def spy(spec, opts, source):
+        sink = opener(spec, opts, source)
+        if sink is not None:
+            windows.append(sink.window)
+        return sink
+
+    import stream.sinks
+
+    # The spy goes into a copy of the opener list, so it does not outlive this test.
+    monkeypatch.setattr(stream.sinks, "SINK_OPENERS", list(stream.sinks.SINK_OPENERS))
+    monkeypatch.setattr(stream.livecli, "open_preview_sink", spy)
+    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: IdentityEngine())
+    assert stream.cli.main([str(clip.path), "--view", "split", "--stats", "--sigma", "5"]) == 0
+    err = capsys.readouterr().err
+    m = re.search(r"stats: (\d+) frames shown/sent, (\d+) dropped", err)
+    assert m and int(m[1]) + int(m[2]) == 15, err
+    assert "-> preview" in err
+    (win,) = windows
+    assert win.closed and win.state.view == "split"
+    assert 1 <= win.shown <= int(m[1])
+    assert (win.model, win.backend) == ("identity", "identity")
