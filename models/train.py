@@ -115,13 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    known = argparse.ArgumentParser(add_help=False)
+    known.add_argument("--model")
+    if (name := known.parse_known_args(argv)[0].model) is not None:
+        try:
+            if get_spec(name).temporal:  # sequences, not photos: its own options
+                from .train_temporal import main as temporal_main
+
+                return temporal_main(argv)
+        except ValueError:
+            pass  # unknown model: reported below
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     spec = get_spec(args.model)
-    if spec.temporal:
-        from .train_temporal import main as temporal_main  # sequences, not photos
-
-        return temporal_main(argv)
     dev = torch.device(args.device)
     cuda = dev.type == "cuda"
     torch.backends.cudnn.benchmark = cuda  # fixed patch shapes: let cuDNN pick its fastest kernels
