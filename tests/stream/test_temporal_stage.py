@@ -198,3 +198,15 @@ def test_filter_keeps_type_and_device():
 def test_unknown_mode():
     with pytest.raises(ValueError, match="light"):
         SmoothingStage("medium")
+
+
+def test_eval_video_measures_the_same_smoothing():
+    """``models eval-video`` runs exactly the math of the stream stage."""
+    from models.eval_video import smooth
+
+    clean, _ = object_scene(6)
+    noisy = residual_noise(clean)
+    stage_out = run(SmoothingStage("strong", "cpu"), noisy)
+    eval_out = smooth(noisy, SIGMA, "strong", torch.device("cpu"))
+    for a, b in zip(stage_out, eval_out):
+        np.testing.assert_array_equal(a, b)

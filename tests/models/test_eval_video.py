@@ -1,0 +1,79 @@
+"""``python -m models eval-video``: metrics, methods, seeded noise, errors, import boundary."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from conftest import ROOT, moving_scene
+
+from models.eval_video import add_noise, flicker, main
+
+
+@pytest.fixture
+def frames_dir(tmp_path):
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    for i, img in enumerate(moving_scene(5, 56, 40)):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def test_flicker_measure():
+    clean = moving_scene(4, 20, 16)
+    assert flicker(clean, clean) == 0.0
+    # an output that drifts by 3 levels a frame flickers by exactly 3 levels
+    drift = [np.clip(c.astype(np.int16) + 3 * i, 0, 255).astype(np.uint8) for i, c in enumerate(clean)]
+    flat = [np.full_like(c, 100) for c in clean]
+    shifted = [f + 3 * i for i, f in enumerate(flat)]
+    assert flicker(shifted, flat) == pytest.approx(3.0)
+    assert flicker(drift, clean) <= 3.0
+
+
+def test_noise_is_seeded_and_8bit():
+    clean = moving_scene(3, 20, 16)
+    a, b = add_noise(clean, 20, seed=0), add_noise(clean, 20, seed=0)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], add_noise(clean, 20, seed=1)[0])
+    assert a[0].dtype == np.uint8
+
+
+def test_eval_video_all_methods(frames_dir, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["--frames", str(frames_dir), "--sigma", "20", "--model", "fast", "--device", "cpu",
+                 "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    methods = [r["method"] for r in res["rows"]]
+    assert methods[:4] == ["noisy input", "fast per frame", "fast + light smoothing",
+                           "fast + strong smoothing"]
+    assert "fast-temporal (recurrent)" in methods
+    assert any(m.startswith("OpenCV NLM multi") for m in methods)
+    assert res["count"] == 5 and res["size"] == [56, 40]
+    noisy = res["rows"][0]
+    # 8-bit clipped noise of std 20: about 22.1 dB (clipping at the bright end lifts it a little)
+    assert 21.8 < noisy["psnr"] < 23.0 and 15 < noisy["flicker"] < 25
+    nlm = next(r for r in res["rows"] if r["method"].startswith("OpenCV"))
+    assert nlm["psnr"] > noisy["psnr"] + 2  # a real denoiser in the same run
+    printed = capsys.readouterr().out
+    assert "| method | PSNR (dB) | SSIM | flicker |" in printed
+
+
+def test_eval_video_errors(frames_dir, tmp_path, capsys):
+    assert main(["--frames", str(tmp_path / "missing"), "--no-nlm"]) == 2
+    assert main(["--frames", str(frames_dir), "--smoothing", "medium"]) == 2
+    assert main(["--frames", str(frames_dir), "--model", "nope"]) == 2
+    assert main(["--frames", str(frames_dir), "--model", "base-temporal", "--no-nlm",
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 4 and "Traceback" not in err
+
+
+def test_models_does_not_import_stream():
+    code = ("import sys, models.eval_video, models.temporal_filter, models.train_temporal; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('stream', 'engines')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
