@@ -134,6 +134,9 @@ def run(opts: argparse.Namespace) -> int:
         raise UserError("no output given; e.g. python -m stream in.mp4 out.mp4")
     if opts.strength < 0:
         raise UserError(f"--strength: expected a number >= 0, got {opts.strength}")
+    from .temporal import plan  # --temporal auto may pick the model's recurrent twin
+
+    opts.model, opts.temporal = plan(opts.model or default_model(opts.device), opts.temporal)
     temporal = load_temporal(opts.temporal)
     source = open_source(opts.input, opts)
     sinks: list[Any] = []
