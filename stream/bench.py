@@ -1,0 +1,133 @@
+"""``python -m stream.bench``: file-to-file speed at 480p and 1080p, with time per stage.
+
+Makes an H.264 input per size from the bundled sample (scaled), runs the same pipeline as
+``python -m stream in.mp4 out.mp4`` (default encoder settings) and prints frames per second
+end to end plus the busy time per frame of each stage: decode (reader thread: demux, decode,
+YUV->RGB), denoise (processor: noise estimate + engine), encode (writer: RGB->YUV, x264, mux).
+Stages run in parallel threads, so fps can beat 1000 / the sum of the stages.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+SIZES = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
+SAMPLE = Path(__file__).with_name("samples") / "sample.mp4"
+
+
+def make_input(path: Path, width: int, height: int, frames: int) -> None:
+    """The sample's frames scaled to ``width``x``height``, looped to ``frames``, as H.264."""
+    import av
+    import cv2
+
+    with av.open(str(SAMPLE)) as src:
+        pictures = [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.codec_context.options = {"crf": "18", "preset": "ultrafast"}
+        for i in range(frames):
+            img = cv2.resize(pictures[i % len(pictures)], (width, height),
+                             interpolation=cv2.INTER_LINEAR)
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            vf.pts = i
+            for p in vs.encode(vf):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+
+
+def run_one(engine: Any, width: int, height: int, frames: int, sigma: float | None,
+            workdir: Path, codec: str | None) -> dict[str, Any]:
+    from .pipeline import Pipeline
+    from .processor import Processor
+    from .sinks import open_sink
+    from .sources import open_source
+
+    src_path, out_path = workdir / f"in_{height}.mp4", workdir / f"out_{height}.mp4"
+    make_input(src_path, width, height, frames)
+    # warm up the engine at this size so one-off set-up is not counted
+    engine.infer(np.zeros((1, height, width, 3), np.uint8), np.array([10.0], np.float32))
+    opts = SimpleNamespace(overwrite=True, codec=codec, crf=None, preset=None, pix_fmt=None,
+                           fps=None)
+    source = open_source(str(src_path), opts)
+    sink = open_sink(str(out_path), opts, source)
+    try:
+        result = Pipeline(source, Processor(engine, sigma=sigma), [sink]).run()
+    finally:
+        source.close()
+    t = result.timings
+    encode = sum(v.seconds for k, v in t.items() if k.startswith("write:"))
+    return {"size": f"{width}x{height}", "frames": result.frames, "seconds": result.seconds,
+            "fps": result.fps, "decode_ms": t["decode"].ms, "denoise_ms": t["process"].ms,
+            "encode_ms": 1000 * encode / max(result.frames, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m stream.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="480p,1080p",
+                   help=f"comma-separated, from {', '.join(SIZES)} or WxH (default 480p,1080p)")
+    p.add_argument("--frames", type=int, default=48, help="frames per size (default 48)")
+    p.add_argument("--model", default=None, help="default: as python -m stream")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--sigma", type=float, default=None, help="fixed noise level (default auto)")
+    p.add_argument("--codec", default=None, help="output codec (default h264)")
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+
+    from .cli import open_engine
+    from .errors import UserError
+
+    sizes = []
+    for name in args.sizes.split(","):
+        name = name.strip()
+        if name in SIZES:
+            sizes.append(SIZES[name])
+        elif "x" in name and all(s.isdigit() for s in name.split("x", 1)):
+            w, h = name.split("x", 1)
+            sizes.append((int(w), int(h)))
+        else:
+            print(f"error: unknown size {name!r}; expected {', '.join(SIZES)} or WxH",
+                  file=sys.stderr)
+            return 2
+    try:
+        engine = open_engine(SimpleNamespace(model=args.model, backend=args.backend,
+                                             device=args.device, precision=args.precision))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    import torch
+
+    header = (f"model {engine.model}, backend {engine.name}, sigma "
+              f"{'auto' if args.sigma is None else args.sigma}, {os.cpu_count()} CPU cores, "
+              f"{platform.machine()}, torch {torch.__version__}, {args.frames} frames per size")
+    print(header)
+    print(f"{'size':>10} {'fps':>7} {'decode ms':>10} {'denoise ms':>11} {'encode ms':>10}")
+    rows = []
+    with engine, tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
+        for width, height in sizes:
+            row = run_one(engine, width, height, args.frames, args.sigma, Path(tmp), args.codec)
+            rows.append(row)
+            print(f"{row['size']:>10} {row['fps']:7.2f} {row['decode_ms']:10.1f} "
+                  f"{row['denoise_ms']:11.1f} {row['encode_ms']:10.1f}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"header": header, "model": engine.model,
+                                         "backend": engine.name, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
