@@ -116,7 +116,7 @@ class TrtOps:
             self._runtime = self.trt.Runtime(self.logger)
         try:
             return self._runtime.deserialize_cuda_engine(data)
-        except Exception:  # noqa: BLE001 - some versions raise instead of returning None
+        except Exception:
             log.debug("deserialize_cuda_engine raised", exc_info=True)
             return None
 
@@ -164,6 +164,7 @@ def ensure_plan(
     A plan whose bytes no longer match its record, or that TensorRT refuses to load, is
     rebuilt with a warning.
     """
+    directory.mkdir(parents=True, exist_ok=True)
     name, cc = ops.gpu()
     key = cache.PlanKey(
         onnx_sha256=cache.sha256_file(onnx_path), trt_version=ops.version, gpu_name=name,

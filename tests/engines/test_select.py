@@ -1,0 +1,127 @@
+"""Backend choice: order, fallbacks, and the one-line messages (availability simulated)."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from engines import EngineError, open_engine, select
+from engines.base import BackendUnavailable
+
+
+class FakeEngine:
+    def __init__(self, label: str, model: str, **kw):
+        self.name, self.model, self.kw = label, model, kw
+
+
+def fake_loader(available: dict[str, str | None]):
+    """available: label -> None (works) or the reason it does not."""
+    tried = []
+
+    def load(c: select.Candidate):
+        tried.append(c.label)
+        reason = available.get(c.label, "not simulated")
+        if reason is not None:
+            raise BackendUnavailable(reason)
+
+        class Mod:
+            @staticmethod
+            def ENGINE(model, **kw):
+                return FakeEngine(c.label, model, **kw)
+
+        return Mod
+
+    load.tried = tried  # type: ignore[attr-defined]
+    return load
+
+
+ALL_DOWN = {"tensorrt-cuda": "no tensorrt", "torch-cuda": "no GPU",
+            "onnxruntime-cpu": "no onnxruntime", "torch-cpu": "broken"}
+
+
+def test_auto_order_prefers_tensorrt_then_torch_cuda(monkeypatch):
+    load = fake_loader({**ALL_DOWN, "tensorrt-cuda": None, "torch-cuda": None})
+    monkeypatch.setattr(select, "loader", load)
+    assert open_engine("fast").name == "tensorrt-cuda"
+    load = fake_loader({**ALL_DOWN, "torch-cuda": None, "torch-cpu": None})
+    monkeypatch.setattr(select, "loader", load)
+    assert open_engine("fast").name == "torch-cuda"
+    assert load.tried == ["tensorrt-cuda", "torch-cuda"]
+
+
+def test_auto_on_cpu_logs_why_others_were_skipped(monkeypatch, caplog):
+    load = fake_loader({**ALL_DOWN, "torch-cpu": None})
+    monkeypatch.setattr(select, "loader", load)
+    with caplog.at_level(logging.INFO, logger="engines"):
+        eng = open_engine("fast", backend="auto", device="auto")
+    assert eng.name == "torch-cpu"
+    assert load.tried == ["tensorrt-cuda", "torch-cuda", "onnxruntime-cpu", "torch-cpu"]
+    msg = caplog.records[-1].getMessage()
+    assert msg == ("engine: using torch-cpu (skipped tensorrt-cuda: no tensorrt; torch-cuda: no GPU; "
+                   "onnxruntime-cpu: no onnxruntime)")
+    assert eng.skipped == ["tensorrt-cuda: no tensorrt", "torch-cuda: no GPU", "onnxruntime-cpu: no onnxruntime"]
+
+
+def test_cpu_order_follows_measured_preference(monkeypatch):
+    load = fake_loader({"onnxruntime-cpu": None, "torch-cpu": None})
+    monkeypatch.setattr(select, "loader", load)
+    monkeypatch.setattr(select, "CPU_ORDER", ("onnxruntime", "torch"))
+    assert open_engine("fast", device="cpu").name == "onnxruntime-cpu"
+    monkeypatch.setattr(select, "CPU_ORDER", ("torch", "onnxruntime"))
+    assert open_engine("fast", device="cpu").name == "torch-cpu"
+
+
+def test_nothing_works_one_error_listing_each(monkeypatch):
+    monkeypatch.setattr(select, "loader", fake_loader(ALL_DOWN))
+    with pytest.raises(EngineError) as e:
+        open_engine("fast")
+    assert str(e.value) == ("no backend can run model 'fast' here: tensorrt-cuda: no tensorrt; "
+                            "torch-cuda: no GPU; onnxruntime-cpu: no onnxruntime; torch-cpu: broken")
+    assert "\n" not in str(e.value)
+
+
+def test_explicit_backend_unavailable(monkeypatch):
+    monkeypatch.setattr(select, "loader", fake_loader(ALL_DOWN))
+    with pytest.raises(EngineError, match=r"^backend 'tensorrt' is unavailable here: tensorrt-cuda: no tensorrt$"):
+        open_engine("fast", backend="tensorrt")
+
+
+def test_explicit_backend_and_device(monkeypatch):
+    load = fake_loader({"torch-cpu": None, "torch-cuda": None, "onnxruntime-cuda": None})
+    monkeypatch.setattr(select, "loader", load)
+    assert open_engine("fast", backend="torch", device="cpu").name == "torch-cpu"
+    assert open_engine("fast", backend="onnxruntime", device="cuda:1").name == "onnxruntime-cuda"
+    assert load.tried[-1] == "onnxruntime-cuda"
+
+
+def test_options_reach_the_backend(monkeypatch):
+    monkeypatch.setattr(select, "loader", fake_loader({"torch-cpu": None}))
+    eng = open_engine("fast", backend="torch", device="cpu", precision="fp32", compile=True)
+    assert eng.kw == {"device": "cpu", "precision": "fp32", "weights": None, "compile": True}
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"backend": "tensorflow"}, "unknown backend 'tensorflow'; expected one of: auto, torch, onnxruntime, tensorrt"),
+    ({"device": "gpu"}, "unknown device 'gpu'; expected one of: auto, cpu, cuda"),
+    ({"precision": "int8"}, "unknown precision 'int8'; expected one of: auto, fp32, fp16, bf16"),
+    ({"backend": "tensorrt", "device": "cpu"}, "backend 'tensorrt' does not run on device 'cpu'"),
+])
+def test_user_mistakes(kw, match):
+    with pytest.raises(EngineError, match=match):
+        open_engine("fast", **kw)
+
+
+def test_unknown_model_lists_names():
+    with pytest.raises(EngineError, match="unknown model 'huge'; expected one of: .*fast"):
+        open_engine("huge")
+
+
+def test_real_probes_here_say_why():
+    """On this machine: real reasons for what is missing, real engine for what is not."""
+    with open_engine("fast", device="cpu") as eng:
+        assert eng.name in ("onnxruntime-cpu", "torch-cpu")
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        with pytest.raises(EngineError, match="tensorrt is not installed"):
+            open_engine("fast", backend="tensorrt")
