@@ -106,6 +106,8 @@ class LiveProcessor:
         self.temporal_on = on
 
     def __call__(self, frame: Frame) -> Frame:
+        if self.controls.paused:  # hold the pipeline (a file job too) while the viewer pauses
+            self.controls.wait_running()
         self.processor.strength = self.controls.strength
         if self.controls.temporal != self.temporal_on:
             self._switch_temporal(self.controls.temporal)

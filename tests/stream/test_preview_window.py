@@ -178,3 +178,39 @@ def test_cli_default_output_is_the_preview(display, tmp_path, monkeypatch, capsy
     assert win.closed and win.state.view == "split"
     assert 1 <= win.shown <= int(m[1])
     assert (win.model, win.backend) == ("identity", "identity")
+
+
+def test_paused_live_run_is_near_idle(display, tmp_path, monkeypatch, capsys):
+    """The whole live path (paced file, processor, window) sleeps while paused."""
+    import threading
+
+    from conftest import IdentityEngine, add_noise, moving_scene, write_clip
+
+    import stream.cli
+    import stream.livecli
+    import stream.sinks
+
+    clip = write_clip(tmp_path / "in.mp4", add_noise(moving_scene(250, 64, 48), 10),
+                      audio=False)  # 10 s at 25 fps: still playing when paused
+    monkeypatch.setattr(stream.sinks, "SINK_OPENERS", list(stream.sinks.SINK_OPENERS))
+    engine = IdentityEngine()
+    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: engine)
+    codes: list[int] = []
+    run = threading.Thread(target=lambda: codes.append(
+        stream.cli.main([str(clip.path), "--sigma", "5", "--quiet"])))
+    run.start()
+    wid = _sh("xdotool", "search", "--sync", "--name", "denoise preview").split()[0]
+    _sh("xdotool", "mousemove", "--window", wid, "100", "100")
+    time.sleep(0.5)
+    _sh("xdotool", "key", "space")
+    time.sleep(0.5)
+    done = len(engine.calls)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    time.sleep(2.0)
+    cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    paused_calls = len(engine.calls) - done
+    _sh("xdotool", "key", "q")
+    run.join(20)
+    assert codes == [0]
+    assert 0 < done < 250 and paused_calls == 0  # it was playing, then processed nothing
+    assert cpu < 0.15, f"a paused live run used {cpu:.0%} of a core"
