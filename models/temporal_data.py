@@ -39,6 +39,7 @@ class MotionConfig:
     max_rot: float = 0.02  # radians per frame
     max_obj_speed: float = 10.0
     clip_prob: float = 0.35  # share of sequences taken from real clips
+    cut_prob: float = 0.08  # sequences that cut to another scene part-way (prev unrelated)
 
 
 def read_split(data: Path, split: str = "cbsd432") -> list[Path]:
@@ -130,7 +131,15 @@ class SequenceSource:
             parts.append(self._photo_sequences(batch - n_clip, frames, patch, gen, motion))
         if n_clip:
             parts.append(self._clip_sequences(n_clip, frames, patch, gen))
-        return torch.cat(parts)
+        seq = torch.cat(parts)
+        if motion.cut_prob > 0 and batch > 1 and frames > 1:
+            # a cut: from frame k on, the frames of another sequence of the batch
+            cut = self._rand(gen, batch) < motion.cut_prob
+            k = 1 + (self._rand(gen, batch) * (frames - 1)).long()
+            after = torch.arange(frames, device=self.device)[None] >= k[:, None]  # (B, T)
+            swap = (cut[:, None] & after)[..., None, None, None]
+            seq = torch.where(swap, seq.roll(1, 0), seq)
+        return seq
 
     def _rand(self, gen: torch.Generator, *shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=gen, device=gen.device).to(self.device)

@@ -58,17 +58,28 @@ def test_sequences_static_moving_and_clips(tiny_data):
     assert src.photos.shape == (4, 3, 80, 112) and src.photos.dtype == torch.uint8
     assert len(src.clips) == 1 and src.clips[0].shape[0] == DAVIS_VAL_START  # held-out tail
     gen = torch.Generator().manual_seed(0)
-    static = src.batch(3, 4, 32, gen, MotionConfig(static_prob=1.0, object_prob=0.0, clip_prob=0.0))
+    static = src.batch(3, 4, 32, gen, MotionConfig(static_prob=1.0, object_prob=0.0, clip_prob=0.0,
+                                                   cut_prob=0.0))
     assert static.shape == (3, 4, 3, 32, 32)
     assert float((static - static[:, :1]).abs().max()) < 1e-6  # tripod: identical frames
     moving = src.batch(6, 4, 32, gen, MotionConfig(static_prob=0.0, object_prob=1.0, clip_prob=0.0))
     assert float((moving[:, 1:] - moving[:, :-1]).abs().mean()) > 0.01
     assert 0.0 <= float(moving.min()) and float(moving.max()) <= 1.0
-    clips = src.batch(2, 5, 32, gen, MotionConfig(clip_prob=1.0))
+    clips = src.batch(2, 5, 32, gen, MotionConfig(clip_prob=1.0, cut_prob=0.0))
     assert clips.shape == (2, 5, 3, 32, 32)
     # the clip pans one pixel a frame (stride 1 or 2): consecutive frames are shifted copies
     d1 = (clips[:, 1:, :, :, 2:-2] - clips[:, :-1, :, :, 2:-2]).abs().mean()
     assert float(d1) > 0.005
+
+
+def test_scene_cuts_in_training_sequences(tiny_data):
+    src = SequenceSource(tiny_data, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(2)
+    m = MotionConfig(static_prob=1.0, object_prob=0.0, clip_prob=0.0, cut_prob=1.0)
+    seq = src.batch(4, 5, 32, gen, m)
+    # static sequences, so every change between frames is the cut: exactly one per sequence
+    changes = (seq[:, 1:] - seq[:, :-1]).abs().flatten(2).amax(-1) > 1e-6  # (B, T-1)
+    assert changes.sum(1).tolist() == [1, 1, 1, 1]
 
 
 def test_add_noise_levels():
