@@ -123,6 +123,8 @@ def ensure_onnx(
         return path
     if path.exists():
         log.warning("ONNX file %s does not match its record; exporting it again", path)
+    else:
+        log.info("exporting %s (%s) to ONNX once; cached in %s", model, precision, directory)
     return export_onnx(model, precision, path, weights=weights)
 
 

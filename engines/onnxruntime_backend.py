@@ -86,7 +86,10 @@ class OnnxRuntimeEngine(Engine):
             self._tmp = tempfile.TemporaryDirectory(prefix="engines-")
             onnx_path = export_onnx(model, precision, Path(self._tmp.name) / "m.onnx", net=net)
         elif onnx_path is None:
-            onnx_path = ensure_onnx(model, precision, Path(cache_dir) if cache_dir else None, weights)
+            try:
+                onnx_path = ensure_onnx(model, precision, Path(cache_dir) if cache_dir else None, weights)
+            except ImportError as e:  # the exporter needs onnx + onnxscript (the [onnx] extra)
+                raise BackendUnavailable(f"ONNX export needs {e.name or e} (pip install '.[onnx]')") from e
         self.onnx_path = Path(onnx_path)
         self.session = make_session(self.onnx_path, device, threads)
         meta = {i.name: i for i in self.session.get_inputs()}

@@ -116,6 +116,14 @@ def open_engine(
                 raise
             reasons.append(f"{c.label}: {e}")
             continue
+        except Exception as e:
+            if backend != "auto":
+                raise  # a bug in the backend the user asked for: keep the traceback
+            # auto: a broken backend must not stop the product; say so and go on
+            log.warning("engine %s failed (%s: %s); trying the next", c.label, type(e).__name__, e,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
+            reasons.append(f"{c.label}: failed with {type(e).__name__}: {e}")
+            continue
         if reasons:
             log.info("engine: using %s (skipped %s)", eng.name, "; ".join(reasons))
         else:

@@ -125,3 +125,37 @@ def test_real_probes_here_say_why():
     except ImportError:
         with pytest.raises(EngineError, match="tensorrt is not installed"):
             open_engine("fast", backend="tensorrt")
+
+
+def test_auto_survives_a_crashing_backend(monkeypatch, caplog):
+    def load(c):
+        if c.label == "onnxruntime-cpu":
+            class Mod:
+                @staticmethod
+                def ENGINE(model, **kw):
+                    raise RuntimeError("export exploded")
+            return Mod
+        if c.label == "torch-cpu":
+            return fake_loader({"torch-cpu": None})(c)
+        raise BackendUnavailable("absent")
+
+    monkeypatch.setattr(select, "loader", load)
+    with caplog.at_level(logging.WARNING, logger="engines"):
+        eng = open_engine("fast")
+    assert eng.name == "torch-cpu"
+    assert "onnxruntime-cpu: failed with RuntimeError: export exploded" in eng.skipped
+    assert "engine onnxruntime-cpu failed (RuntimeError: export exploded)" in caplog.text
+    with pytest.raises(RuntimeError, match="export exploded"):
+        open_engine("fast", backend="onnxruntime", device="cpu")
+
+
+def test_missing_exporter_makes_onnxruntime_unavailable(monkeypatch, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from engines import export
+
+    def no_onnxscript(*a, **k):
+        raise ModuleNotFoundError("No module named 'onnxscript'", name="onnxscript")
+
+    monkeypatch.setattr(export, "ensure_onnx", no_onnxscript)
+    with pytest.raises(EngineError, match=r"onnxruntime-cpu: ONNX export needs onnxscript \(pip install '\.\[onnx\]'\)"):
+        open_engine("fast", backend="onnxruntime", device="cpu")
