@@ -1,8 +1,13 @@
-"""Shared fixtures: generated clips (with audio, VFR, rotation...), a tiny engine, data paths."""
+"""Shared fixtures: generated clips (with audio, VFR, rotation...), a tiny engine, data paths.
+
+Test modules may ``from conftest import write_clip, moving_scene, ...``: the hook below makes
+that name mean this file even after a sub-folder's own conftest.py was imported.
+"""
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -13,6 +18,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+_THIS = sys.modules[__name__]
+
+
+def pytest_collectstart(collector: pytest.Collector) -> None:
+    # pytest imports every conftest.py as the module "conftest"; the last one wins.
+    if isinstance(collector, pytest.Module):
+        sys.modules["conftest"] = _THIS
 
 
 @pytest.fixture(scope="session")
