@@ -32,7 +32,7 @@ def _size_arg(text: str) -> tuple[int, int]:
 
 def add_live_options(p: argparse.ArgumentParser) -> None:
     """Registered in ``cli.OPTION_HOOKS``."""
-    from .preview import VIEWS
+    from .views import VIEWS
 
     g = p.add_argument_group("live (camera, preview window, virtual camera)",
                              "Inputs: webcam, 0, /dev/video0. Outputs: preview (the default "

@@ -9,13 +9,12 @@ import pytest
 
 from stream.frame import Frame
 from stream.live import LiveControls
-from stream.preview import (
+from stream.preview import display_missing, handle_key, handle_mouse
+from stream.views import (
     KEYS_HELP,
     Hud,
     PreviewState,
     display_scale,
-    handle_key,
-    handle_mouse,
     hud_lines,
     noise_level_map,
     noise_map_view,
@@ -124,6 +123,10 @@ def test_keys_change_view_strength_temporal_pause_and_quit():
     assert controls.paused
     handle_key(ord(" "), state, controls)
     assert not controls.paused
+    for _ in range(25):
+        handle_key(ord("+"), state, controls)
+    assert controls.strength == pytest.approx(3.0)  # capped
+    controls.strength = 1.0
     handle_key(0x1000014, state, controls)  # right arrow (Qt)
     assert state.divider == pytest.approx(0.55)
     handle_key(ord(","), state, controls)
@@ -149,3 +152,9 @@ def test_key_help_lists_every_key():
     for key in ("s split", "n removed noise", "m noise map", "+/- strength", "t temporal",
                 "space pause", "q/Esc quit"):
         assert key in KEYS_HELP
+
+
+def test_display_missing_on_linux_without_display():
+    assert "DISPLAY is not set" in display_missing("linux", {})
+    assert display_missing("linux", {"DISPLAY": ":0"}) == ""
+    assert display_missing("win32", {}) == ""

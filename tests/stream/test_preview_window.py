@@ -14,7 +14,8 @@ import pytest
 
 from stream.frame import Frame
 from stream.live import LiveControls, LiveStats
-from stream.preview import PreviewState, PreviewWindow
+from stream.preview import PreviewWindow
+from stream.views import PreviewState
 
 RED, BLUE = (200, 30, 30), (30, 30, 200)
 TITLE = "denoise preview test"
