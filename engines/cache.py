@@ -99,8 +99,12 @@ class PlanKey:
         return f"{model}-{self.precision}-{self.digest()[:16]}.plan"
 
 
+# Bumped when the exported graph changes for the same weights (2: folded stem).
+EXPORT_FORMAT = 2
+
+
 def onnx_filename(model: str, precision: str, weights_sha256: str) -> str:
-    return f"{model}-{precision}-{weights_sha256[:12]}.onnx"
+    return f"{model}-{precision}-{weights_sha256[:12]}-e{EXPORT_FORMAT}.onnx"
 
 
 def write_sidecar(path: Path, info: dict[str, Any]) -> None:

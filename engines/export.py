@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from . import cache
 
@@ -30,6 +32,78 @@ log = logging.getLogger("engines.export")
 ONNX_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 NP_DTYPES = {"fp32": np.float32, "fp16": np.float16}
 MAX_SIDE = 8192
+
+
+class FoldedStem(nn.Module):
+    """The network as exported: its input stage folded into strided convolutions.
+
+    The model's stem is pixel-unshuffle(x) ++ avg-pool(sigma) [++ pixel-unshuffle(prev)] ->
+    head conv (k x k on the r-times smaller grid).  The same arithmetic is one conv per
+    input on the full-resolution tensor with a (k*r) x (k*r) kernel, stride r and padding
+    (k//2)*r.  ONNX Runtime runs the 6-D transpose of pixel-unshuffle slowly (the folded graph
+    is about 15% faster for ``fast`` on 2 CPU cores); TensorRT does not mind either way.
+    ``fold_stem`` checks the result against the model and keeps the model when they differ.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        r, head = net.cfg.unshuffle, net.head
+        k = head.kernel_size[0]
+        weight = head.weight.detach().float()  # (O, 3r² + 1 [+ 3r²], k, k)
+        n = 3 * r * r
+
+        def conv(w_cells: torch.Tensor, bias: bool) -> nn.Conv2d:
+            o, c = w_cells.shape[0], w_cells.shape[1] // (r * r)
+            c_ = nn.Conv2d(c, o, k * r, stride=r, padding=(k // 2) * r, bias=bias)
+            # cell channel c*r*r + a*r + b at tap (ky, kx) -> pixel tap (ky*r + a, kx*r + b)
+            w = w_cells.reshape(o, c, r, r, k, k).permute(0, 1, 4, 2, 5, 3).reshape(o, c, k * r, k * r)
+            with torch.no_grad():
+                c_.weight.copy_(w)
+                if bias:
+                    c_.bias.copy_(head.bias.detach())
+            return c_
+
+        self.x_conv = conv(weight[:, :n], True)
+        # avg-pool then a 1-channel tap = every pixel of the cell with weight / r²
+        self.s_conv = conv(weight[:, n:n + 1].repeat(1, r * r, 1, 1) / (r * r), False)
+        self.p_conv = conv(weight[:, n + 1:], False) if net.cfg.temporal else None
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
+        # inputs already padded to net.multiple: (B, 3, H, W), (B, 1, H, W), (B, 3, H, W)
+        net = self.net
+        y = self.x_conv(x) + self.s_conv(sigma)  # (B, w0, H/r, W/r)
+        if self.p_conv is not None:
+            y = y + self.p_conv(x if prev is None else prev)
+        skips = []
+        for i, enc in enumerate(net.enc):
+            y = enc(y)
+            if i < len(net.down):
+                skips.append(y)
+                y = net.down[i](F.relu(y))
+        for i in reversed(range(len(net.dec))):
+            y = net.dec[i](net.up[i](y) + skips[i])
+        return x - F.pixel_shuffle(net.tail(F.relu(y)), net.cfg.unshuffle)
+
+
+def fold_stem(net: nn.Module) -> nn.Module:
+    """``FoldedStem(net)`` when it reproduces ``net`` (fp32, random input), else ``net``."""
+    try:
+        folded = FoldedStem(net).eval()
+        m = int(net.multiple)
+        gen = torch.Generator().manual_seed(0)
+        args = [torch.rand(1, 3, 2 * m, 3 * m, generator=gen), torch.rand(1, 1, 2 * m, 3 * m, generator=gen) * 0.2]
+        if net.cfg.temporal:
+            args.append(torch.rand(1, 3, 2 * m, 3 * m, generator=gen))
+        with torch.no_grad():
+            err = (folded(*args) - net(*args)).abs().max().item()
+    except (AttributeError, RuntimeError, TypeError, ValueError) as e:
+        log.info("exporting the model as is (stem not folded: %s)", e)
+        return net
+    if err > 1e-4:
+        log.warning("folded stem differs from the model by %.2g; exporting the model as is", err)
+        return net
+    return folded
 
 
 def input_names(temporal: bool) -> list[str]:
@@ -50,8 +124,9 @@ def export_onnx(
         raise ValueError(f"ONNX export supports {', '.join(ONNX_DTYPES)}, got {precision!r}")
     temporal = get_spec(model).temporal
     net = copy.deepcopy(net) if net is not None else create_model(model, weights=weights)
-    net = net.eval().requires_grad_(False).to("cpu", ONNX_DTYPES[precision])
     m = int(net.multiple)
+    net = fold_stem(net.eval().float())
+    net = net.eval().requires_grad_(False).to("cpu", ONNX_DTYPES[precision])
     dt = ONNX_DTYPES[precision]
     b = torch.export.Dim("batch", min=1, max=64)
     h = torch.export.Dim("hq", min=1, max=MAX_SIDE // m) * m
@@ -82,6 +157,7 @@ def export_onnx(
             os.unlink(tmp)
     cache.write_sidecar(out, {
         "kind": "onnx", "model": model, "precision": precision, "multiple": m,
+        "stem": "folded" if isinstance(net, FoldedStem) else "as is", "format": cache.EXPORT_FORMAT,
         "temporal": temporal, "inputs": input_names(temporal), "torch": torch.__version__,
         "sha256": cache.sha256_file(out),
     })
