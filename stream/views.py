@@ -70,16 +70,17 @@ def residual_view(before: np.ndarray, after: np.ndarray, gain: float = NOISE_GAI
 
 
 def noise_level_map(image: np.ndarray, block: int = 16) -> np.ndarray:
-    """Local noise std (0..255 units) per ``block`` x ``block`` cell, shape (ceil(H/b), ceil(W/b)).
+    """Local noise std (0..255 units, per RGB channel like the model's sigma) per ``block`` x
+    ``block`` cell, shape (ceil(H/b), ceil(W/b)).
 
     Immerkaer's estimator: the 3x3 Laplacian-difference kernel cancels smooth image structure,
     and the mean absolute response times sqrt(pi/2)/6 is the Gaussian noise std. Strong edges
     read as noise too, as with every local estimator; the map is for seeing, not measuring.
     """
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-    resp = np.abs(cv2.filter2D(grey, -1, kernel, borderType=cv2.BORDER_REFLECT))
-    h, w = grey.shape
+    resp = np.abs(cv2.filter2D(image.astype(np.float32), -1, kernel,
+                               borderType=cv2.BORDER_REFLECT)).mean(axis=2)
+    h, w = resp.shape
     gh, gw = -(-h // block), -(-w // block)
     padded = np.pad(resp, ((0, gh * block - h), (0, gw * block - w)), mode="edge")
     cells = padded.reshape(gh, block, gw, block).mean(axis=(1, 3))
