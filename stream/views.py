@@ -139,6 +139,19 @@ def _label_halves(img: np.ndarray, x: int, scale: float) -> None:
     _text_block(img, ["denoised"], (x + 4, y), scale, anchor_bottom=True)
 
 
+def _colour_bar(img: np.ndarray, scale: float, sigma_max: float = MAP_SIGMA_MAX) -> None:
+    """The noise map's scale, bottom right above the key bar: sigma 0 .. sigma_max."""
+    h, w = img.shape[:2]
+    bar_w, bar_h = int(160 * scale / 0.5), max(6, int(10 * scale / 0.5))
+    ramp = np.linspace(0, 255, bar_w).astype(np.uint8)[None].repeat(bar_h, 0)
+    bar = cv2.cvtColor(cv2.applyColorMap(ramp, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+    x0, y0 = w - bar_w - 12, h - int(60 * scale / 0.5)
+    if x0 < 0 or y0 - bar_h < 0:
+        return
+    img[y0:y0 + bar_h, x0:x0 + bar_w] = bar
+    _text_block(img, [f"sigma 0 .. {sigma_max:g}"], (x0, y0), scale * 0.8, anchor_bottom=True)
+
+
 def hud_lines(hud: Hud, view: str) -> list[str]:
     lat = "-" if math.isnan(hud.latency_ms) else f"{hud.latency_ms:.0f} ms"
     sigma = "-" if hud.sigma is None else f"{hud.sigma:.1f}"
@@ -174,6 +187,7 @@ def render(frame: Frame, state: PreviewState, hud: Hud,
         img = residual_view(before, after)
     elif state.view == "map":
         img = noise_map_view(before)
+        _colour_bar(img, ts)
     else:
         img = after.copy()
     _text_block(img, hud_lines(hud, state.view), (0, 0), ts)
