@@ -87,10 +87,17 @@ def test_export_cache_reuses_and_repairs(tmp_path, monkeypatch):
         calls.append(a)
         return real(*a, **k)
 
+    from safetensors.torch import save_file
+
+    weights = tmp_path / "w.safetensors"  # fixed weights: the shipped ones may be retrained meanwhile
+    save_file(random_net("fast").state_dict(), str(weights))
     monkeypatch.setattr(export, "export_onnx", counting)
-    p1 = export.ensure_onnx("fast", "fp32", tmp_path)
-    p2 = export.ensure_onnx("fast", "fp32", tmp_path)
+    p1 = export.ensure_onnx("fast", "fp32", tmp_path, weights)
+    p2 = export.ensure_onnx("fast", "fp32", tmp_path, weights)
     assert p1 == p2 and len(calls) == 1
     p1.write_bytes(p1.read_bytes()[:100])  # truncated, e.g. an interrupted copy
-    export.ensure_onnx("fast", "fp32", tmp_path)
+    export.ensure_onnx("fast", "fp32", tmp_path, weights)
     assert len(calls) == 2 and p1.stat().st_size > 1000
+    save_file(random_net("fast", seed=9).state_dict(), str(weights))  # retrained: new export
+    p3 = export.ensure_onnx("fast", "fp32", tmp_path, weights)
+    assert p3 != p1 and len(calls) == 3
