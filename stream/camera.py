@@ -84,8 +84,9 @@ class CameraSource(Source):
     """Frames from a camera; dropping stale ones is the job of the queue behind it.
 
     ``frames()`` yields :class:`Frame` objects (RGB) until :meth:`close` is called or
-    ``controls.stop`` is set, and waits (without reading) while ``controls`` is paused. ``capture_factory`` opens a device and returns an object with the
-    ``cv2.VideoCapture`` methods used here; tests pass a fake.
+    ``controls.stop`` is set, and waits (without reading) while ``controls`` is paused.
+    ``capture_factory`` opens a device and returns an object with the ``cv2.VideoCapture``
+    methods used here; tests pass a fake.
     """
 
     live = True
@@ -119,9 +120,8 @@ class CameraSource(Source):
         if self._cap is None:
             where = f"index {self.device}" if isinstance(self.device, int) else self.device
             raise CameraError(
-                f"no camera at {where}: it does not exist or cannot be opened"
-                + (" (is another program using it?)" if isinstance(self.device, str) else "")
-            )
+                f"no camera at {where}: it does not exist or cannot be opened (is another "
+                "program using it?)")
         self.report(f"camera {self.name}: {self.granted}")
         self.info = SourceInfo(width=self.size[0], height=self.size[1],
                                rate=Fraction(self.fps).limit_denominator(1001), time_base=MS)
