@@ -192,3 +192,45 @@ def test_no_camera_is_a_user_error():
         pytest.skip("/dev/video97 exists here")
     with pytest.raises(CameraError, match=r"^no camera at /dev/video97"):
         CameraSource("/dev/video97", report=lambda m: None)
+
+
+def test_live_processor_follows_strength_and_temporal_keys(monkeypatch):
+    from conftest import IdentityEngine
+
+    import stream.processor
+    from stream.errors import UserError
+    from stream.livecli import LiveProcessor
+    from stream.processor import Processor
+
+    engine = IdentityEngine()
+    controls = LiveControls(strength=1.0)
+    live = LiveProcessor(Processor(engine, sigma=10.0), controls, "off")
+    live(_frame(0))
+    controls.strength = 0.5
+    out = live(_frame(1))
+    assert engine.calls == [10.0, 5.0] and out.sigma == 5.0
+
+    seen: list[int] = []
+
+    def stage():
+        def apply(frame):
+            seen.append(frame.index)
+            return frame
+        return apply
+
+    monkeypatch.setattr(stream.processor, "load_temporal", lambda mode: stage)
+    controls.temporal = True
+    live(_frame(2))
+    live(_frame(3))
+    assert seen == [2, 3]
+    controls.temporal = False
+    live(_frame(4))
+    assert seen == [2, 3]
+
+    def unavailable(mode):
+        raise UserError("--temporal auto is not available in this version")
+
+    monkeypatch.setattr(stream.processor, "load_temporal", unavailable)
+    controls.temporal = True
+    live(_frame(5))
+    assert controls.temporal is False and not live.temporal_available  # the HUD shows off
