@@ -51,43 +51,51 @@ def bench_one(label: str, model: str, hw: tuple[int, int], streams: int, precisi
         return row
     with eng:
         row.update(backend=eng.name, precision=eng.precision)
-        rng = np.random.default_rng(0)
-        frames = rng.integers(0, 256, (streams, *hw, 3), dtype=np.uint8)
-        sigma = np.full((streams,), 15.0, np.float32)
-        cuda = "cuda" in eng.name or eng.name == "tensorrt"
-        if cuda:
-            import torch
-
-            torch.cuda.reset_peak_memory_stats()
-        for _ in range(3):  # warm-up: allocations, graphs, autotuning
-            eng.infer(frames, sigma)
-        times = []
-        stop = time.perf_counter() + seconds
-        while len(times) < min_iters or time.perf_counter() < stop:
-            t = time.perf_counter()
-            eng.infer(frames, sigma)
-            times.append((time.perf_counter() - t) * 1000 / streams)
-        times.sort()
-        med = statistics.median(times)
-        row.update(
-            ms_median=round(med, 3), ms_p90=round(times[int(0.9 * (len(times) - 1))], 3),
-            fps=round(1000 / med, 1), iters=len(times), peak_rss_mib=peak_rss_mib(),
-        )
-        if cuda:
-            import torch
-
-            row["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        if hasattr(eng, "submit") and cuda:  # overlapped: submit N+1 before collecting N
-            pend = eng.submit(frames, sigma)
-            t = time.perf_counter()
-            n = max(min_iters, len(times))
-            for _ in range(n):
-                nxt = eng.submit(frames, sigma)
-                pend.result()
-                pend = nxt
-            pend.result()
-            row["pipelined_ms_per_frame"] = round((time.perf_counter() - t) * 1000 / (n * streams), 3)
+        try:
+            _measure(eng, row, hw, streams, seconds, min_iters)
+        except EngineError as e:  # e.g. a size outside a TensorRT plan's profile
+            row["skipped"] = str(e)
     return row
+
+
+def _measure(eng: Any, row: dict[str, Any], hw: tuple[int, int], streams: int, seconds: float,
+             min_iters: int) -> None:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (streams, *hw, 3), dtype=np.uint8)
+    sigma = np.full((streams,), 15.0, np.float32)
+    cuda = "cuda" in eng.name or eng.name == "tensorrt"
+    if cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(3):  # warm-up: allocations, graphs, autotuning
+        eng.infer(frames, sigma)
+    times = []
+    stop = time.perf_counter() + seconds
+    while len(times) < min_iters or time.perf_counter() < stop:
+        t = time.perf_counter()
+        eng.infer(frames, sigma)
+        times.append((time.perf_counter() - t) * 1000 / streams)
+    times.sort()
+    med = statistics.median(times)
+    row.update(
+        ms_median=round(med, 3), ms_p90=round(times[int(0.9 * (len(times) - 1))], 3),
+        fps=round(1000 / med, 1), iters=len(times), peak_rss_mib=peak_rss_mib(),
+    )
+    if cuda:
+        import torch
+
+        row["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    if hasattr(eng, "submit") and cuda:  # overlapped: submit N+1 before collecting N
+        pend = eng.submit(frames, sigma)
+        t = time.perf_counter()
+        n = max(min_iters, len(times))
+        for _ in range(n):
+            nxt = eng.submit(frames, sigma)
+            pend.result()
+            pend = nxt
+        pend.result()
+        row["pipelined_ms_per_frame"] = round((time.perf_counter() - t) * 1000 / (n * streams), 3)
 
 
 def format_row(r: dict[str, Any]) -> str:
