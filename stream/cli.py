@@ -155,8 +155,7 @@ def run(opts: argparse.Namespace) -> int:
         progress = Progress(total=source.info.frames, enabled=not opts.quiet)
         pipeline = Pipeline(source, processor, sinks, on_frame=progress.update)
         try:
-            with _Terminate():
-                result = pipeline.run()
+            result = pipeline.run()
         finally:
             progress.close()
     finally:
@@ -181,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(opts.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:
-        return run(opts)
+        with _Terminate():
+            return run(opts)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

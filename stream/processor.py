@@ -27,16 +27,15 @@ TEMPORAL_MODES = ("off", "auto", "light", "strong")
 
 
 def _immerkaer_sigma(image: np.ndarray) -> float:
-    """Fallback noise estimate (J. Immerkaer 1996) on luma, 0..255 units."""
+    """Fallback noise estimate (J. Immerkaer 1996), mean over RGB channels, 0..255 units."""
     import cv2
 
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-    conv = cv2.filter2D(grey, -1, kernel)[1:-1, 1:-1]
-    h, w = conv.shape
+    conv = cv2.filter2D(image.astype(np.float32), -1, kernel)[1:-1, 1:-1]
+    h, w = conv.shape[:2]
     if h < 1 or w < 1:
         return 0.0
-    return float(np.sqrt(np.pi / 2.0) * np.abs(conv).sum() / (6.0 * h * w))
+    return float(np.sqrt(np.pi / 2.0) * np.abs(conv).sum() / (6.0 * h * w * image.shape[2]))
 
 
 def default_estimator() -> Callable[[np.ndarray], float]:
