@@ -60,7 +60,7 @@ def rgb_to_frame(image: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoF
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
     if pix_fmt == "rgb24":
         return frame
-    if pix_fmt.startswith("yuv") or pix_fmt.startswith("nv"):
+    if pix_fmt.startswith(("yuv", "nv")):
         out = frame.reformat(format=pix_fmt, **color.sws_kwargs(encode=True))
         out.color_range = _JPEG_RANGE if color.full_range else 1
         if color.colorspace in _SWS_SPACES:

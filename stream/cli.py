@@ -6,10 +6,11 @@ stderr), 130 interrupted (Ctrl-C / SIGTERM; outputs are finalised and playable).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import UserError
@@ -99,26 +100,22 @@ def open_engine(opts: argparse.Namespace) -> Any:
         raise UserError(str(exc)) from None
 
 
-class _Terminate:
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM behaves like Ctrl-C: KeyboardInterrupt on the main thread, outputs finalised."""
 
-    def __init__(self) -> None:
-        self.previous: Any = None
-
-    def __enter__(self) -> _Terminate:
-        try:
-            self.previous = signal.signal(signal.SIGTERM, self._handler)
-        except ValueError:  # not the main thread (e.g. called from a test thread)
-            self.previous = None
-        return self
-
-    @staticmethod
-    def _handler(signum: int, frame: Any) -> None:
+    def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. called from a test thread)
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run(opts: argparse.Namespace) -> int:
@@ -180,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(opts.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:
-        with _Terminate():
+        with _terminate_as_interrupt():
             return run(opts)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

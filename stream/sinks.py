@@ -99,12 +99,12 @@ def _same_file(a: Path, b: Path) -> bool:
 def check_output_path(path: Path, input_spec: str | None, overwrite: bool,
                       folder: bool = False) -> None:
     """Refuse to overwrite the input, an existing output without -y, or an unwritable place."""
-    if input_spec and input_spec != "-" and not is_url(input_spec):
-        if _same_file(path, Path(input_spec)):
-            raise UserError(f"output {path} is the input; choose another output name")
-    if path.exists() and not overwrite:
-        if not (folder and path.is_dir() and not any(path.iterdir())):
-            raise UserError(f"output {path} exists; use -y to overwrite it")
+    if input_spec and input_spec != "-" and not is_url(input_spec) \
+            and _same_file(path, Path(input_spec)):
+        raise UserError(f"output {path} is the input; choose another output name")
+    empty_folder = folder and path.is_dir() and not any(path.iterdir())
+    if path.exists() and not overwrite and not empty_folder:
+        raise UserError(f"output {path} exists; use -y to overwrite it")
     if path.exists() and path.is_dir() and not folder:
         raise UserError(f"output {path} is a folder")
     parent = path if folder and path.is_dir() else path.parent

@@ -148,6 +148,7 @@ def ffprobe() -> Callable[..., str]:
 
     def run(*args: str) -> str:
         res = subprocess.run([exe, "-v", "error", *args], capture_output=True, text=True,
+                             check=False,
                              timeout=60)
         assert res.returncode == 0, res.stderr
         assert res.stderr.strip() == "", res.stderr

@@ -6,10 +6,9 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from conftest import add_noise, moving_scene, write_clip
 
 from stream.cli import main
-
-from conftest import add_noise, moving_scene, write_clip
 
 FAST = ["--model", "fast", "--backend", "torch", "--device", "cpu", "--quiet"]
 
