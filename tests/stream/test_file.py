@@ -40,16 +40,18 @@ def test_mp4_with_audio_end_to_end(clip_with_audio, tmp_path, read, ffprobe):
     assert np.mean([psnr(a, b) for a, b in zip(res["frames"], src["frames"])]) > 25
 
 
-def test_psnr_gain_at_sigma_25(tmp_path, read):
+@pytest.mark.parametrize("model", ["fast", "base"])
+def test_psnr_gain_at_sigma_25(tmp_path, read, model):
     import models
 
-    if models.load_metadata("fast").get("status") == "untrained placeholder":
-        pytest.skip("the shipped 'fast' weights are an untrained placeholder")
+    if models.load_metadata(model).get("status") == "untrained placeholder":
+        pytest.skip(f"the shipped {model!r} weights are an untrained placeholder")
     clean = moving_scene(6, 96, 64)
     noisy = add_noise(clean, 25)
     clip = write_clip(tmp_path / "noisy.mkv", noisy, codec="ffv1", pix_fmt="bgr0")
     out = tmp_path / "out.mkv"
-    assert main([str(clip.path), str(out), "--sigma", "25", "--codec", "ffv1", *FAST]) == 0
+    assert main([str(clip.path), str(out), "--sigma", "25", "--codec", "ffv1", "--model", model,
+                 "--backend", "torch", "--device", "cpu", "--quiet"]) == 0
     res = read(out)["frames"]
     before = np.mean([psnr(n, c) for n, c in zip(noisy, clean)])
     after = np.mean([psnr(o, c) for o, c in zip(res, clean)])
