@@ -193,8 +193,7 @@ def run_live(opts: argparse.Namespace) -> int:
                             on_frame=lambda f: _delivered(f, stats, pipeline),
                             stop_event=controls.stop)  # the quit key stops every stage
         try:
-            with cli._Terminate():
-                result = pipeline.run()
+            result = pipeline.run()  # cli.main turns SIGTERM into Ctrl-C around all of this
         finally:
             controls.stop.set()
     finally:
