@@ -90,6 +90,11 @@ class AVSink(Sink):
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise UserError(f"cannot write {spec}: {av_message(exc)}") from None
         supported = self.container.supported_codecs
+        if not getattr(opts, "codec", None) and supported and not self.stdout \
+                and self.codec.canonical_name not in supported \
+                and self.container.format.name != "mpegts":
+            # e.g. .webm cannot hold H.264: use the container's own default (VP9 there)
+            self.codec = resolve_codec(self.container.default_video_codec)
         # MPEG-TS answers the codec query for MPEG codecs only, yet carries H.264/HEVC fine.
         if supported and self.container.format.name != "mpegts" \
                 and self.codec.name not in supported \

@@ -150,3 +150,10 @@ def test_truncated_input_warns_and_keeps_what_decodes(tmp_path, read, caplog):
     assert 0 < n < 40
     err = caplog.text
     assert "truncated" in err and f"decoded {n} of 40" in err
+
+
+def test_container_without_h264_gets_its_own_default_codec(clip_with_audio, tmp_path, ffprobe):
+    out = tmp_path / "out.webm"  # WebM holds VP8/VP9/AV1 and Vorbis/Opus only
+    assert main([str(clip_with_audio.path), str(out), *FAST]) == 0
+    codecs = ffprobe("-show_entries", "stream=codec_name", "-of", "csv=p=0", str(out)).split()
+    assert codecs == ["vp9"]  # AAC cannot go into WebM: left out with a warning
