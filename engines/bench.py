@@ -7,6 +7,7 @@ one call (the streams-per-device figure); ms/frame = call time / N.
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import statistics
 import sys
@@ -71,16 +72,20 @@ def _measure(eng: Any, row: dict[str, Any], hw: tuple[int, int], streams: int, s
     for _ in range(3):  # warm-up: allocations, graphs, autotuning
         eng.infer(frames, sigma)
     times = []
+    cpu0 = time.process_time()
     stop = time.perf_counter() + seconds
     while len(times) < min_iters or time.perf_counter() < stop:
         t = time.perf_counter()
         eng.infer(frames, sigma)
         times.append((time.perf_counter() - t) * 1000 / streams)
+    # CPU seconds of this process per frame: what the frame costs when the cores are shared
+    cpu_ms = (time.process_time() - cpu0) * 1000 / (len(times) * streams)
     times.sort()
     med = statistics.median(times)
     row.update(
         ms_median=round(med, 3), ms_p90=round(times[int(0.9 * (len(times) - 1))], 3),
-        fps=round(1000 / med, 1), iters=len(times), peak_rss_mib=peak_rss_mib(),
+        fps=round(1000 / med, 1), iters=len(times), cpu_ms_per_frame=round(cpu_ms, 2),
+        load_avg_1min=_loadavg(), peak_rss_mib=peak_rss_mib(),
     )
     if cuda:
         import torch
@@ -98,10 +103,19 @@ def _measure(eng: Any, row: dict[str, Any], hw: tuple[int, int], streams: int, s
         row["pipelined_ms_per_frame"] = round((time.perf_counter() - t) * 1000 / (n * streams), 3)
 
 
+def _loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def format_row(r: dict[str, Any]) -> str:
     if "skipped" in r:
         return f"{r['backend']:17} skipped: {r['skipped']}"
-    extra = f"  peak RSS {r['peak_rss_mib']} MiB"
+    extra = f"  CPU {r['cpu_ms_per_frame']:.1f} ms/frame, peak RSS {r['peak_rss_mib']} MiB"
+    if r.get("load_avg_1min") is not None:
+        extra += f", load {r['load_avg_1min']}"
     if "peak_cuda_mib" in r:
         extra += f", CUDA {r['peak_cuda_mib']} MiB"
     if "pipelined_ms_per_frame" in r:
