@@ -124,9 +124,9 @@ def roundtrip(hw: tuple[int, int], dev: torch.device) -> Callable[[], Any]:
     """Pinned uint8 HWC -> device -> fp16 CHW in [0,1] -> uint8 HWC -> pinned host."""
     h, w = hw
     pin = dev.type == "cuda"
-    host_in = torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8).pin_memory() if pin else \
-        torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8)
-    host_out = torch.empty_like(host_in, pin_memory=pin)
+    host_in = torch.empty((1, h, w, 3), dtype=torch.uint8, pin_memory=pin)
+    host_in.copy_(torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8))
+    host_out = torch.empty((1, h, w, 3), dtype=torch.uint8, pin_memory=pin)
     dt = torch.float16 if pin else torch.float32
 
     def fn() -> None:
