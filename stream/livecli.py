@@ -83,12 +83,15 @@ class PreviewSink:
 class LiveProcessor:
     """The file path's processor, following the live controls (strength, temporal) per frame."""
 
-    def __init__(self, processor: Any, controls: Any, temporal_mode: str) -> None:
+    def __init__(self, processor: Any, controls: Any, temporal_mode: str,
+                 recurrent: bool = False) -> None:
         self.processor = processor
         self.controls = controls
         self.mode = temporal_mode if temporal_mode != "off" else "auto"
-        self.temporal_on = temporal_mode != "off"
+        self.temporal_on = temporal_mode != "off" or recurrent
         self.temporal_available = True
+        # A recurrent model is temporal by itself; switching it off would mean another engine.
+        self.recurrent = recurrent
 
     def _switch_temporal(self, on: bool) -> None:
         from .processor import load_temporal
@@ -110,7 +113,12 @@ class LiveProcessor:
             self.controls.wait_running()
         self.processor.strength = self.controls.strength
         if self.controls.temporal != self.temporal_on:
-            self._switch_temporal(self.controls.temporal)
+            if self.recurrent:
+                log.warning("temporal: the recurrent model %s stays on (t cannot switch it)",
+                            getattr(self.processor.engine, "model", "?"))
+                self.controls.temporal = True
+            else:
+                self._switch_temporal(self.controls.temporal)
         return self.processor(frame)
 
 
@@ -160,8 +168,13 @@ def run_live(opts: argparse.Namespace) -> int:
     outputs = list(opts.outputs) or ["preview"]
     if opts.preview and not any(s in PREVIEW_SPECS for s in outputs):
         outputs.append("preview")
+    from .temporal import plan  # --temporal auto may pick the model's recurrent twin
+
+    asked_temporal = opts.temporal
+    opts.model, opts.temporal = plan(opts.model or cli.default_model(opts.device), opts.temporal)
+    recurrent = asked_temporal != "off" and opts.temporal == "off"
     temporal = load_temporal(opts.temporal)
-    controls = LiveControls(strength=opts.strength, temporal=opts.temporal != "off")
+    controls = LiveControls(strength=opts.strength, temporal=asked_temporal != "off")
     stats = LiveStats()
     opts.live_controls = controls
     _register_openers()
@@ -188,7 +201,8 @@ def run_live(opts: argparse.Namespace) -> int:
     try:
         processor = Processor(engine, sigma=opts.sigma, strength=opts.strength,
                               temporal=temporal)
-        pipeline = Pipeline(source, LiveProcessor(processor, controls, opts.temporal), sinks,
+        pipeline = Pipeline(source, LiveProcessor(processor, controls, opts.temporal, recurrent),
+                            sinks,
                             queue_size=1 if source.live else 4,
                             on_frame=lambda f: _delivered(f, stats, pipeline),
                             stop_event=controls.stop)  # the quit key stops every stage
