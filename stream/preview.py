@@ -206,10 +206,42 @@ def display_missing(platform: str | None = None, env: dict[str, str] | None = No
     platform = platform or sys.platform
     env = os.environ if env is None else env
     # opencv-python's Qt has only the X11 (xcb) plugin; Wayland desktops provide XWayland.
-    if platform.startswith("linux") and not env.get("DISPLAY"):
-        return ("no display for the preview window (DISPLAY is not set); name an output "
-                "instead (a file, udp://..., vcam) or run it in a desktop session")
+    if not platform.startswith("linux"):
+        return ""
+    display = env.get("DISPLAY", "")
+    why = "DISPLAY is not set" if not display else (
+        "" if _x_server_answers(display) else f"no X server answers at DISPLAY={display}")
+    if why:
+        return (f"no display for the preview window ({why}); name an output instead "
+                "(a file, udp://..., vcam) or run it in a desktop session")
     return ""
+
+
+def _x_server_answers(display: str, timeout: float = 2.0) -> bool:
+    """Whether something listens where ``display`` (``:0``, ``host:10.0``) points."""
+    import re
+    import socket
+
+    m = re.fullmatch(r"(?:(?:unix)?(?P<host>[^:/]*))?:(?P<num>\d+)(?:\.\d+)?", display)
+    if not m:
+        return True  # a form we do not know (e.g. a launchd socket path): let Qt decide
+    host, num = m.group("host") or "", int(m.group("num"))
+    if host and host != "unix":
+        try:
+            with socket.create_connection((host, 6000 + num), timeout=timeout):
+                return True
+        except OSError:
+            return False
+    path = f"/tmp/.X11-unix/X{num}"
+    for address in ("\0" + path, path):  # Linux X servers listen on both
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            try:
+                sock.connect(address)
+                return True
+            except OSError:
+                continue
+    return False
 
 
 def _point_qt_at_fonts() -> None:
