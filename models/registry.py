@@ -58,12 +58,6 @@ register(ModelSpec(
     "base with its previous output as input (recurrent, causal); for video",
     tier="base",
 ))
-register(ModelSpec(
-    "fast-temporal",
-    UNetConfig(unshuffle=4, widths=(20, 48, 96), blocks=(1, 1, 1), head_kernel=1, temporal=True),
-    "fast with its previous output as input (recurrent, causal); for video on CPUs",
-    tier="fast",
-))
 
 
 class UnknownModelError(ValueError):

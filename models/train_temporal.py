@@ -59,11 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", type=float, default=0.25, help="share of camera-like noise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--detach", action="store_true", help="no gradient through previous outputs")
+    p.add_argument("--flicker-weight", type=float, default=1.0,
+                   help="weight of the temporal-consistency (flicker) term of the loss")
     p.add_argument("--no-clips", action="store_true", help="photos only")
     p.add_argument("--photo-limit", type=int, help="use only the first N training photos")
     p.add_argument("--clip-limit", type=int, help="use only the first N frames of each clip")
     p.add_argument("--val-size", type=int, default=256)
     p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: default)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny CPU-sized run: patch 32, batch 2, 3 frames, 8 photos, 5 steps")
     return p
@@ -124,6 +127,17 @@ def validate(model: torch.nn.Module, clean: torch.Tensor, sigma255: float, devic
             "psnr_last": (10 * torch.log10(1 / mse[:, -1].clamp_min(1e-10))).mean().item()}
 
 
+def _init_command(path: Path | None) -> str:
+    """The command that made the weights a run started from (its provenance)."""
+    if path is None:
+        return ""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    return meta.get("command", "") + (f" (then: {meta['init_command']})" if meta.get("init_command") else "")
+
+
 def save_weights(model: torch.nn.Module, path: Path, meta: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
@@ -177,6 +191,8 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     model = spec.build()
     if args.init:
@@ -231,7 +247,12 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
             noisy, smap = add_noise(clean, gen, args.sigma_max, args.camera)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             out = unroll(model, noisy, smap, args.detach)
-        loss = F.l1_loss(out.float(), clean)
+        out = out.float()
+        loss = F.l1_loss(out, clean)
+        if args.flicker_weight > 0:
+            # the flicker measure itself: changes between outputs vs changes between clean frames
+            loss = loss + args.flicker_weight * F.l1_loss(out[:, 1:] - out[:, :-1],
+                                                          clean[:, 1:] - clean[:, :-1])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -267,6 +288,7 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
         "minutes": f"{elapsed / 60:.2f}",
         "seed": str(args.seed),
         "init": str(args.init or ""),
+        "init_command": _init_command(args.init),
         "noise": f"gaussian sigma 0..{args.sigma_max:g} clipped to 8 bits; {args.camera:g} camera-like",
         "training": json.dumps({k: str(v) for k, v in vars(args).items()}),
         "results": json.dumps({"val_davis_bus_sigma20": v, "val_at_init": v0}),

@@ -1,9 +1,11 @@
 """Temporal stage: what ``--temporal off|auto|light|strong`` does to a sequence.
 
 - ``auto`` (the default): run the chosen model's recurrent twin (``base`` -> ``base-temporal``)
-  when one is registered with trained weights.  The twin sees its previous output, which
-  the processor feeds back and resets per sequence; no smoothing runs after it.  Without a
-  trained twin, ``auto`` falls back to ``AUTO_FALLBACK`` smoothing.
+  when one is registered and its weights are released for it (metadata ``temporal_auto`` is
+  ``yes``: set only once ``python -m models eval-video`` shows it beating the per-frame model
+  on held-out video).  The twin sees its previous output, which the processor feeds back and
+  resets per sequence; no smoothing runs after it.  Otherwise ``auto`` is ``AUTO_FALLBACK``
+  smoothing, which measured neutral on moving-camera video and better on still cameras.
 - ``light`` / ``strong``: the motion-adaptive recursive filter after the per-frame denoiser
   (``models.temporal_filter``): blend with the previous output where the difference is
   explained by the residual noise, keep the new frame where something moved; reset on cuts,
@@ -33,7 +35,7 @@ DEFAULT_SIGMA = 15.0
 
 
 def temporal_twin(model: str) -> str | None:
-    """The trained recurrent variant of ``model`` (itself if it is one), or None."""
+    """The recurrent variant of ``model`` released for ``auto`` (itself if it is one), or None."""
     import models
 
     try:
@@ -45,7 +47,7 @@ def temporal_twin(model: str) -> str | None:
     if twin not in models.model_names():
         return None
     meta = models.load_metadata(twin)
-    if not meta or meta.get("status") == "untrained placeholder":
+    if meta.get("status") == "untrained placeholder" or meta.get("temporal_auto") != "yes":
         return None
     return twin
 

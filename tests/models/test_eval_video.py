@@ -43,13 +43,13 @@ def test_noise_is_seeded_and_8bit():
 
 def test_eval_video_all_methods(frames_dir, tmp_path, capsys):
     out = tmp_path / "r.json"
-    assert main(["--frames", str(frames_dir), "--sigma", "20", "--model", "fast", "--device", "cpu",
+    assert main(["--frames", str(frames_dir), "--sigma", "20", "--model", "base", "--device", "cpu",
                  "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     methods = [r["method"] for r in res["rows"]]
-    assert methods[:4] == ["noisy input", "fast per frame", "fast + light smoothing",
-                           "fast + strong smoothing"]
-    assert "fast-temporal (recurrent)" in methods
+    assert methods[:4] == ["noisy input", "base per frame", "base + light smoothing",
+                           "base + strong smoothing"]
+    assert "base-temporal (recurrent)" in methods
     assert any(m.startswith("OpenCV NLM multi") for m in methods)
     assert res["count"] == 5 and res["size"] == [56, 40]
     noisy = res["rows"][0]

@@ -97,7 +97,8 @@ def test_add_noise_levels():
     assert float(smap[0].std()) < 1e-6
 
 
-@pytest.mark.parametrize("name", ["base", "fast"])
+@pytest.mark.parametrize("name", [n.removesuffix("-temporal") for n in models.model_names()
+                                  if models.get_spec(n).temporal])
 def test_temporal_init_reproduces_per_frame_model(tmp_path, name):
     """Initialised from per-frame weights, the twin ignores prev: same output as the model."""
     per_frame = models.get_spec(name).build()

@@ -1,4 +1,8 @@
-"""Shipped recurrent models: they use the previous output without ghosting (trained weights)."""
+"""Shipped recurrent models: they use the previous output without ghosting.
+
+The quality checks gate the release of a recurrent model to ``--temporal auto`` (weights
+metadata ``temporal_auto: yes``); models not released are skipped with a reason.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +16,8 @@ from models.metrics import psnr
 TEMPORAL = [n for n in models.model_names() if models.get_spec(n).temporal]
 
 
-def trained(name: str) -> bool:
-    return models.load_metadata(name).get("status") != "untrained placeholder"
+def released(name: str) -> bool:
+    return models.load_metadata(name).get("temporal_auto") == "yes"
 
 
 def scene(h: int = 96, w: int = 128) -> np.ndarray:
@@ -37,8 +41,8 @@ def test_loads_and_runs_odd_sizes(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", TEMPORAL)
 def test_static_scene_gains_over_per_frame(name):
-    if not trained(name):
-        pytest.skip(f"{name}: untrained placeholder weights")
+    if not released(name):
+        pytest.skip(f"{name}: weights not released for --temporal auto")
     clean = [scene()] * 8
     noisy = add_noise(clean, 25.0, seed=0)
     dev = torch.device("cpu")
@@ -56,8 +60,8 @@ def test_static_scene_gains_over_per_frame(name):
 def test_no_ghost_of_moving_object(name):
     """A square moving 6 px a frame: where it was, the background is back within 2 frames
     (mean error there at most 1.5x that of the per-frame model on the same pixels)."""
-    if not trained(name):
-        pytest.skip(f"{name}: untrained placeholder weights")
+    if not released(name):
+        pytest.skip(f"{name}: weights not released for --temporal auto")
     bg = scene()
     clean, masks = [], []
     for i in range(10):

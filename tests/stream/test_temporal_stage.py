@@ -175,7 +175,8 @@ def test_plan_auto_uses_trained_twin(monkeypatch):
 
     real = models.load_metadata
     monkeypatch.setattr(models, "load_metadata",
-                        lambda name: {"status": "trained"} if name == "base-temporal" else real(name))
+                        lambda name: {"status": "trained", "temporal_auto": "yes"}
+                        if name == "base-temporal" else real(name))
     assert temporal_twin("base") == "base-temporal"
     assert plan("base", "auto") == ("base-temporal", "off")
     assert plan("base", "light") == ("base", "light")
@@ -183,6 +184,10 @@ def test_plan_auto_uses_trained_twin(monkeypatch):
     monkeypatch.setattr(models, "load_metadata", lambda name: {"status": "untrained placeholder"})
     model, smoothing = plan("base", "auto")
     assert model == "base" and smoothing in ("light", "strong")
+    # trained but not released for auto (not measured better than per-frame): smoothing
+    monkeypatch.setattr(models, "load_metadata", lambda name: {"status": "trained"})
+    assert plan("base", "auto") == ("base", smoothing)
+    assert plan("fast", "auto") == ("fast", smoothing)  # no twin registered
     assert plan("no-such-model", "auto")[0] == "no-such-model"  # the engine reports it
 
 
@@ -248,7 +253,8 @@ def test_cli_folder_smoothing_and_auto(tmp_path, monkeypatch, identity_engine):
     np.testing.assert_array_equal(outs[0], noisy[0])
     assert psnr(outs[5], clean[5], 255.0) > psnr(noisy[5], clean[5], 255.0) + 3.0
     real = models.load_metadata
-    monkeypatch.setattr(models, "load_metadata", lambda name: {"status": "trained"}
-                        if name == "fast-temporal" else real(name))
+    monkeypatch.setattr(models, "load_metadata", lambda name: {"status": "trained", "temporal_auto": "yes"}
+                        if name == "base-temporal" else real(name))
+    args[1] = "base"
     assert stream.cli.main([str(tmp_path / "in"), str(tmp_path / "out2/"), *args, "--temporal", "auto"]) == 0
-    assert opened == ["fast", "fast-temporal"]
+    assert opened == ["fast", "base-temporal"]
