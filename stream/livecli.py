@@ -73,7 +73,9 @@ class PreviewSink:
         self.frames_written = 0
 
     def write(self, frame: Frame) -> None:
-        self.window.show(frame)
+        # Waiting for the picture to be on screen makes the latency end-to-end (and a window
+        # that draws slowly hold back the path, whose live queue then drops the oldest frame).
+        self.window.wait_drawn(self.window.show(frame))
         self.frames_written += 1
 
     def close(self) -> None:

@@ -105,7 +105,9 @@ class PreviewWindow:
         self.state = state or PreviewState()
         self.max_size = max_size
         self.shown = 0  # frames drawn (not counting redraws)
-        self._inbox: DropOldestQueue = DropOldestQueue(1)
+        self._inbox: DropOldestQueue = DropOldestQueue(1, droppable=lambda item: True)
+        self._drawn = threading.Condition()
+        self._given = self._drawn_ticket = 0
         self._current: Frame | None = None
         self._width = 0
         self._error: BaseException | None = None
@@ -124,11 +126,23 @@ class PreviewWindow:
     def closed(self) -> bool:
         return self._done.is_set()
 
-    def show(self, frame: Frame) -> None:
-        """Queue ``frame`` for display (never blocks). Re-raises a failure of the GUI thread."""
+    def show(self, frame: Frame) -> int:
+        """Queue ``frame`` for display (never blocks); returns a ticket for :meth:`wait_drawn`.
+        Re-raises a failure of the GUI thread."""
         if self._error is not None:
             raise RuntimeError(f"preview window failed: {self._error}") from self._error
-        self._inbox.put(frame)
+        with self._drawn:
+            self._given += 1
+            ticket = self._given
+        self._inbox.put((ticket, frame))
+        return ticket
+
+    def wait_drawn(self, ticket: int, timeout: float = 0.5) -> bool:
+        """Wait until the frame of ``ticket`` (or a newer one) is on screen; False on timeout
+        (paused, closed). Lets latency be measured to the screen, not to the window's inbox."""
+        with self._drawn:
+            return self._drawn.wait_for(lambda: self._drawn_ticket >= ticket or self.closed,
+                                        timeout)
 
     def close(self, timeout: float = 2.0) -> None:
         self.state.quit = True
@@ -174,13 +188,18 @@ class PreviewWindow:
                     key = cv2.waitKeyEx(200)
                 else:
                     was_paused = False
+                    ticket = 0
                     try:
-                        self._current = self._inbox.get(timeout=0.01)
+                        ticket, self._current = self._inbox.get(timeout=0.01)
                         self._draw()
                         self.shown += 1
                     except queue.Empty:
                         pass
-                    key = cv2.waitKeyEx(1)
+                    key = cv2.waitKeyEx(1)  # also paints what imshow gave
+                    if ticket:
+                        with self._drawn:
+                            self._drawn_ticket = ticket
+                            self._drawn.notify_all()
                 if handle_key(key, self.state, self.controls):
                     self._draw()
                 if self.shown and self._window_gone():  # closed with the title-bar button
@@ -198,6 +217,8 @@ class PreviewWindow:
             except cv2.error:
                 pass
             self._done.set()
+            with self._drawn:
+                self._drawn.notify_all()
 
 
 def display_missing(platform: str | None = None, env: dict[str, str] | None = None) -> str:

@@ -82,9 +82,11 @@ def window(display):
     for i in range(5):
         f = Frame(image=after, index=i, original=before, sigma=12.3)
         stats.add_output(f)
-        win.show(f)
+        ticket = win.show(f)
         time.sleep(0.03)
-    assert _wait(lambda: win.shown >= 1), f"the window never drew a frame ({win._error!r})"
+    assert win.wait_drawn(ticket, 5.0), f"the window never drew a frame ({win._error!r})"
+    assert 1 <= win.shown <= 5
+    win.frame = f  # for tests that show more
     wid = _sh("xdotool", "search", "--sync", "--name", TITLE).split()[0]
     _sh("xdotool", "mousemove", "--window", wid, "320", "180")  # focus follows the pointer
     yield win, wid
@@ -135,13 +137,15 @@ def test_paused_window_stays_near_idle(window):
     _sh("xdotool", "key", "space")
     assert _wait(lambda: win.controls.paused)
     time.sleep(0.3)
+    ticket = win.show(win.frame)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    time.sleep(2.0)
+    assert not win.wait_drawn(ticket, 2.0)  # paused: the new frame is not drawn
     cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     # Busy-waiting would use a whole core (1.0); sleeping in waitKey uses about 0.02.
     assert cpu < 0.15, f"paused preview used {cpu:.0%} of a core"
     _sh("xdotool", "key", "space")
     assert _wait(lambda: not win.controls.paused)
+    assert win.wait_drawn(ticket, 5.0)
 
 
 def test_cli_default_output_is_the_preview(display, tmp_path, monkeypatch, capsys):
