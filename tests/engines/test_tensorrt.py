@@ -62,3 +62,68 @@ def test_tensorrt_matches_torch(tmp_path):
         assert psnr(t.infer(f, 25.0), ref.infer(f, 25.0), 255) >= 38
         with pytest.raises(EngineError, match="outside the TensorRT profile"):
             t.infer(np.zeros((1, 64, 64, 3), np.uint8), 10.0)
+
+
+class FakeContext:
+    """Records what the engine asks of a TensorRT execution context."""
+
+    def __init__(self):
+        self.shapes, self.addresses = {}, {}
+
+    def set_input_shape(self, name, shape):
+        self.shapes[name] = tuple(shape)
+        return shape[2] % 8 == 0 and shape[3] % 8 == 0  # like a profile that needs multiples
+
+    def get_tensor_shape(self, name):
+        b, _, h, w = self.shapes["x"]
+        return (b, 3, h, w)
+
+    def set_tensor_address(self, name, ptr):
+        self.addresses[name] = ptr
+
+
+class FakeCudaEngine:
+    def get_tensor_dtype(self, name):
+        return FakeTrt.DataType.HALF
+
+
+def bare_engine(temporal=False):
+    """A TensorRTEngine without TensorRT or CUDA: only the binding logic is exercised."""
+    import torch
+
+    from engines.tensorrt_backend import DEFAULT_PROFILE, TensorRTEngine
+
+    eng = TensorRTEngine.__new__(TensorRTEngine)
+    eng.trt, eng.engine, eng.context = FakeTrt, FakeCudaEngine(), FakeContext()
+    eng.inputs = ["x", "sigma"] + (["prev"] if temporal else [])
+    eng.outputs = ["y"]
+    eng.dtype, eng.torch_device = torch.float16, torch.device("cpu")
+    eng.profile, eng._buffers, eng._bound = DEFAULT_PROFILE, {}, None
+    return eng
+
+
+def test_bind_sets_shapes_and_addresses_once_per_size():
+    eng = bare_engine(temporal=True)
+    a = eng._bind((1, 368, 640))
+    assert eng.context.shapes == {"x": (1, 3, 368, 640), "sigma": (1, 1, 368, 640), "prev": (1, 3, 368, 640)}
+    assert a["y"].shape == (1, 3, 368, 640)
+    assert eng.context.addresses == {n: t.data_ptr() for n, t in a.items()}
+    assert eng._bind((1, 368, 640)) is a  # same size: same buffers, no new allocation
+    b = eng._bind((2, 720, 1280))
+    assert eng.context.addresses["x"] == b["x"].data_ptr() != a["x"].data_ptr()
+    eng._bind((1, 368, 640))  # back to the first size: its addresses are bound again
+    assert eng.context.addresses["y"] == a["y"].data_ptr()
+    assert eng.context.shapes["x"] == (1, 3, 368, 640)
+
+
+def test_bind_reports_a_rejected_shape():
+    eng = bare_engine()
+    with pytest.raises(EngineError, match=r"TensorRT rejected input shape \(1, 3, 30, 40\) for 'x'"):
+        eng._bind((1, 30, 40))
+
+
+def test_profile_check_message():
+    eng = bare_engine()
+    with pytest.raises(EngineError, match=r"7680x4320 batch 1 is outside the TensorRT profile 128x128\.\.1920x1080\.\.3840x2160"):
+        eng._check(np.zeros((1, 4320, 7680, 3), np.uint8))
+    eng._check(np.zeros((1, 1080, 1920, 3), np.uint8))
