@@ -91,6 +91,7 @@ class AVSource(Source):
             raise UserError(f"{spec} has no video stream")
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
+        self._last_time: float | None = None  # presentation time of the last decoded frame
         cc = self.stream.codec_context
         if cc.width <= 0 or cc.height <= 0:
             self.container.close()
@@ -145,6 +146,21 @@ class AVSource(Source):
         if expected and index < expected:
             self.warnings.append(
                 f"input truncated or damaged: decoded {index} of {expected} frames")
+        elif not expected and not is_url(self.spec) and self.spec != "-":
+            self._check_duration(index)
+
+    def _check_duration(self, decoded: int) -> None:
+        """Containers without a frame count (mkv, ts): compare the end time with the header's."""
+        duration = self.container.duration  # microseconds, from the header; None if unknown
+        rate = self.info.rate
+        if not duration or not rate or self._last_time is None:
+            return
+        start = (self.container.start_time or 0) / 1e6
+        total = duration / 1e6
+        ended = self._last_time - start + float(1 / rate)
+        if ended < total - 2.5 * float(1 / rate):
+            self.warnings.append(f"input truncated or damaged: decoded {decoded} frames, "
+                                 f"{ended:.2f} s of {total:.2f} s")
 
     def _frame(self, vf: av.VideoFrame, index: int, tb: Fraction | None) -> Frame:
         if index == 0:
@@ -156,6 +172,8 @@ class AVSource(Source):
         if pts is None and self.info.rate:
             tb = 1 / self.info.rate
             pts = index
+        if pts is not None and tb is not None:
+            self._last_time = float(pts * tb)
         return Frame(image=image, index=index, pts=pts, time_base=tb)
 
     def close(self) -> None:
