@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from .base import BackendUnavailable, Engine, EngineError
 
 log = logging.getLogger("engines.torch")
 
+COMPILE_ENV = "DENOISE_STREAM_TORCH_COMPILE"  # 1: torch.compile the model (max-autotune)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -55,7 +57,7 @@ class TorchEngine(Engine):
         device: str = "cpu",
         precision: str = "auto",
         weights: str | Path | None = None,
-        compile: bool = False,
+        compile: bool | None = None,
         cuda_graphs: bool = True,
         channels_last: bool = True,
         net: torch.nn.Module | None = None,
@@ -78,6 +80,8 @@ class TorchEngine(Engine):
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net: Any = net
+        if compile is None:  # off by default: the first frame of each size then takes ~1 min
+            compile = os.environ.get(COMPILE_ENV, "") not in ("", "0")
         if compile:
             # Fixed shapes per stream are the normal case; a new size recompiles once.
             self.net = torch.compile(net, mode="max-autotune-no-cudagraphs", dynamic=False)
