@@ -100,7 +100,8 @@ def paced(
     clock: Callable[[], float] = time.perf_counter,
     on_wait: Callable[[float], None] | None = None,
 ) -> Iterator[Frame]:
-    """Release frames at the pace their timestamps say, stamping ``captured`` on release.
+    """Release frames at the pace their timestamps say, stamping ``captured`` with the time
+    each was due (its release time, unless it decoded late).
 
     This is how a file or URL becomes a live source (``--realtime``): each frame waits until
     its presentation time has come, then enters the pipeline as a camera frame would. Frames
@@ -128,11 +129,14 @@ def paced(
             if not controls.wait_running():
                 return
             start += clock() - paused_at
+            due = start + (t - first) / speed
         if stop.is_set():
             return
-        frame.captured = clock()
+        # A frame that decoded late counts from when it was due, as a camera's would.
+        released = clock()
+        frame.captured = min(released, due)
         if on_wait is not None:
-            on_wait(frame.captured - waited_from)
+            on_wait(released - waited_from)
         yield frame
 
 
