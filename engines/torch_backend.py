@@ -61,6 +61,7 @@ class TorchEngine(Engine):
         cuda_graphs: bool = True,
         channels_last: bool = True,
         net: torch.nn.Module | None = None,
+        threads: int | None = None,
         **_: Any,
     ) -> None:
         from models import create_model, get_spec
@@ -73,6 +74,13 @@ class TorchEngine(Engine):
             raise EngineError("torch on CPU runs fp32 or bf16, not fp16; use --precision fp32")
         super().__init__(model, get_spec(model).temporal, device, precision)
         self.name = "torch-cuda" if cuda else "torch-cpu"
+        self._threads_before: int | None = None
+        if not cuda:
+            # Half the cores, as for onnxruntime: with OpenMP threads spinning on 2 busy cores,
+            # fast@640x360 cost 256 ms of CPU a frame on 2 threads and 36 ms on 1.  The setting
+            # is per process (changing it per call costs far more), so close() restores it.
+            self._threads_before = torch.get_num_threads()
+            torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) // 2))
         self.dtype = DTYPES[precision]
         self.torch_device = torch.device(device)
         net = copy.deepcopy(net) if net is not None else create_model(model, weights=weights)
@@ -118,6 +126,9 @@ class TorchEngine(Engine):
         if self._cuda is not None:
             self._cuda.close()
             self._cuda = None
+        if self._threads_before is not None:
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
         super().close()
 
 

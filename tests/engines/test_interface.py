@@ -89,3 +89,12 @@ def test_prev_ignored_by_spatial_model(eng):
 def test_fp16_on_cpu_is_a_user_error():
     with pytest.raises(EngineError, match="fp32 or bf16"):
         open_engine("fast", backend="torch", device="cpu", precision="fp16")
+
+
+def test_cpu_threads_set_while_open_and_restored_on_close():
+    import torch
+
+    before = torch.get_num_threads()
+    with open_engine("fast", backend="torch", device="cpu", threads=1, net=random_net("fast")):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
