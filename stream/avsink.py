@@ -161,6 +161,8 @@ class AVSink(Sink):
 
     def _add_copies(self, streams: list[Any]) -> None:
         supported = self.container.supported_codecs
+        if self.container.format.name == "mpegts":
+            supported = set()  # its codec query is incomplete (no AAC, H.264): let it try
         for s in streams:
             name = s.codec_context.name
             if supported and name not in supported:
@@ -178,7 +180,10 @@ class AVSink(Sink):
         try:
             self._write(frame)
         except (av.error.FFmpegError, OSError) as exc:
-            raise UserError(f"cannot write {self.spec}: {av_message(exc)}") from None
+            hint = ""
+            if self.network and "Protocol not found" in str(exc):
+                hint = f" (this FFmpeg build has no {self.spec.split(':', 1)[0]} support)"
+            raise UserError(f"cannot write {self.spec}: {av_message(exc)}{hint}") from None
 
     def _write(self, frame: Frame) -> None:
         if self.stream is None:
