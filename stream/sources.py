@@ -107,6 +107,7 @@ class AVSource(Source):
             copy_streams=[s for s in self.container.streams
                           if s.index != self.stream.index and s.type in ("audio", "subtitle")],
         )
+
     def frames(self) -> Iterator[Frame]:
         copy_ids = {s.index for s in self.info.copy_streams}
         streams = [self.stream, *self.info.copy_streams]
@@ -167,6 +168,12 @@ class AVSource(Source):
             # The display matrix arrives on decoded frames; file sinks open on the first
             # processed frame, after this is set.
             self.info.rotation = int(vf.rotation or 0)
+            color = ColorInfo.of(vf)  # frames know better than the stream header
+            if vf.format.name.startswith("yuvj"):  # JPEG-style formats are full range
+                color.color_range = 2
+            if color.color_range == 0:
+                color.color_range = self.info.color.color_range
+            self.info.color = color
         image = frame_to_rgb(vf, self.info.color)
         pts = vf.pts
         if pts is None and self.info.rate:
