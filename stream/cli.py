@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -172,6 +173,11 @@ def run(opts: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["bench"] and not os.path.exists("bench"):
+        from .bench import main as bench_main
+
+        return bench_main(args[1:])
     parser = build_parser()
     opts = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(opts.verbose, 2)
