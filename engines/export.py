@@ -83,7 +83,8 @@ class FoldedStem(nn.Module):
                 y = net.down[i](F.relu(y))
         for i in reversed(range(len(net.dec))):
             y = net.dec[i](net.up[i](y) + skips[i])
-        return x - F.pixel_shuffle(net.tail(F.relu(y)), net.cfg.unshuffle)
+        pred = F.pixel_shuffle(net.tail(F.relu(y)), net.cfg.unshuffle)
+        return x - pred if getattr(net.cfg, "residual", True) else pred
 
 
 def fold_stem(net: nn.Module) -> nn.Module:
