@@ -86,7 +86,12 @@ class AVSink(Sink):
             else:
                 with open(spec, "ab"):  # fail now, not at the first frame, if unwritable
                     pass
-                self.container = av.open(spec, "w")
+                options = {}
+                if Path(spec).suffix.lower() in (".mkv", ".mka", ".webm", ".mk3d"):
+                    # Matroska stores negative times (AAC priming); shifting every stream
+                    # to make them non-negative would move the video's timestamps.
+                    options["avoid_negative_ts"] = "disabled"
+                self.container = av.open(spec, "w", options=options)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise UserError(f"cannot write {spec}: {av_message(exc)}") from None
         supported = self.container.supported_codecs
@@ -105,6 +110,8 @@ class AVSink(Sink):
                             "use another codec or container (e.g. .mkv)")
         self.stream: Any = None
         self.copies: dict[int, Any] = {}  # input stream index -> output stream
+        self.side = source.add_side_reader() if source is not None and not self.stdout \
+            else None
         self.color = ColorInfo()
         self.size: tuple[int, int] | None = None
         self.time_base: Fraction | None = None
@@ -221,9 +228,7 @@ class AVSink(Sink):
 
     def _copy_side(self, until: float | None) -> None:
         """Mux queued audio/subtitle packets up to ``until`` seconds (None: all)."""
-        if self.source is None:
-            return
-        side = self.source.side_packets
+        side = self.side
         while side:
             packet = side[0]
             ts = packet.pts if packet.pts is not None else packet.dts

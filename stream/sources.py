@@ -52,20 +52,46 @@ class Source:
         self.description = description
         self.info = SourceInfo()
         self.warnings: list[str] = []
-        # Packets of copied streams (audio...), appended by the reader thread in demux order
-        # and taken by file sinks; bounded because the reader blocks on the frame queue.
-        self.side_packets: collections.deque[Any] = collections.deque()
+        # Packets of copied streams (audio...): the reader thread appends each, in demux order,
+        # to every queue handed out by add_side_reader() (one per file sink); bounded because
+        # the reader blocks on the frame queue, and nothing is kept when no sink asked.
+        self._side_readers: list[collections.deque[Any]] = []
+        self.side_packets: collections.deque[Any] = collections.deque()  # unused; kept for API
         self.finished = False  # set when the input was read to its end
         self.frames_read = 0  # frames yielded so far
 
     def frames(self) -> Iterator[Frame]:
         raise NotImplementedError
 
+    def add_side_reader(self) -> collections.deque[Any]:
+        """A queue that will receive the copied streams' packets (a wrapper holding the real
+        source as ``inner`` hands out the inner source's)."""
+        inner = getattr(self, "inner", None)
+        if isinstance(inner, Source):
+            return inner.add_side_reader()
+        queue: collections.deque[Any] = collections.deque()
+        self._side_readers.append(queue)
+        return queue
+
+    def _push_side(self, packet: Any) -> None:
+        for i, queue in enumerate(self._side_readers):
+            queue.append(packet if i == 0 else _clone_packet(packet))
+
     def close(self) -> None:
         pass
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.description!r})"
+
+
+def _clone_packet(packet: Any) -> Any:
+    """A copy for a second sink: muxing consumes a packet's data."""
+    copy = av.Packet(bytes(packet))
+    copy.stream = packet.stream
+    copy.pts, copy.dts, copy.duration = packet.pts, packet.dts, packet.duration
+    copy.time_base = packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    return copy
 
 
 def is_url(spec: str) -> bool:
@@ -118,7 +144,7 @@ class AVSource(Source):
             for packet in self.container.demux(streams):
                 if packet.stream.index in copy_ids:
                     if packet.dts is not None and packet.size:
-                        self.side_packets.append(packet)
+                        self._push_side(packet)
                     continue
                 try:
                     decoded = packet.decode()

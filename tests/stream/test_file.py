@@ -131,10 +131,14 @@ def test_overwrite_with_y(clip_with_audio, tmp_path, read):
     assert len(read(out)["frames"]) == 12
 
 
-def test_two_outputs(clip_with_audio, tmp_path, read):
-    a, b = tmp_path / "a.mp4", tmp_path / "frames"
-    assert main([str(clip_with_audio.path), str(a), f"{b}/", *FAST]) == 0
-    assert len(read(a)["frames"]) == 12
+def test_several_outputs_each_get_frames_and_audio(clip_with_audio, tmp_path, read):
+    a, b, c = tmp_path / "a.mp4", tmp_path / "frames", tmp_path / "c.mkv"
+    assert main([str(clip_with_audio.path), str(a), f"{b}/", str(c), *FAST]) == 0
+    src = read(clip_with_audio.path)
+    for out in (a, c):
+        res = read(out)
+        assert len(res["frames"]) == 12 and res["times"] == src["times"]
+        assert res["audio"] == src["audio"]
     assert sorted(p.name for p in b.iterdir()) == [f"{i:06d}.png" for i in range(12)]
 
 
