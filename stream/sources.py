@@ -118,6 +118,8 @@ class AVSource(Source):
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         self._last_time: float | None = None  # presentation time of the last decoded frame
+        self._shape: tuple[int, ...] | None = None
+        self._sequence = 0
         cc = self.stream.codec_context
         if cc.width <= 0 or cc.height <= 0:
             self.container.close()
@@ -207,7 +209,10 @@ class AVSource(Source):
             pts = index
         if pts is not None and tb is not None:
             self._last_time = float(pts * tb)
-        return Frame(image=image, index=index, pts=pts, time_base=tb)
+        if self._shape is not None and image.shape != self._shape:
+            self._sequence += 1  # a mid-stream size change: no temporal state carries over
+        self._shape = image.shape
+        return Frame(image=image, index=index, pts=pts, time_base=tb, sequence=self._sequence)
 
     def close(self) -> None:
         self.container.close()
