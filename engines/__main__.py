@@ -37,7 +37,7 @@ def _size(text: str) -> tuple[int, int]:
 def cmd_build(args: argparse.Namespace) -> int:
     from models import load_metadata
 
-    from .export import ensure_onnx, export_onnx, validate
+    from .export import ensure_onnx, export_onnx, onnx_path_for, validate
 
     try:
         profile = cache.Profile(args.min, args.opt, args.max, (1, 1, args.max_batch))
@@ -46,10 +46,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     directory = cache.cache_dir(args.out)
     directory.mkdir(parents=True, exist_ok=True)
     if args.force:
-        from .export import weights_sha256
-
-        onnx = directory / cache.onnx_filename(args.model, args.precision, weights_sha256(args.model))
-        onnx = export_onnx(args.model, args.precision, onnx)
+        onnx = export_onnx(args.model, args.precision, onnx_path_for(args.model, args.precision, directory))
     else:
         onnx = ensure_onnx(args.model, args.precision, directory)
     print(f"ONNX: {onnx} (dynamic batch, height, width; {args.precision})")

@@ -103,8 +103,9 @@ class PlanKey:
 EXPORT_FORMAT = 2
 
 
-def onnx_filename(model: str, precision: str, weights_sha256: str) -> str:
-    return f"{model}-{precision}-{weights_sha256[:12]}-e{EXPORT_FORMAT}.onnx"
+def onnx_filename(model: str, precision: str, source_sha256: str) -> str:
+    """``source_sha256``: hash of the weights and the model's config."""
+    return f"{model}-{precision}-{source_sha256[:12]}-e{EXPORT_FORMAT}.onnx"
 
 
 def write_sidecar(path: Path, info: dict[str, Any]) -> None:

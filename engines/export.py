@@ -189,12 +189,21 @@ def weights_sha256(model: str, weights: str | Path | None = None) -> str:
     return cache.sha256_file(path) if path.exists() else "random"
 
 
+def onnx_path_for(model: str, precision: str, directory: Path, weights: str | Path | None = None) -> Path:
+    """Where the export of these weights and this architecture lives in ``directory``."""
+    from models import get_spec
+
+    # The architecture's config too: a changed model with the same weights file is a new graph.
+    source = cache.sha256_json([weights_sha256(model, weights), repr(get_spec(model).config)])
+    return directory / cache.onnx_filename(model, precision, source)
+
+
 def ensure_onnx(
     model: str, precision: str, directory: Path | None = None, weights: str | Path | None = None
 ) -> Path:
     """The cached ONNX export of ``model`` with these weights, exporting it when missing."""
     directory = cache.cache_dir(directory)
-    path = directory / cache.onnx_filename(model, precision, weights_sha256(model, weights))
+    path = onnx_path_for(model, precision, directory, weights)
     info = cache.read_sidecar(path)
     if path.exists() and info.get("sha256") == cache.sha256_file(path):
         return path
