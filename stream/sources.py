@@ -112,10 +112,13 @@ class AVSource(Source):
                                          if is_url(spec) else None)
         except (av.error.FFmpegError, OSError) as exc:
             raise UserError(f"cannot read {spec}: {av_message(exc)}") from None
-        if not self.container.streams.video:
+        # Cover art (an attached picture) is a video stream too, but not the video.
+        moving = [s for s in self.container.streams.video
+                  if not int(s.disposition) & int(av.stream.Disposition.attached_pic)]
+        if not moving:
             self.container.close()
             raise UserError(f"{spec} has no video stream")
-        self.stream = self.container.streams.video[0]
+        self.stream = moving[0]
         self.stream.thread_type = "AUTO"
         self._last_time: float | None = None  # presentation time of the last decoded frame
         self._shape: tuple[int, ...] | None = None

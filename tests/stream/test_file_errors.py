@@ -135,3 +135,20 @@ def test_bad_options(capsys, clip_with_audio, tmp_path, args, words):
 def test_single_image_output_for_a_video(capsys, clip_with_audio, tmp_path):
     line = run_error(capsys, [str(clip_with_audio.path), str(tmp_path / "o.png"), *FAST])
     assert "folder" in line
+
+
+def test_cover_art_is_not_a_video(capsys, tmp_path):
+    import shutil
+    import subprocess
+
+    import cv2
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    cover = tmp_path / "cover.png"
+    cv2.imwrite(str(cover), np.full((16, 16, 3), 99, np.uint8))
+    song = tmp_path / "song.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=d=0.5", "-i", str(cover),
+                    "-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "png",
+                    "-disposition:v", "attached_pic", str(song)], check=True, timeout=60)
+    assert "no video stream" in run_error(capsys, [str(song), str(tmp_path / "o.mp4"), *FAST])
