@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto|torch|onnxruntime|tensorrt (default auto)")
     g.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default auto)")
     g.add_argument("--precision", default="auto", help="auto|fp32|fp16|bf16 (default auto)")
-    g.add_argument("--temporal", default="off", metavar="MODE",
-                   help="temporal smoothing: off|auto|light|strong (default off)")
+    g.add_argument("--temporal", default="auto", metavar="MODE",
+                   help="off|auto|light|strong (default auto: the model's recurrent twin when "
+                        "one is released, else light motion-adaptive smoothing)")
     e = p.add_argument_group("encoding")
     e.add_argument("--codec", default=None,
                    help="video codec: h264 (default), hevc, ffv1 (lossless), vp9, mpeg4...")
@@ -147,6 +148,7 @@ def run(opts: argparse.Namespace) -> int:
             sink.close()
         source.close()
         raise
+    pipeline: Pipeline | None = None
     try:
         processor = Processor(engine, sigma=opts.sigma, strength=opts.strength,
                               temporal=temporal)
@@ -158,7 +160,8 @@ def run(opts: argparse.Namespace) -> int:
             progress.close()
     finally:
         engine.close()
-        source.close()
+        if pipeline is None or not pipeline.reader_stuck:
+            source.close()
     log.info("stage times (ms/frame): %s", ", ".join(
         f"{k} {t.ms:.1f}" for k, t in result.timings.items()))
     for warning in source.warnings:

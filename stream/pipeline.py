@@ -124,6 +124,7 @@ class Pipeline:
         for i, sink in enumerate(self.sinks):
             self.timings[self._sink_key(i, sink)] = StageTime()
         self.written = 0
+        self.reader_stuck = False
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
 
@@ -233,6 +234,9 @@ class Pipeline:
                 writer.join()
             self._drain_input()
             reader.join(timeout=5)
+            # A reader stuck in a network read may outlive us (daemon thread); its source
+            # must then not be closed under it.
+            self.reader_stuck = reader.is_alive()
             self._close_sinks()
         if self._error is not None:
             raise self._error
