@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from typing import Any
 
 from .camera import is_camera_spec, parse_size  # light: OpenCV is imported on first use
@@ -209,7 +210,8 @@ def run_live(opts: argparse.Namespace) -> int:
                             on_frame=lambda f: _delivered(f, stats, pipeline),
                             stop_event=controls.stop)  # the quit key stops every stage
         try:
-            result = pipeline.run()  # cli.main turns SIGTERM into Ctrl-C around all of this
+            # cli.main turns SIGTERM into Ctrl-C around all of this.
+            result = _run(pipeline, controls, any(isinstance(s, PreviewSink) for s in sinks))
         finally:
             controls.stop.set()
     finally:
@@ -226,6 +228,42 @@ def run_live(opts: argparse.Namespace) -> int:
               f"{result.dropped} dropped, latency median {lat:.0f} ms, model {engine.model}, "
               f"backend {engine.name} -> {', '.join(outputs)}", file=sys.stderr)
     return cli.EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def _run(pipeline: Any, controls: Any, window: bool) -> Any:
+    """``pipeline.run()``, on a worker thread when the window needs the main one (macOS)."""
+    from . import preview
+
+    if not (window and preview.GUI_ON_MAIN_THREAD):
+        return pipeline.run()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = pipeline.run()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, on the main thread
+            box["error"] = exc
+        finally:
+            controls.stop.set()
+
+    worker = threading.Thread(target=work, name="stream-pipeline")
+    worker.start()
+    interrupted = False
+    try:
+        preview.serve_gui(until=controls.stop)
+    except KeyboardInterrupt:
+        interrupted = True
+    controls.stop.set()
+    while worker.is_alive():
+        try:
+            worker.join()
+        except KeyboardInterrupt:  # a second Ctrl-C while finishing: still finalise
+            interrupted = True
+    if "error" in box:
+        raise box["error"]
+    result = box["result"]
+    result.interrupted = result.interrupted or interrupted
+    return result
 
 
 def _delivered(frame: Frame, stats: Any, pipeline: Any) -> None:

@@ -105,6 +105,7 @@ class PreviewWindow:
         self.state = state or PreviewState()
         self.max_size = max_size
         self.shown = 0  # frames drawn (not counting redraws)
+        self.gui_thread = ""  # name of the thread running the window loop
         self._inbox: DropOldestQueue = DropOldestQueue(1, droppable=lambda item: True)
         self._drawn = threading.Condition()
         self._given = self._drawn_ticket = 0
@@ -117,6 +118,8 @@ class PreviewWindow:
         if no_display:
             raise UserError(no_display)
         _gui_thread().put(self._run)
+        if GUI_ON_MAIN_THREAD:
+            return  # the caller's serve_gui opens it later, on the main thread
         if not self._opened.wait(10.0) or self._error is not None:
             reason = str(self._error or "timed out").strip().splitlines()[-1]
             raise UserError(f"cannot open the preview window ({reason}); name another output "
@@ -174,6 +177,7 @@ class PreviewWindow:
             return True
 
     def _run(self) -> None:
+        self.gui_thread = threading.current_thread().name
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
             cv2.setMouseCallback(self.title, self._on_mouse)
@@ -277,12 +281,17 @@ def _point_qt_at_fonts() -> None:
             return
 
 
+# macOS (Cocoa) allows windows on the main thread only: there the caller runs the window
+# loops itself with :func:`serve_gui` (the pipeline then runs on a worker thread). Elsewhere
+# one background thread serves them, and the pipeline keeps the main thread.
+GUI_ON_MAIN_THREAD = sys.platform == "darwin"
 _GUI: queue.Queue | None = None
 _GUI_LOCK = threading.Lock()
 
 
 def _gui_thread() -> queue.Queue:
-    """The one thread that makes every HighGUI call, for the life of the process.
+    """The queue of window loops, and (unless GUI_ON_MAIN_THREAD) the one thread that makes
+    every HighGUI call for the life of the process.
 
     OpenCV's Qt backend binds the GUI to the first thread that opens a window and, from any
     other thread, waits for that one to run the call: a second window from a fresh thread
@@ -299,5 +308,18 @@ def _gui_thread() -> queue.Queue:
                 while True:
                     tasks.get()()
 
-            threading.Thread(target=serve, name="preview-gui", daemon=True).start()
+            if not GUI_ON_MAIN_THREAD:
+                threading.Thread(target=serve, name="preview-gui", daemon=True).start()
         return _GUI
+
+
+def serve_gui(until: threading.Event) -> None:
+    """Run queued window loops on the calling thread until ``until`` is set (GUI_ON_MAIN_THREAD
+    platforms: call it from the main thread)."""
+    tasks = _gui_thread()
+    while not until.is_set():
+        try:
+            task = tasks.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        task()

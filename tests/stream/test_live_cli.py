@@ -177,7 +177,7 @@ def _free_udp_port() -> int:
 
 
 @pytest.mark.slow
-def test_udp_stream_read_back_over_loopback(clip20, monkeypatch, capsys):
+def test_udp_stream_read_back_over_loopback(clip20, monkeypatch):
     import av
 
     port = _free_udp_port()
@@ -203,10 +203,8 @@ def test_udp_stream_read_back_over_loopback(clip20, monkeypatch, capsys):
     listener.start()
     time.sleep(0.5)  # let the receiver bind before the first packet
     monkeypatch.setattr(stream.cli, "open_engine", lambda opts: IdentityEngine())
-    assert main([str(clip20.path), f"udp://127.0.0.1:{port}", "--realtime", "--stats",
-                 "--sigma", "5"]) == 0
-    s = _stats(capsys.readouterr().err)
+    # Not --realtime: a file source never drops, so all 20 frames must arrive.
+    assert main([str(clip20.path), f"udp://127.0.0.1:{port}", "--sigma", "5", "--quiet"]) == 0
     listener.join(20)
     assert "error" not in received, received.get("error")
-    assert s["dropped"] == 0
     assert received["frames"] == [(64, 48)] * 20

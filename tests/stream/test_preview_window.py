@@ -57,6 +57,16 @@ def _screenshot(path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
+def _screenshot_when(path, ready, timeout: float = 10.0) -> np.ndarray:
+    """A screenshot once ``ready(image)`` holds (the X server paints when it gets to it)."""
+    end = time.monotonic() + timeout
+    while True:
+        shot = _screenshot(path)
+        if ready(shot) or time.monotonic() > end:
+            return shot
+        time.sleep(0.2)
+
+
 def _columns(img: np.ndarray, colour, row: int) -> np.ndarray:
     return np.flatnonzero((img[row] == colour).all(axis=1))
 
@@ -98,9 +108,8 @@ def test_split_view_screenshot_and_divider_drag(window, tmp_path):
     win, wid = window
     _sh("xdotool", "key", "s")
     assert _wait(lambda: win.state.view == "split")
-    time.sleep(0.3)
-    shot = _screenshot(tmp_path / "split.png")
     row = 180  # middle of the 640x360 window at the top-left of the screen
+    shot = _screenshot_when(tmp_path / "split.png", lambda img: _columns(img, RED, row).size)
     red, blue = _columns(shot, RED, row), _columns(shot, BLUE, row)
     # Left half: the noisy input, right half: the denoised output, divider in the middle.
     assert red.min() == 0 and abs(red.max() - 318) <= 2
@@ -112,8 +121,8 @@ def test_split_view_screenshot_and_divider_drag(window, tmp_path):
     _sh("xdotool", "mousemove", "--window", wid, "480", "180")
     _sh("xdotool", "mouseup", "1")
     assert _wait(lambda: win.state.divider == pytest.approx(0.75, abs=0.01))
-    time.sleep(0.3)
-    shot = _screenshot(tmp_path / "dragged.png")
+    shot = _screenshot_when(tmp_path / "dragged.png",
+                            lambda img: _columns(img, RED, row).max(initial=0) > 400)
     red, blue = _columns(shot, RED, row), _columns(shot, BLUE, row)
     assert abs(red.max() - 478) <= 2 and abs(blue.min() - 481) <= 2
     # The HUD sits in the top-left corner: darkened, with white text.
