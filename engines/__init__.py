@@ -8,7 +8,7 @@ with open_engine("fast", backend="auto") as eng:   # tensorrt -> torch-cuda -> o
 """
 from __future__ import annotations
 
-from .base import BACKENDS, Engine, EngineError
+from .base import BACKENDS, Engine, EngineError, Pending
 from .select import open_engine
 
-__all__ = ["BACKENDS", "Engine", "EngineError", "open_engine"]
+__all__ = ["BACKENDS", "Engine", "EngineError", "Pending", "open_engine"]

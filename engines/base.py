@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,11 +77,19 @@ def _describe(a: Any) -> str:
     return type(a).__name__
 
 
-def sigma_map(sig: np.ndarray, h: int, w: int) -> np.ndarray:
-    """(B,) or (B, H, W) sigma in 0..255 -> (B, 1, H, W) float32 in [0, 1] units."""
-    if sig.ndim == 1:
-        return np.broadcast_to((sig / 255.0)[:, None, None, None], (sig.shape[0], 1, h, w))
-    return (sig / 255.0)[:, None]
+@dataclass
+class Pending:
+    """A submitted batch; ``result()`` waits for it and returns (B, H, W, 3) uint8."""
+
+    value: np.ndarray | None = None
+    slot: Any = None
+
+    def result(self) -> np.ndarray:
+        if self.value is None:  # a CUDA slot (torch_backend): wait for its download
+            self.slot.done.synchronize()
+            self.value = self.slot.host_out.numpy().copy()
+            self.slot.pending = None
+        return self.value
 
 
 class Engine(ABC):
@@ -101,6 +110,12 @@ class Engine(ABC):
             raise EngineError(f"engine {self.name} is closed")
         frames, sig, prev = check_inputs(frames, sigma, prev, self.temporal)
         return self._infer(frames, sig, prev)
+
+    def submit(self, frames: np.ndarray, sigma: Any, prev: np.ndarray | None = None) -> Pending:
+        """Start ``infer``; ``.result()`` returns its output.  CUDA engines return at once, so
+        submitting frame N+1 before collecting N overlaps copies with compute; elsewhere
+        this runs ``infer`` now.  At most two submitted batches are in flight per engine."""
+        return Pending(value=self.infer(frames, sigma, prev))
 
     @abstractmethod
     def _infer(self, frames: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:

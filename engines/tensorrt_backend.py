@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import BackendUnavailable, Engine, EngineError
+from .base import BackendUnavailable, Engine, EngineError, Pending
 from .cache import Profile, cache_dir, read_sidecar
-from .torch_backend import CudaRunner, Pending, sigma_tensor, to_input, to_output
+from .torch_backend import CudaRunner, sigma_tensor, to_input, to_output
 
 log = logging.getLogger("engines.tensorrt")
 

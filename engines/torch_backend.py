@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import BackendUnavailable, Engine, EngineError
+from .base import BackendUnavailable, Engine, EngineError, Pending
 
 log = logging.getLogger("engines.torch")
 
@@ -130,21 +130,6 @@ class TorchEngine(Engine):
             torch.set_num_threads(self._threads_before)
             self._threads_before = None
         super().close()
-
-
-@dataclass
-class Pending:
-    """A submitted batch; ``result()`` waits for it and returns (B, H, W, 3) uint8."""
-
-    value: np.ndarray | None = None
-    slot: Any = None
-
-    def result(self) -> np.ndarray:
-        if self.value is None:
-            self.slot.done.synchronize()
-            self.value = self.slot.host_out.numpy().copy()
-            self.slot.pending = None
-        return self.value
 
 
 @dataclass

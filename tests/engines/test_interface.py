@@ -98,3 +98,10 @@ def test_cpu_threads_set_while_open_and_restored_on_close():
     with open_engine("fast", backend="torch", device="cpu", threads=1, net=random_net("fast")):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_submit_then_result_equals_infer(eng):
+    f = frames(1, 20, 30)
+    pending = [eng.submit(f, 10.0), eng.submit(f, 40.0)]
+    assert np.array_equal(pending[0].result(), eng.infer(f, 10.0))
+    assert np.array_equal(pending[1].result(), eng.infer(f, 40.0))
