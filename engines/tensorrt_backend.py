@@ -114,12 +114,21 @@ class TensorRTEngine(Engine):
             self._bound = key
         return bufs
 
+    def _padded(self, shape: tuple[int, ...]) -> tuple[int, int, int]:
+        b, h, w = shape[:3]
+        return b, h + -h % self.multiple, w + -w % self.multiple
+
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        """Before a captured graph of frames ``shape`` (B, H, W, 3) replays: the context may
+        have been set to another size since, so bind this one again (host-side calls only)."""
+        self._bind(self._padded(shape))
+
     def forward(self, x: torch.Tensor, sig: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
         """uint8 NHWC on the device in and out; runs on the current (engine) stream."""
-        b, h, w = x.shape[:3]
-        m = self.multiple
-        ph, pw = -h % m, -w % m
-        bufs = self._bind((b, h + ph, w + pw))
+        h, w = x.shape[1:3]
+        key = self._padded(tuple(x.shape))
+        ph, pw = key[1] - h, key[2] - w
+        bufs = self._bind(key)
 
         def put(name: str, t: torch.Tensor) -> None:
             bufs[name].copy_(F.pad(t, (0, pw, 0, ph), mode="replicate") if ph or pw else t)

@@ -194,6 +194,9 @@ class _Plan:
         torch.cuda.synchronize(dev)
 
     def run(self) -> None:
+        prepare = getattr(self.eng, "prepare", None)
+        if prepare is not None:  # e.g. TensorRT: put the context back on this plan's shapes
+            prepare(tuple(self.inp.shape))
         if self.graph is not None:
             self.graph.replay()
         else:

@@ -127,3 +127,14 @@ def test_profile_check_message():
     with pytest.raises(EngineError, match=r"7680x4320 batch 1 is outside the TensorRT profile 128x128\.\.1920x1080\.\.3840x2160"):
         eng._check(np.zeros((1, 4320, 7680, 3), np.uint8))
     eng._check(np.zeros((1, 1080, 1920, 3), np.uint8))
+
+
+def test_prepare_rebinds_the_plan_shape_before_replay():
+    eng = bare_engine()
+    eng.multiple = 16
+    eng.prepare((1, 360, 640, 3))
+    assert eng.context.shapes["x"] == (1, 3, 368, 640)
+    eng.prepare((2, 720, 1280, 3))
+    eng.prepare((1, 360, 640, 3))
+    assert eng.context.shapes["x"] == (1, 3, 368, 640)
+    assert eng.context.addresses["x"] == eng._buffers[1, 368, 640]["x"].data_ptr()
