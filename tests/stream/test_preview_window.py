@@ -215,7 +215,7 @@ def test_paused_live_run_is_near_idle(display, tmp_path, monkeypatch, capsys):
     run.start()
     wid = _sh("xdotool", "search", "--sync", "--name", "denoise preview").split()[0]
     _sh("xdotool", "mousemove", "--window", wid, "100", "100")
-    time.sleep(0.5)
+    assert _wait(lambda: len(engine.calls) >= 3, timeout=20)  # playing
     _sh("xdotool", "key", "space")
     time.sleep(0.5)
     done = len(engine.calls)
