@@ -21,6 +21,10 @@ class UNetConfig:
     blocks: tuple[int, ...] = (2, 2, 2)  # residual blocks per encoder level (decoder mirrors)
     head_kernel: int = 3
     temporal: bool = False  # also sees the previous output (recurrent)
+    # Predict the noise and subtract it (True), or predict the clean image (False).  A narrow
+    # net on 4x-unshuffled input cannot carry 48 white-noise values per cell through 20
+    # channels, but it can carry the (compressible) clean signal.
+    residual: bool = True
 
 
 class ResBlock(nn.Module):
@@ -78,8 +82,8 @@ class NoiseMapUNet(nn.Module):
                 y = self.down[i](F.relu(y))
         for i in reversed(range(len(self.dec))):
             y = self.dec[i](self.up[i](y) + skips[i])
-        noise = F.pixel_shuffle(self.tail(F.relu(y)), r)  # (B, 3, H', W')
-        return x - noise[..., :h, :w]
+        pred = F.pixel_shuffle(self.tail(F.relu(y)), r)[..., :h, :w]  # (B, 3, H, W)
+        return x - pred if self.cfg.residual else pred
 
 
 def count_macs(model: nn.Module, height: int = 1024, width: int = 1024) -> int:

@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-every", type=int, default=1000)
     p.add_argument("--ckpt-every", type=int, default=500)
-    p.add_argument("--no-jpeg", action="store_true", help="skip the (CPU) JPEG part of the camera noise")
+    p.add_argument("--init", type=Path, default=None, help="start from these weights (.safetensors)")
     return p
 
 
@@ -151,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     model = spec.build().to(dev).train()
     if cuda:
         model = model.to(memory_format=torch.channels_last)
+    if args.init:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(args.init)))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     step, total = 0, args.steps
     ckpt_path = out / "checkpoint.pt"
