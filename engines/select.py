@@ -36,9 +36,10 @@ class Candidate:
         return f"{self.backend}-{'cuda' if self.device.startswith('cuda') else 'cpu'}"
 
 
-# Order of ``auto`` on a CPU-only machine. Measured with `python -m engines bench` on 2 CPU
-# cores, `fast` at 640x360: onnxruntime is faster than torch eager (see README, "Engines and
-# speed"), so it comes first.
+# Order of ``auto`` on the CPU, by measured speed: `python -m engines bench --model fast
+# --size 640x360` on the 2-core dev VM gave onnxruntime 29.6 ms of CPU a frame (63 ms wall on
+# the busy VM) against torch's 31.9 (76 ms); see README "Engines and speed".  The first use
+# exports the ONNX graph once (seconds), cached afterwards.
 CPU_ORDER = ("onnxruntime", "torch")
 
 MODULES = {
