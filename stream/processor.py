@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -79,6 +80,9 @@ class AutoSigma:
     def __call__(self, image: np.ndarray) -> float:
         if self.value is None or self._count % self.every == 0:
             est = float(self.estimator(image))
+            if not math.isfinite(est):  # e.g. a flat black frame: keep what we had
+                est = self.value if self.value is not None else 0.0
+            est = min(max(est, 0.0), 255.0)
             self.value = est if self.value is None else (
                 (1 - self.smoothing) * self.value + self.smoothing * est)
         self._count += 1

@@ -180,3 +180,10 @@ def test_load_temporal_modes():
 
     with pytest.raises(UserError, match="--temporal"):
         load_temporal("sideways")
+
+
+def test_auto_sigma_survives_a_useless_estimate():
+    values = iter([float("nan"), 12.0, float("inf"), -3.0])
+    auto = AutoSigma(lambda img: next(values), every=1, smoothing=1.0)
+    img = np.zeros((2, 2, 3), np.uint8)
+    assert [auto(img) for _ in range(4)] == [0.0, 12.0, 12.0, 0.0]
