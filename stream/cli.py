@@ -169,9 +169,10 @@ def run(opts: argparse.Namespace) -> int:
     if not opts.quiet:
         sigma = f"{processor.mean_sigma:.1f}" + (" (auto)" if opts.sigma is None else "")
         state = "interrupted after" if result.interrupted else "denoised"
+        temporal_note = f", temporal {opts.temporal}" if opts.temporal != "off" else ""
         print(f"{state} {result.frames} frames in {result.seconds:.1f} s "
               f"({result.fps:.1f} fps), model {engine.model}, backend {engine.name}, "
-              f"sigma {sigma} -> {', '.join(opts.outputs)}", file=sys.stderr)
+              f"sigma {sigma}{temporal_note} -> {', '.join(opts.outputs)}", file=sys.stderr)
     return EXIT_INTERRUPTED if result.interrupted else 0
 
 
