@@ -133,3 +133,29 @@ def test_y4m_from_stdin(tmp_path, read):
     assert res.returncode == 0, res.stderr.decode()
     decoded = read(out)
     assert len(decoded["frames"]) == 5 and decoded["size"] == (32, 24)
+
+
+def test_http_url_input(tmp_path, read, capsys):
+    import functools
+    import http.server
+    import threading
+
+    clip = write_clip(tmp_path / "web.mp4", moving_scene(10, 64, 48))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        out = tmp_path / "out.mp4"
+        assert main([f"{base}/web.mp4", str(out), *FAST]) == 0
+        a, b = read(clip.path), read(out)
+        assert len(b["frames"]) == 10 and b["times"] == a["times"] and b["audio"] == a["audio"]
+        assert main([f"{base}/missing.mp4", str(tmp_path / "o2.mp4"), *FAST]) == 2
+        assert "404" in capsys.readouterr().err
+    finally:
+        server.shutdown()
