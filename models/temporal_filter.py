@@ -18,6 +18,8 @@ since ``models`` may not import ``stream``.  Torch ops, so the same code runs on
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +47,21 @@ MODES: dict[str, FilterParams] = {
 _HALF_NORMAL_MEAN = math.sqrt(2 / math.pi)  # E|x| for x ~ N(0, 1)
 
 
+@contextmanager
+def _one_cpu_thread(enabled: bool) -> Iterator[None]:
+    """Elementwise work this small gains nothing from torch's thread pool, and beside a busy
+    engine (ONNX Runtime spins its own threads) the pool made it 30x slower: one thread."""
+    if not enabled:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class RecursiveFilter:
     """Stateful filter over one sequence of frames: ``out = filt(frame, sigma)``.
 
@@ -66,9 +83,10 @@ class RecursiveFilter:
     def __call__(self, frame: np.ndarray | torch.Tensor, sigma: float) -> np.ndarray | torch.Tensor:
         is_np = isinstance(frame, np.ndarray)
         t = torch.from_numpy(np.ascontiguousarray(frame)) if is_np else frame
-        y = t.permute(2, 0, 1).float()  # (3, H, W) in 0..255
-        out = self.step(y, float(sigma))
-        out8 = out.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()
+        with _one_cpu_thread(t.device.type == "cpu"):
+            y = t.permute(2, 0, 1).float()  # (3, H, W) in 0..255
+            out = self.step(y, float(sigma))
+            out8 = out.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()
         return out8.numpy() if is_np else out8
 
     @torch.no_grad()
