@@ -77,3 +77,11 @@ def test_models_does_not_import_stream():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_frames_from_a_video_file(data_dir):
+    from models.eval_video import load_frames
+
+    frames = load_frames(data_dir / "video" / "carphone_pristine.mp4", limit=3, start=2)
+    assert len(frames) == 3 and frames[0].shape == (144, 176, 3) and frames[0].dtype == np.uint8
+    assert not np.array_equal(frames[0], frames[2])
