@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Any
 
-from .camera import is_camera_spec, parse_size  # light: OpenCV is imported on first use
+from .camera import is_camera_spec, parse_size
 from .errors import UserError
 from .frame import Frame
 
