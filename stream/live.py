@@ -232,18 +232,28 @@ class LiveStats:
         }
 
 
+# Inputs that arrive at their own pace already: pacing them again would only add delay.
+LIVE_PROTOCOLS = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "rtp", "srt", "tcp")
+
+
+def is_live_url(spec: str) -> bool:
+    return spec.split("://", 1)[0].lower() in LIVE_PROTOCOLS if "://" in spec else False
+
+
 class RealtimeSource(Source):
-    """Any source played as a live one (``--realtime``): paced to its timestamps, stamped
-    with its release time, and given the drop-oldest queue policy like a camera."""
+    """Any source played as a live one (``--realtime``): paced to its timestamps (unless
+    ``pace`` is False: a network stream that is live already), stamped with the time each
+    frame was due, and given the drop-oldest queue policy like a camera."""
 
     live = True
 
     def __init__(self, inner: Source, controls: LiveControls | None = None,
-                 speed: float = 1.0) -> None:
+                 speed: float = 1.0, pace: bool = True) -> None:
         super().__init__(inner.description)
         self.inner = inner
         self.controls = controls
         self.speed = speed
+        self.pace = pace
         self.is_video = inner.is_video
         self.info = inner.info
         self.warnings = inner.warnings
@@ -255,8 +265,15 @@ class RealtimeSource(Source):
 
     def frames(self) -> Iterator[Frame]:
         fps = float(self.info.rate) if self.info.rate else 25.0
-        yield from paced(self.inner.frames(), fps=fps, speed=self.speed, controls=self.controls,
-                         on_wait=self._waited)
+        if self.pace:
+            yield from paced(self.inner.frames(), fps=fps, speed=self.speed,
+                             controls=self.controls, on_wait=self._waited)
+        else:
+            for frame in self.inner.frames():
+                if self.controls is not None and not self.controls.wait_running():
+                    return
+                frame.captured = time.perf_counter()  # received and decoded just now
+                yield frame
         self.finished = self.inner.finished
 
     def close(self) -> None:

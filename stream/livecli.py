@@ -160,7 +160,7 @@ def _register_openers() -> None:
 
 def run_live(opts: argparse.Namespace) -> int:
     from . import cli
-    from .live import LiveControls, LiveStats, RealtimeSource, format_stats
+    from .live import LiveControls, LiveStats, RealtimeSource, format_stats, is_live_url
     from .pipeline import Pipeline
     from .processor import Processor, load_temporal
     from .sinks import open_sink
@@ -186,7 +186,7 @@ def run_live(opts: argparse.Namespace) -> int:
     # A window or a virtual camera shows frames as they come: a file feeding only those
     # plays at its own pace, as --realtime would.
     if not source.live and (opts.realtime or all(_is_live_sink(s) for s in outputs)):
-        source = RealtimeSource(source, controls)
+        source = RealtimeSource(source, controls, pace=not is_live_url(opts.input))
     sinks: list[Any] = []
     try:
         for spec in outputs:

@@ -16,6 +16,7 @@ from stream.live import (
     DropOldestQueue,
     LiveControls,
     LiveStats,
+    RealtimeSource,
     paced,
     percentile,
 )
@@ -234,3 +235,20 @@ def test_live_processor_follows_strength_and_temporal_keys(monkeypatch):
     controls.temporal = True
     live(_frame(5))
     assert controls.temporal is False and not live.temporal_available  # the HUD shows off
+
+
+def test_live_urls_are_not_paced_again():
+    from stream.live import is_live_url
+    from stream.sources import Source
+
+    assert all(map(is_live_url, ["rtsp://cam/1", "udp://@:5000", "SRT://h:1", "rtmp://x/y"]))
+    assert not any(map(is_live_url, ["clip.mp4", "https://example.com/a.mp4", "-"]))
+
+    class Listed(Source):
+        def frames(self):
+            yield from (_frame(i, pts=1000 * i, tb=Fraction(1, 1000)) for i in range(3))
+
+    t0 = time.perf_counter()
+    got = list(RealtimeSource(Listed("x"), pace=False).frames())  # 1 s apart if paced
+    assert [f.index for f in got] == [0, 1, 2]
+    assert time.perf_counter() - t0 < 1.5 and all(f.captured >= t0 for f in got)  # paced: 2 s
