@@ -224,9 +224,10 @@ def run_live(opts: argparse.Namespace) -> int:
     if not opts.quiet:
         lat = stats.summary()["latency_ms"]["p50"]
         state = "interrupted after" if result.interrupted else "done:"
+        temporal_note = f", temporal {opts.temporal}" if opts.temporal != "off" else ""
         print(f"{state} {result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps), "
               f"{result.dropped} dropped, latency median {lat:.0f} ms, model {engine.model}, "
-              f"backend {engine.name} -> {', '.join(outputs)}", file=sys.stderr)
+              f"backend {engine.name}{temporal_note} -> {', '.join(outputs)}", file=sys.stderr)
     return cli.EXIT_INTERRUPTED if result.interrupted else 0
 
 
