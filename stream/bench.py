@@ -3,7 +3,7 @@
 Makes an H.264 input per size from the bundled sample (scaled), runs the same pipeline as
 ``python -m stream in.mp4 out.mp4`` (default encoder settings) and prints frames per second
 end to end plus the busy time per frame of each stage: decode (reader thread: demux, decode,
-YUV->RGB), denoise (processor: noise estimate + engine), encode (writer: RGB->YUV, x264, mux).
+YUV->RGB), denoise (processor: noise estimate + engine + temporal stage), encode (writer: RGB->YUV, x264, mux).
 Stages run in parallel threads, so fps can beat 1000 / the sum of the stages.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ def make_input(path: Path, width: int, height: int, frames: int) -> None:
 
 
 def run_one(engine: Any, width: int, height: int, frames: int, sigma: float | None,
-            workdir: Path, codec: str | None) -> dict[str, Any]:
+            workdir: Path, codec: str | None, temporal: Any = None) -> dict[str, Any]:
     from .pipeline import Pipeline
     from .processor import Processor
     from .sinks import open_sink
@@ -63,7 +63,8 @@ def run_one(engine: Any, width: int, height: int, frames: int, sigma: float | No
     source = open_source(str(src_path), opts)
     sink = open_sink(str(out_path), opts, source)
     try:
-        result = Pipeline(source, Processor(engine, sigma=sigma), [sink]).run()
+        result = Pipeline(source, Processor(engine, sigma=sigma, temporal=temporal),
+                          [sink]).run()
     finally:
         source.close()
     t = result.timings
@@ -84,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="auto")
     p.add_argument("--sigma", type=float, default=None, help="fixed noise level (default auto)")
     p.add_argument("--codec", default=None, help="output codec (default h264)")
+    p.add_argument("--temporal", default="auto",
+                   help="off|auto|light|strong, as python -m stream (default auto); its time "
+                        "counts as denoise")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -104,14 +108,20 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
     try:
-        engine = open_engine(SimpleNamespace(model=args.model, backend=args.backend,
+        from .cli import default_model
+        from .processor import load_temporal
+        from .temporal import plan
+
+        model, mode = plan(args.model or default_model(args.device), args.temporal)
+        temporal = load_temporal(mode)
+        engine = open_engine(SimpleNamespace(model=model, backend=args.backend,
                                              device=args.device, precision=args.precision))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     import torch
 
-    header = (f"model {engine.model}, backend {engine.name}, sigma "
+    header = (f"model {engine.model}, backend {engine.name}, temporal {mode}, sigma "
               f"{'auto' if args.sigma is None else args.sigma}, {os.cpu_count()} CPU cores, "
               f"{platform.machine()}, torch {torch.__version__}, {args.frames} frames per size")
     print(header)
@@ -119,13 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with engine, tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
         for width, height in sizes:
-            row = run_one(engine, width, height, args.frames, args.sigma, Path(tmp), args.codec)
+            row = run_one(engine, width, height, args.frames, args.sigma, Path(tmp), args.codec,
+                          temporal)
             rows.append(row)
             print(f"{row['size']:>10} {row['fps']:7.2f} {row['decode_ms']:10.1f} "
                   f"{row['denoise_ms']:11.1f} {row['encode_ms']:10.1f}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"header": header, "model": engine.model,
-                                         "backend": engine.name, "rows": rows}, indent=2))
+                                         "backend": engine.name, "temporal": mode,
+                                         "rows": rows}, indent=2))
     return 0
 
 
