@@ -8,6 +8,13 @@ MIN=${1:-4.5}
 DEV=${DEV:-cuda}
 PY=$(command -v python3)
 export PYTHONUNBUFFERED=1
+# Run as `bash models/gpu_job.sh 5.8`, three trainers side by side ran 8x slower than one alone
+# (base: 6.4 vs 51 steps/s).  The likely cause is OpenMP spin-waiting (each process took all 16
+# cores; the same loop on a busy 2-core CPU ran 20x faster with 1 thread than with 2), so the
+# threads are capped now.  The shipped base then got a second, solo run from those weights:
+#   OMP_NUM_THREADS=4 python3 -m models train --model base --device cuda --minutes 2.0 \
+#       --batch 32 --lr 1e-3 --init models/weights/base.safetensors --data .gpudata
+export OMP_NUM_THREADS=4
 nvidia-smi -L || true
 $PY -c "import torch, cv2, safetensors; print('torch', torch.__version__, 'cv2', cv2.__version__)"
 R=/tmp/runs; mkdir -p $R

@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-every", type=int, default=1000)
     p.add_argument("--ckpt-every", type=int, default=500)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--init", type=Path, default=None, help="start from these weights (.safetensors)")
     return p
 
@@ -138,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("runs") / args.model
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    if not cuda:
-        torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.threads:
+        torch.set_num_threads(args.threads)  # on a busy machine, 1 avoids OpenMP spin-waiting
 
     train_paths = split_paths(args.data, "cbsd432")
     val_paths = split_paths(args.data, "cbsd68")[:4]
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
-        step, total = ck["step"], ck["total"]
+        step, total = ck["step"], args.steps or ck["total"]  # --steps may extend a resumed run
         sampler.set_state(ck["sampler"])
         gen.set_state(ck["gen"])
         log.info("resumed from %s at step %d of %d", ckpt_path, step, total)
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                     "sampler": sampler.state(), "gen": gen.get_state()}, ckpt_path)
 
     t0 = time.perf_counter()
+    step0 = step
     rate_t, rate_step = None, 0
     loss_sum = torch.zeros((), device=dev)
     while total is None or step < total:
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("%.1f steps/s -> %d steps in %.1f min", rate, total, args.minutes)
         if step % 100 == 0:  # reading the loss syncs the GPU: only every 100 steps
             log.info("step %d/%s loss %.5f lr %.2e %.1f steps/s", step, total, float(loss_sum) / 100,
-                     opt.param_groups[0]["lr"], step / (time.perf_counter() - t0))
+                     opt.param_groups[0]["lr"], (step - step0) / (time.perf_counter() - t0))
             loss_sum.zero_()
         if step % args.val_every == 0:
             log.info("step %d val PSNR (4 CBSD68 crops, sigma 25, monitoring only) %.2f dB", step, validate(model, val_imgs))
