@@ -7,6 +7,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 from conftest import ROOT, add_noise, moving_scene, write_clip
 
 from stream.cli import main
@@ -119,9 +120,26 @@ def test_y4m_to_stdout_parsed_back(clip_with_audio):
     info, frames = parse_y4m(res.stdout)
     assert (info["W"], info["H"], info["F"]) == ("64", "48", "25:1")
     assert len(frames) == 12
-    luma = frames[0][: 64 * 48].reshape(48, 64)
-    expect = cv2.cvtColor(clip_with_audio.frames[0], cv2.COLOR_RGB2YUV)[..., 0]
-    assert np.abs(luma.astype(int) - expect).mean() < 12
+
+
+@pytest.mark.parametrize("size", [(64, 48), (33, 21)])
+def test_y4m_planes_hold_the_frames(tmp_path, monkeypatch, capsysbinary, identity_engine, read,
+                                    size):
+    """Identity engine: the Y4M planes are the input's pixels in BT.601 limited range."""
+    import stream.cli
+
+    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: identity_engine)
+    clip = write_clip(tmp_path / "in.mkv", add_noise(moving_scene(3, *size), 10),
+                      codec="ffv1", pix_fmt="bgr0", audio=False)
+    assert main([str(clip.path), "-", "--temporal", "off", "--quiet"]) == 0
+    info, frames = parse_y4m(capsysbinary.readouterr().out)
+    w, h = size
+    assert (int(info["W"]), int(info["H"])) == size and len(frames) == 3
+    assert info["C"].startswith("420" if w % 2 == 0 and h % 2 == 0 else "444")
+    rgb = read(clip.path)["frames"][0].astype(np.float64)
+    expect = 16 + 219 * (rgb @ np.array([0.299, 0.587, 0.114])) / 255
+    luma = frames[0][: w * h].reshape(h, w)
+    assert np.abs(luma - expect).max() <= 1.5
 
 
 def test_y4m_from_stdin(tmp_path, read):
