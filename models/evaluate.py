@@ -143,7 +143,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=Path, default=None, help="folder of *_real/*_mean pairs (auto sigma)")
     p.add_argument("--estimator", action="store_true", help="also report the noise estimator's error")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--record", action="store_true",
+                   help="store the CBSD68 PSNR per sigma in the model cards (models/weights/NAME.json)")
     return p
+
+
+def record(report: dict, names: list[str]) -> None:
+    """Merge the measured table into each model's card, the file ``models list`` reads."""
+    from .registry import weights_path
+
+    for name in names:
+        path = weights_path(name).with_suffix(".json")
+        card = json.loads(path.read_text()) if path.exists() else {}
+        card.setdefault("cbsd68_psnr", {}).update(
+            {s: round(rows[name]["psnr"], 2) for s, rows in report["synthetic"].items()})
+        card.setdefault("cbsd68_ssim", {}).update(
+            {s: round(rows[name]["ssim"], 4) for s, rows in report["synthetic"].items()})
+        if "pairs" in report:
+            card["polyu_auto_psnr"] = round(report["pairs"][f"{name} (auto sigma)"]["psnr"], 2)
+        path.write_text(json.dumps(card, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     report["tiers"] = {n: get_spec(n).tier for n in models}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
+    if args.record:
+        if args.images or args.limit:
+            print("error: --record needs the full CBSD68 set (no --images/--limit)", file=sys.stderr)
+            return 2
+        record(report, list(models))
     return 0
 
 
