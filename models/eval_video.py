@@ -7,7 +7,8 @@ it adds seeded white Gaussian noise of std ``--sigma`` to every frame, clipped a
 - the per-frame model (``--model``, a comma list allowed);
 - the same + the recursive smoothing of ``--temporal light|strong`` (``models.temporal_filter``,
   the math the stream's smoothing stage runs);
-- the recurrent twin (``<model>-temporal``), fed its previous 8-bit output as in the product;
+- the recurrent twin (``<model>-temporal``), fed its previous 8-bit output as in the product,
+  alone and + the first smoothing mode;
 - OpenCV ``fastNlMeansDenoisingColoredMulti`` (5-frame window centred on the frame: it looks
   two frames ahead, which a live stream cannot) unless ``--no-nlm``.
 
@@ -148,6 +149,9 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
             tmodel = create_model(twin).to(device)
             out_t, sec_t = _timed(lambda: run_model(tmodel, noisy, sigma, device, True))  # noqa: B023
             rows.append(score(f"{twin} (recurrent)", out_t, clean, sec_t, t_tag))
+            for mode in smoothing[:1]:
+                sm, s2 = _timed(lambda: smooth(out_t, sigma, mode, device))  # noqa: B023
+                rows.append(score(f"{twin} + {mode} smoothing", sm, clean, sec_t + s2, t_tag))
         log.info("%s done", name)
     if nlm:
         out, sec = _timed(lambda: nlm_multi(noisy, sigma))
