@@ -1,11 +1,12 @@
 """Temporal stage: what ``--temporal off|auto|light|strong`` does to a sequence.
 
 - ``auto`` (the default): run the chosen model's recurrent twin (``base`` -> ``base-temporal``)
-  when one is registered and its weights are released for it (metadata ``temporal_auto`` is
-  ``yes``: set only once ``python -m models eval-video`` shows it beating the per-frame model
-  on held-out video).  The twin sees its previous output, which the processor feeds back and
-  resets per sequence; no smoothing runs after it.  Otherwise ``auto`` is ``AUTO_FALLBACK``
-  smoothing, which measured neutral on moving-camera video and better on still cameras.
+  when one is registered and its weights are released for it (metadata ``temporal_auto`` set,
+  only once ``python -m models eval-video`` shows it beating the per-frame model on held-out
+  video; its value, ``off|light|strong``, is the smoothing that runs after the twin, ``yes``
+  meaning ``off``).  The twin sees its previous output, which the processor feeds back and
+  resets per sequence.  Otherwise ``auto`` is ``AUTO_FALLBACK`` smoothing, which measured
+  neutral on moving-camera video and better on still cameras.
 - ``light`` / ``strong``: the motion-adaptive recursive filter after the per-frame denoiser
   (``models.temporal_filter``): blend with the previous output where the difference is
   explained by the residual noise, keep the new frame where something moved; reset on cuts,
@@ -34,6 +35,17 @@ AUTO_FALLBACK = "light"
 DEFAULT_SIGMA = 15.0
 
 
+def _released(name: str) -> str | None:
+    """The smoothing to run after a released recurrent model, or None if not released."""
+    import models
+
+    meta = models.load_metadata(name)
+    after = meta.get("temporal_auto")
+    if meta.get("status") == "untrained placeholder" or after not in ("yes", "off", *MODES):
+        return None
+    return "off" if after == "yes" else after
+
+
 def temporal_twin(model: str) -> str | None:
     """The recurrent variant of ``model`` released for ``auto`` (itself if it is one), or None."""
     import models
@@ -44,10 +56,7 @@ def temporal_twin(model: str) -> str | None:
     except models.UnknownModelError:
         return None
     twin = f"{model}-temporal"
-    if twin not in models.model_names():
-        return None
-    meta = models.load_metadata(twin)
-    if meta.get("status") == "untrained placeholder" or meta.get("temporal_auto") != "yes":
+    if twin not in models.model_names() or _released(twin) is None:
         return None
     return twin
 
@@ -58,8 +67,9 @@ def plan(model: str, mode: str) -> tuple[str, str]:
         return model, mode
     twin = temporal_twin(model)
     if twin is not None:
-        log.info("temporal auto: recurrent model %s", twin)
-        return twin, "off"
+        after = _released(twin) or "off"
+        log.info("temporal auto: recurrent model %s, smoothing %s", twin, after)
+        return twin, after
     log.info("temporal auto: no trained recurrent twin of %s; %s smoothing", model, AUTO_FALLBACK)
     return model, AUTO_FALLBACK
 

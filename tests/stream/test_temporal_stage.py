@@ -181,6 +181,8 @@ def test_plan_auto_uses_trained_twin(monkeypatch):
     assert plan("base", "auto") == ("base-temporal", "off")
     assert plan("base", "light") == ("base", "light")
     assert plan("base", "off") == ("base", "off")
+    monkeypatch.setattr(models, "load_metadata", lambda name: {"temporal_auto": "light"})
+    assert plan("base", "auto") == ("base-temporal", "light")  # twin, then light smoothing
     monkeypatch.setattr(models, "load_metadata", lambda name: {"status": "untrained placeholder"})
     model, smoothing = plan("base", "auto")
     assert model == "base" and smoothing in ("light", "strong")
