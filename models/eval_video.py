@@ -127,7 +127,8 @@ def _timed(fn: Callable[[], list[np.ndarray]]) -> tuple[list[np.ndarray], float]
 
 
 def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: torch.device,
-             smoothing: list[str], nlm: bool = True, seed: int = 0) -> list[dict[str, object]]:
+             smoothing: list[str], nlm: bool = True, seed: int = 0,
+             twin_weights: Path | None = None) -> list[dict[str, object]]:
     noisy = add_noise(clean, sigma, seed)
     rows = [score("noisy input", noisy, clean, 0.0)]
     for name in models:
@@ -146,7 +147,9 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
         if twin in model_names():
             t_status = load_metadata(twin).get("status", "trained")
             t_tag = "untrained placeholder" if t_status == "untrained placeholder" else ""
-            tmodel = create_model(twin).to(device)
+            if twin_weights is not None:
+                t_tag = f"weights {twin_weights.name}"
+            tmodel = create_model(twin, weights=twin_weights).to(device)
             out_t, sec_t = _timed(lambda: run_model(tmodel, noisy, sigma, device, True))  # noqa: B023
             rows.append(score(f"{twin} (recurrent)", out_t, clean, sec_t, t_tag))
             for mode in smoothing[:1]:
@@ -183,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="at most N frames")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-nlm", action="store_true", help="skip OpenCV NLM (slow: ~3 s a frame)")
+    p.add_argument("--temporal-weights", type=Path,
+                   help="weights for the recurrent twin (a candidate, instead of the shipped ones)")
     p.add_argument("--json", type=Path, help="also write the results here")
     return p
 
@@ -203,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     if dev == "auto":
         dev = "cuda" if torch.cuda.is_available() else "cpu"
     models = [m.strip() for m in args.model.split(",") if m.strip()]
+    if args.temporal_weights is not None and not args.temporal_weights.is_file():
+        print(f"error: --temporal-weights: no such file {args.temporal_weights}", file=sys.stderr)
+        return 2
     try:
         for m in models:
             get_spec(m)
@@ -215,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
              args.sigma, dev)
     try:
         rows = evaluate(clean, args.sigma, models, torch.device(dev), smoothing,
-                        nlm=not args.no_nlm, seed=args.seed)
+                        nlm=not args.no_nlm, seed=args.seed, twin_weights=args.temporal_weights)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
