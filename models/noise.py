@@ -7,7 +7,9 @@ standard deviation in the same [0, 1] units: exactly what the denoiser is condit
 - ``gaussian``: white Gaussian noise (the published-table protocol), optionally clipped and
   quantised to 8 bits as a saved file would be.
 - ``camera``: signal-dependent Poisson-Gaussian noise added in linear light on a Bayer mosaic,
-  bilinear demosaicking (which correlates the noise across channels and neighbours), then the
+  bilinear demosaicking (which correlates the noise between neighbouring pixels; bilinear
+  interpolation fills each channel from its own samples, so it adds no correlation between
+  channels, and a camera's colour-correction matrix, which would, is not modelled), then the
   sRGB curve.  The map is propagated exactly through the demosaic weights and the curve's slope.
 - ``jpeg``: JPEG compression of an already noisy frame (what webcams and phones ship).
 """
