@@ -77,6 +77,9 @@ class AVSink(Sink):
         self.network = is_url(spec)
         self.stdout = spec == "-"
         self._created_file = not self.stdout and not self.network and not Path(spec).exists()
+        if self.stdout and sys.stdout.isatty():
+            raise UserError("refusing to write video to a terminal; pipe it, e.g. "
+                            "python -m stream in.mp4 - | ffplay -")
         try:
             if self.stdout:
                 self.container = av.open(sys.stdout.buffer, "w", format="yuv4mpegpipe")

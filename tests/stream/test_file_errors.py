@@ -152,3 +152,10 @@ def test_cover_art_is_not_a_video(capsys, tmp_path):
                     "-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "png",
                     "-disposition:v", "attached_pic", str(song)], check=True, timeout=60)
     assert "no video stream" in run_error(capsys, [str(song), str(tmp_path / "o.mp4"), *FAST])
+
+
+def test_video_to_a_terminal_is_refused(capsys, clip_with_audio, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert "terminal" in run_error(capsys, [str(clip_with_audio.path), "-", *FAST])
