@@ -6,6 +6,7 @@ that name mean this file even after a sub-folder's own conftest.py was imported.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,6 +20,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 _THIS = sys.modules[__name__]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell that starts a job in the background (`cmd &`, some CI runners) leaves SIGINT
+    # ignored, so Python never installs its Ctrl-C handler and neither do the subprocesses the
+    # tests start (an ignored signal stays ignored across exec).  The Ctrl-C tests would then
+    # hang; restore what an interactive run has.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collectstart(collector: pytest.Collector) -> None:
