@@ -98,9 +98,9 @@ def smooth(frames: list[np.ndarray], sigma: float, mode: str,
            device: torch.device) -> list[np.ndarray]:
     filt = RecursiveFilter(mode)
     out = []
-    for f in frames:
-        t = torch.from_numpy(f).to(device)
-        out.append(np.asarray(filt(t, sigma).cpu()))
+    for f in frames:  # numpy on the CPU, as the stream's stage runs it; torch on a GPU
+        out.append(filt(f, sigma) if device.type == "cpu"
+                   else np.asarray(filt(torch.from_numpy(f).to(device), sigma).cpu()))
     return out
 
 
