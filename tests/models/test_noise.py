@@ -84,8 +84,8 @@ def test_estimator_on_a_real_photo(sigma: float) -> None:
     clean = read_rgb(PHOTO).astype(np.float64)
     noisy = clean + np.random.default_rng(0).normal(0, sigma, clean.shape)
     est = estimate_sigma(noisy)
-    # Measured on CBSD68: +3.6 at 10, +1.7 at 25, +1.2 at 50 (texture reads as noise)
-    assert sigma - 1.0 <= est <= sigma + 4.0
+    # measured on this photo: +0.3 at 10, -0.3 at 25, -0.2 at 50 (weak-texture patches only)
+    assert sigma - 1.5 <= est <= sigma + 2.0
 
 
 @pytest.mark.parametrize("name", ["coffee_crop", "astronaut_crop"])
@@ -101,8 +101,9 @@ def test_estimator_reads_demosaicked_camera_noise(name: str, quality: int | None
         y = noise.jpeg(y, quality)
     noisy = (y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     true = float(np.std(noisy.astype(np.float64) - clean))
-    # measured 0.62..1.16 of the true std over these four cases
-    assert 0.55 * true <= estimate_sigma(noisy) <= 1.4 * true
+    # measured 0.88..1.74 of the true std over these four cases (correlated noise is given up
+    # to 1.5x its std, see models/estimate.py)
+    assert 0.6 * true <= estimate_sigma(noisy) <= 2.0 * true
 
 
 def test_estimator_rejects_tiny_images() -> None:
