@@ -89,7 +89,7 @@ def camera(
 
     The result is clipped to [0, 1] and quantised to 8 bits, like a camera's output.
     """
-    b, _, h, w = x.shape
+    _, _, h, w = x.shape
     shot_t = torch.as_tensor(shot, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
     read_t = torch.as_tensor(read, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
     lin = srgb_to_linear(x)

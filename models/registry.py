@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import torch
-
 from .arch import NoiseMapUNet, UNetConfig
 
 

@@ -45,7 +45,7 @@ def noisy_batch(clean: torch.Tensor, mix: NoiseMix, gen: torch.Generator) -> tup
     """Corrupt a clean batch; returns (noisy, sigma map) both on clean's device."""
     b, _, h, w = clean.shape
     dev = clean.device
-    n_clip, n_var, n_cam = (int(round(f * b)) for f in (mix.clipped, mix.varying, mix.camera))
+    n_clip, n_var, n_cam = (round(f * b) for f in (mix.clipped, mix.varying, mix.camera))
     n_awgn = b - n_clip - n_var - n_cam
     u = torch.rand(b, generator=gen)
     # Mostly the range that matters (0..60), a tail to 75 so one model covers 0..75.
