@@ -213,18 +213,20 @@ def test_paused_live_run_is_near_idle(display, tmp_path, monkeypatch, capsys):
     run = threading.Thread(target=lambda: codes.append(
         stream.cli.main([str(clip.path), "--sigma", "5", "--quiet"])))
     run.start()
-    wid = _sh("xdotool", "search", "--sync", "--name", "denoise preview").split()[0]
-    _sh("xdotool", "mousemove", "--window", wid, "100", "100")
-    assert _wait(lambda: len(engine.calls) >= 3, timeout=20)  # playing
-    _sh("xdotool", "key", "space")
-    time.sleep(0.5)
-    done = len(engine.calls)
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    time.sleep(2.0)
-    cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
-    paused_calls = len(engine.calls) - done
-    _sh("xdotool", "key", "q")
-    run.join(20)
+    try:
+        wid = _sh("xdotool", "search", "--sync", "--name", "denoise preview").split()[0]
+        _sh("xdotool", "mousemove", "--window", wid, "100", "100")
+        assert _wait(lambda: len(engine.calls) >= 3, timeout=20)  # playing
+        _sh("xdotool", "key", "space")
+        time.sleep(0.5)
+        done = len(engine.calls)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        time.sleep(2.0)
+        cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+        paused_calls = len(engine.calls) - done
+    finally:  # never leave the run and its window behind for the next tests
+        subprocess.run(["xdotool", "key", "q"], capture_output=True, timeout=20)
+        run.join(20)
     assert codes == [0]
     assert 0 < done < 250 and paused_calls == 0  # it was playing, then processed nothing
     assert cpu < 0.15, f"a paused live run used {cpu:.0%} of a core"
