@@ -44,9 +44,12 @@ def test_signal_leaves_playable_output(long_clip, tmp_path, read, ffprobe, sig):
     assert proc.returncode == 130, err.decode()
     assert "Traceback" not in err.decode()
     res = read(out)
+    src_times = read(long_clip.path)["times"]
     n = len(res["frames"])
-    assert 1 <= n < 600
-    assert res["times"] == read(long_clip.path)["times"][:n]
+    # how many frames a run finishes before the signal depends on the machine; what must hold
+    # is that it was stopped part way, kept something, and kept exactly the first n frames
+    assert len(src_times) == 600 and 1 <= n < len(src_times)
+    assert res["times"] == src_times[:n]
     assert len(res["audio"]) > 0
     assert ffprobe("-count_frames", "-select_streams", "v", "-show_entries",
                    "stream=nb_read_frames", "-of", "csv=p=0", str(out)).strip() == str(n)
