@@ -200,6 +200,7 @@ class Pipeline:
         main_sinks = [(i, s) for i, s in enumerate(self.sinks)
                       if getattr(s, "main_thread", False)]
         interrupted = False
+        at_end = False  # the source ran out: nothing to stop, the writer just drains
         reader.start()
         writer.start()
         try:
@@ -211,6 +212,7 @@ class Pipeline:
                         break
                     continue
                 if item is _EOS or self.stop_event.is_set():
+                    at_end = item is _EOS and not self.stop_event.is_set()
                     break
                 t0 = time.perf_counter()
                 out = self.process(item)
@@ -224,8 +226,11 @@ class Pipeline:
         except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
         finally:
-            # Stop the reader, let the writer drain what is already processed, then close.
-            self.stop_event.set()
+            # Stop the reader (unless the source ended), let the writer drain what is already
+            # processed, then close.  At the end the event stays clear: a caller's event (the
+            # live controls) would otherwise close a preview before it drew the last frames.
+            if not at_end:
+                self.stop_event.set()
             self._send_eos(writer)
             try:
                 writer.join()

@@ -49,6 +49,22 @@ def test_all_frames_in_order_with_bounded_queues():
     assert p.timings["decode"].count == 200 and p.timings["process"].count == 200
 
 
+def test_callers_stop_event_stays_clear_until_the_sinks_drained():
+    """At the end of the source the caller's event (the live controls, which also close the
+    preview window) must not be set while the last frames are still on their way out."""
+    stop = threading.Event()
+    seen: list[tuple[int, bool]] = []
+
+    class SlowSink(ListSink):
+        def write(self, frame: Frame) -> None:
+            time.sleep(0.01)
+            seen.append((frame.index, stop.is_set()))
+
+    p = Pipeline(ListSource(20), lambda f: f, [SlowSink()], queue_size=4, stop_event=stop)
+    assert p.run().frames == 20
+    assert seen == [(i, False) for i in range(20)]
+
+
 @pytest.mark.parametrize("where", ["source", "process", "sink"])
 def test_first_error_stops_everything_and_is_raised_once(where):
     sink = ListSink(fail_at=5 if where == "sink" else None)
