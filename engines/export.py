@@ -75,16 +75,7 @@ class FoldedStem(nn.Module):
         y = self.x_conv(x) + self.s_conv(sigma)  # (B, w0, H/r, W/r)
         if self.p_conv is not None:
             y = y + self.p_conv(x if prev is None else prev)
-        skips = []
-        for i, enc in enumerate(net.enc):
-            y = enc(y)
-            if i < len(net.down):
-                skips.append(y)
-                y = net.down[i](F.relu(y))
-        for i in reversed(range(len(net.dec))):
-            y = net.dec[i](net.up[i](y) + skips[i])
-        pred = F.pixel_shuffle(net.tail(F.relu(y)), net.cfg.unshuffle)
-        return x - pred if getattr(net.cfg, "residual", True) else pred
+        return net.output(x, net.trunk(y))
 
 
 def fold_stem(net: nn.Module) -> nn.Module:

@@ -1,9 +1,12 @@
 """Denoiser architectures: noise-map-conditioned residual U-Nets (FFDNet-style input).
 
 Every network takes an RGB image in [0, 1] and a per-pixel noise map (the noise standard
-deviation in the same [0, 1] units, i.e. sigma/255), and predicts the noise; the output is
-the input minus that prediction.  Sizes that are not a multiple of ``multiple`` are
-reflect-padded inside ``forward`` and cropped back, so any frame size works.
+deviation in the same [0, 1] units, i.e. sigma/255).  It predicts the noise (``residual``:
+output = input - prediction) or the clean image; a ``gate`` model also predicts, per pixel,
+how much of that prediction to take (output = input + g * (prediction - input), g in 0..1), so
+a clean or lightly noisy input can pass through a narrow net untouched.  Sizes that are not a
+multiple of ``multiple`` are edge-padded inside ``forward`` and cropped back, so any frame
+size works.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ class UNetConfig:
     # net on 4x-unshuffled input cannot carry 48 white-noise values per cell through 20
     # channels, but it can carry the (compressible) clean signal.
     residual: bool = True
+    # Also predict a per-pixel blend weight between the input and the prediction.
+    gate: bool = False
 
 
 class ResBlock(nn.Module):
@@ -56,7 +61,7 @@ class NoiseMapUNet(nn.Module):
             nn.Sequential(*[ResBlock(w[i]) for _ in range(cfg.blocks[i])])
             for i in range(len(w) - 1)
         )
-        self.tail = nn.Conv2d(w[0], 3 * r * r, 3, padding=1)
+        self.tail = nn.Conv2d(w[0], (4 if cfg.gate else 3) * r * r, 3, padding=1)
 
     def forward(
         self, x: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor | None = None
@@ -74,6 +79,10 @@ class NoiseMapUNet(nn.Module):
         if self.cfg.temporal:
             feats.append(F.pixel_unshuffle(inputs[2], r))
         y = self.head(torch.cat(feats, dim=1))  # (B, w0, H/r, W/r)
+        return self.output(inputs[0], self.trunk(y))[..., :h, :w]
+
+    def trunk(self, y: torch.Tensor) -> torch.Tensor:
+        """Head features (B, w0, H/r, W/r) -> tail output (B, (3|4) r², H/r, W/r)."""
         skips = []
         for i, enc in enumerate(self.enc):
             y = enc(y)
@@ -82,8 +91,43 @@ class NoiseMapUNet(nn.Module):
                 y = self.down[i](F.relu(y))
         for i in reversed(range(len(self.dec))):
             y = self.dec[i](self.up[i](y) + skips[i])
-        pred = F.pixel_shuffle(self.tail(F.relu(y)), r)[..., :h, :w]  # (B, 3, H, W)
-        return x - pred if self.cfg.residual else pred
+        return self.tail(F.relu(y))
+
+    def output(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The frame (B, 3, H, W) and the tail output -> the denoised frame (B, 3, H, W)."""
+        r = self.cfg.unshuffle
+        pred = F.pixel_shuffle(t[:, : 3 * r * r], r)
+        if not self.cfg.residual:
+            pred = pred - x  # the change the net proposes
+        if self.cfg.gate:
+            pred = pred * torch.sigmoid(F.pixel_shuffle(t[:, 3 * r * r:], r))  # (B, 1, H, W)
+        return x + pred if not self.cfg.residual else x - pred
+
+
+def load_compatible(net: NoiseMapUNet, state: dict[str, torch.Tensor], gate_bias: float = 4.0) -> list[str]:
+    """Load weights of a related model: a per-frame net into its recurrent twin (the head's
+    extra input channels start at zero) or an ungated net into a gated one (the gate starts
+    nearly open, sigmoid(``gate_bias``)), so training starts from the old net's output.
+    Returns the names of the tensors that were extended."""
+    own = net.state_dict()
+    extended = []
+    for name, value in state.items():
+        target = own[name]
+        if target.shape == value.shape:
+            target.copy_(value)
+            continue
+        if value.dim() != target.dim() or any(v > t for v, t in zip(value.shape, target.shape)):
+            raise ValueError(f"{name}: cannot load {tuple(value.shape)} into {tuple(target.shape)}")
+        target.zero_()
+        target[tuple(slice(0, n) for n in value.shape)] = value
+        if name == "tail.bias":
+            target[value.shape[0]:] = gate_bias
+        extended.append(name)
+    missing = set(own) - set(state)
+    if missing:
+        raise ValueError(f"weights lack {sorted(missing)}")
+    net.load_state_dict(own)
+    return extended
 
 
 def count_macs(model: nn.Module, height: int = 1024, width: int = 1024) -> int:

@@ -37,6 +37,25 @@ def folder_paths(folder: Path) -> list[Path]:
     return paths
 
 
+def pair_paths(folder: Path, half: str = "all") -> list[tuple[Path, Path]]:
+    """(noisy, clean) pairs of a real-noise folder (``*_real.*`` / ``*_mean.*``, as PolyU names
+    them), in name order.  ``half`` ``tune`` or ``test`` splits by scene (the name less its
+    trailing shot number), alternating over the sorted scenes, so no scene is in both halves:
+    tune on one half, report on the other."""
+    if half not in ("all", "tune", "test"):
+        raise ValueError(f"expected half all|tune|test, got {half!r}")
+    reals = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS and "_real" in p.stem)
+    pairs = [(p, p.with_name(p.name.replace("_real", "_mean"))) for p in reals]
+    pairs = [(n, c) for n, c in pairs if c.exists()]
+    if not pairs:
+        raise FileNotFoundError(f"no *_real/*_mean image pairs in {folder}")
+    if half == "all":
+        return pairs
+    scenes = sorted({n.stem.replace("_real", "").rstrip("_").rsplit("_", 1)[0] for n, _ in pairs})
+    keep = set(scenes[0 if half == "tune" else 1::2])
+    return [(n, c) for n, c in pairs if n.stem.replace("_real", "").rstrip("_").rsplit("_", 1)[0] in keep]
+
+
 def list_digest(paths: list[Path]) -> str:
     """Short hash of the file names and bytes: pins exactly which data made a model."""
     h = hashlib.sha256()

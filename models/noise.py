@@ -12,8 +12,18 @@ standard deviation in the same [0, 1] units: exactly what the denoiser is condit
   channels, and a camera's colour-correction matrix, which would, is not modelled), then the
   sRGB curve.  The map is propagated exactly through the demosaic weights and the curve's slope.
 - ``jpeg``: JPEG compression of an already noisy frame (what webcams and phones ship).
+- ``camera_isp``: a camera's whole pipeline run backwards and forwards (after Brooks et al.,
+  "Unprocessing Images for Learned Raw Denoising", CVPR 2019): undo the tone curve, the sRGB
+  gamma, the colour correction matrix and the white-balance gains; add shot and read noise on
+  the raw Bayer mosaic (read noise tied to shot noise by the log-linear relation fitted there);
+  demosaic (bilinear or OpenCV's edge-aware); redo gains, matrix, gamma and tone curve; then
+  what phones and webcams do after that (chroma noise reduction, sharpening, JPEG).  The matrix
+  mixes the channels' noise and the gains scale it unevenly, so unlike ``camera`` this noise
+  is correlated across colours and coarser in space, as real camera noise is.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -123,6 +133,24 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     return torch.stack(out).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255
 
 
+def correlations(noise: np.ndarray, lags: tuple[int, ...] = (1, 2, 3)) -> dict[str, float]:
+    """How structured a noise image (H, W, 3) is: its spatial autocorrelation at each lag
+    (horizontal and vertical averaged, channels pooled) and the correlation between channels.
+    White noise gives 0 everywhere; demosaicking raises the lags, colour matrices the pairs."""
+    d = np.asarray(noise, dtype=np.float64)
+    d = d - d.mean(axis=(0, 1))
+    var = (d * d).mean()
+    out = {}
+    for k in lags:
+        h = (d[:, k:] * d[:, :-k]).mean()
+        v = (d[k:] * d[:-k]).mean()
+        out[f"lag{k}"] = float((h + v) / 2 / var)
+    std = d.std(axis=(0, 1))
+    for (i, j), name in (((0, 1), "rg"), ((0, 2), "rb"), ((1, 2), "gb")):
+        out[name] = float((d[..., i] * d[..., j]).mean() / (std[i] * std[j]))
+    return out
+
+
 def noise_level_function(
     clean: np.ndarray, noisy: np.ndarray, bins: int = 16
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -142,3 +170,107 @@ def noise_level_function(
         if sel.size >= 200:
             std[i] = sel.std()
     return centres, std
+
+
+# --- a camera pipeline, inverted and replayed (camera_isp) -----------------------------------
+
+# Ranges per image, after Brooks et al. 2019 (white balance, brightness) and the spread of
+# phone and webcam colour matrices (saturation boost: off-diagonal terms of -0.05..-0.6).
+_RED_GAIN = (1.9, 2.4)
+_BLUE_GAIN = (1.5, 1.9)
+_SHOT = (1e-4, 2e-2)  # shot-noise gain of the raw signal (variance = shot * raw + read)
+
+
+def _smoothstep_inverse(y: torch.Tensor) -> torch.Tensor:
+    y = y.clamp(0, 1)
+    return 0.5 - torch.sin(torch.asin((1 - 2 * y).clamp(-1, 1)) / 3)
+
+
+def _smoothstep(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0, 1)
+    return 3 * x * x - 2 * x * x * x
+
+
+def _random_ccm(gen: torch.Generator) -> torch.Tensor:
+    """A camera-to-sRGB matrix (3, 3) whose rows sum to 1 (greys stay grey)."""
+    off = -(torch.rand(3, 3, generator=gen) * 0.55 + 0.05)
+    off.fill_diagonal_(0)
+    return off + torch.diag(1 - off.sum(1))
+
+
+def _demosaic_ea(mosaic: torch.Tensor) -> torch.Tensor:
+    """OpenCV's edge-aware demosaicking of an RGGB mosaic (H, W) in [0, 1] -> (3, H, W)."""
+    import cv2
+
+    raw = (mosaic.clamp(0, 1) * 65535).round().to(torch.int32).numpy().astype(np.uint16)
+    rgb = cv2.cvtColor(raw, cv2.COLOR_BayerBG2RGB_EA)  # OpenCV names RGGB "BG"
+    return torch.from_numpy(rgb.astype(np.float32) / 65535).permute(2, 0, 1)
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of (C, H, W) with edge padding."""
+    r = max(1, int(3 * sigma + 0.5))
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-t * t / (2 * sigma * sigma))
+    k = k / k.sum()
+    c = x.shape[0]
+    y = F.conv2d(F.pad(x[None], (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return y[0]
+
+
+# RGB <-> YCbCr (BT.601, full range) for the chroma-only noise reduction of phones.
+_TO_YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.1687, -0.3313, 0.5], [0.5, -0.4187, -0.0813]])
+_TO_RGB = torch.linalg.inv(_TO_YCC)
+
+
+def camera_isp(
+    x: torch.Tensor, gen: torch.Generator, shot: tuple[float, float] = _SHOT, jpeg_share: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real-camera-like noise on clean sRGB ``x`` (B, 3, H, W), CPU; see the module docstring.
+
+    Returns (noisy 8-bit values in [0, 1], sigma map): the map is each image's noise std
+    (root mean square of noisy - clean over the image and channels), the level a noise
+    estimator reads from the frame, constant over the image.
+    """
+    b, _, h, w = x.shape
+    out = torch.empty_like(x)
+    for i in range(b):
+        u = torch.rand(12, generator=gen).tolist()
+        ccm = _random_ccm(gen)
+        tone = u[0] < 0.5
+        y = _smoothstep_inverse(x[i]) if tone else x[i]
+        lin = srgb_to_linear(y)
+        cam = torch.einsum("ij,jhw->ihw", torch.linalg.inv(ccm), lin)
+        gains = torch.tensor([_RED_GAIN[0] + u[1] * (_RED_GAIN[1] - _RED_GAIN[0]), 1.0,
+                              _BLUE_GAIN[0] + u[2] * (_BLUE_GAIN[1] - _BLUE_GAIN[0])])
+        bright = max(0.5, 0.8 + 0.1 * float(torch.randn(1, generator=gen)))  # 1 / rgb gain
+        raw = (cam / gains.view(3, 1, 1) * bright).clamp(0, 1)
+        log_shot = math.log(shot[0]) + u[3] * (math.log(shot[1]) - math.log(shot[0]))
+        log_read = 2.18 * log_shot + 1.2 + 0.26 * float(torch.randn(1, generator=gen))
+        var = math.exp(log_shot) * raw + math.exp(log_read)
+        m = _bayer_masks(h, w, x.device)[0].to(x.dtype) if h >= 2 and w >= 2 else torch.ones_like(raw)
+        mosaic = ((raw + torch.randn(raw.shape, generator=gen) * var.sqrt()) * m).sum(0)  # (H, W)
+        if u[4] < 0.5 and h >= 2 and w >= 2:
+            dem = _demosaic_ea(mosaic)
+        else:
+            dem = _demosaic(mosaic[None, None] * m[None])[0] if h >= 2 and w >= 2 else mosaic[None].expand(3, -1, -1)
+        cam_out = (dem / bright * gains.view(3, 1, 1)).clamp(0, 1)
+        srgb = linear_to_srgb(torch.einsum("ij,jhw->ihw", ccm, cam_out))
+        y_out = _smoothstep(srgb) if tone else srgb
+        n = y_out - x[i]
+        if u[5] < 0.75:  # chroma noise reduction: the noise left is mostly in luma, and coarse
+            ycc = torch.einsum("ij,jhw->ihw", _TO_YCC, n)
+            ycc[1:] = _blur(ycc[1:], 1.0 + 2.0 * u[6])
+            n = torch.einsum("ij,jhw->ihw", _TO_RGB, ycc)
+        if u[7] < 0.5:  # in-camera denoising of the fine grain
+            n = (1 - 0.7 * u[8]) * n + 0.7 * u[8] * _blur(n, 0.7 + 0.8 * u[11])
+        if u[9] < 0.25:  # sharpening (unsharp mask) boosts the noise's high frequencies
+            n = n + (0.2 + 0.6 * u[10]) * (n - _blur(n, 1.2))
+        out[i] = torch.round((x[i] + n).clamp(0, 1) * 255) / 255
+    k = int(round(b * jpeg_share))
+    if k:
+        q = int(torch.randint(50, 96, (1,), generator=gen))
+        out[:k] = jpeg(out[:k], q)
+    std = (out - x).pow(2).mean(dim=(1, 2, 3)).sqrt()  # (B,)
+    return out, std.view(b, 1, 1, 1).expand(b, 1, h, w).contiguous()

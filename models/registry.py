@@ -40,8 +40,9 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 register(ModelSpec(
     "fast",
-    UNetConfig(unshuffle=4, widths=(20, 48, 96), blocks=(1, 1, 1), head_kernel=1, residual=False),
-    "3-level U-Net on 4x pixel-unshuffled input; for CPUs and many streams per GPU",
+    UNetConfig(unshuffle=4, widths=(20, 48, 96), blocks=(1, 1, 1), head_kernel=1, residual=False,
+               gate=True),
+    "3-level U-Net on 4x pixel-unshuffled input, gated blend with the input; for CPUs and many streams per GPU",
     tier="fast",
 ))
 register(ModelSpec(

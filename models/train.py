@@ -35,21 +35,31 @@ log = logging.getLogger("models.train")
 class NoiseMix:
     """Fractions of each batch per noise kind; the rest is unclipped white Gaussian noise."""
 
-    clipped: float = 0.2  # Gaussian, clipped and rounded to 8 bits (saved files)
-    varying: float = 0.1  # Gaussian whose sigma varies smoothly across the patch
-    camera: float = 0.25  # Poisson-Gaussian on a Bayer mosaic, demosaicked (half also JPEG'd)
+    clipped: float = 0.15  # Gaussian, clipped and rounded to 8 bits (saved files)
+    varying: float = 0.08  # Gaussian whose sigma varies smoothly across the patch
+    camera: float = 0.07  # Poisson-Gaussian on a Bayer mosaic, demosaicked (half also JPEG'd)
+    isp: float = 0.3  # a whole camera pipeline replayed (noise.camera_isp; half JPEG'd)
+    low: float = 0.15  # share of the Gaussian sigmas drawn from 0..5 (light noise, clean frames)
     max_sigma: float = 75.0
+
+
+def _sigmas(b: int, mix: NoiseMix, gen: torch.Generator) -> torch.Tensor:
+    """Per-image Gaussian sigma in [0, 1] units: light noise (incl. none) for a ``low`` share,
+    mostly the range that matters (0..60) and a tail to ``max_sigma`` for the rest."""
+    u = torch.rand(b, generator=gen)
+    v = torch.rand(b, generator=gen)
+    high = torch.where(u < 0.85, u / 0.85 * 60, 60 + (u - 0.85) / 0.15 * (mix.max_sigma - 60))
+    low = torch.where(u < 0.25, torch.zeros_like(u), u * 5)  # a quarter of them: no noise at all
+    return torch.where(v < mix.low, low, high) / 255
 
 
 def noisy_batch(clean: torch.Tensor, mix: NoiseMix, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Corrupt a clean batch; returns (noisy, sigma map) both on clean's device."""
     b, _, h, w = clean.shape
     dev = clean.device
-    n_clip, n_var, n_cam = (round(f * b) for f in (mix.clipped, mix.varying, mix.camera))
-    n_awgn = b - n_clip - n_var - n_cam
-    u = torch.rand(b, generator=gen)
-    # Mostly the range that matters (0..60), a tail to 75 so one model covers 0..75.
-    sig = torch.where(u < 0.85, u / 0.85 * 60, 60 + (u - 0.85) / 0.15 * (mix.max_sigma - 60)) / 255
+    n_clip, n_var, n_cam, n_isp = (round(f * b) for f in (mix.clipped, mix.varying, mix.camera, mix.isp))
+    n_awgn = b - n_clip - n_var - n_cam - n_isp
+    sig = _sigmas(b, mix, gen)
     outs, maps = [], []
     s0 = 0
     if n_awgn:
@@ -72,12 +82,16 @@ def noisy_batch(clean: torch.Tensor, mix: NoiseMix, gen: torch.Generator) -> tup
     if n_cam:
         shot = 10 ** (torch.rand(n_cam, generator=gen) * 2.3 - 4.0)  # 1e-4 .. 2e-2
         read = 10 ** (torch.rand(n_cam, generator=gen) * 1.6 - 3.2)  # 6e-4 .. 2.5e-2
-        n, m = noise.camera(clean[s0:], shot.to(dev), read.to(dev))
+        n, m = noise.camera(clean[s0:s0 + n_cam], shot.to(dev), read.to(dev))
         k = n_cam // 2
         if k:
             q = int(torch.randint(40, 96, (1,), generator=gen))
             n = torch.cat([noise.jpeg(n[:k], q), n[k:]])
         outs.append(n), maps.append(m)
+    s0 += n_cam
+    if n_isp:
+        n, m = noise.camera_isp(clean[s0:].cpu(), gen)
+        outs.append(n.to(dev)), maps.append(m.clamp_max(mix.max_sigma / 255).to(dev))
     return torch.cat(outs), torch.cat(maps)
 
 
@@ -155,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.init:
         from safetensors.torch import load_file
 
-        model.load_state_dict(load_file(str(args.init)))
+        from .arch import load_compatible
+
+        grown = load_compatible(model, load_file(str(args.init)))
+        if grown:
+            log.info("init %s: extended %s (new inputs zero, gate open)", args.init, ", ".join(grown))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     step, total = 0, args.steps
     ckpt_path = out / "checkpoint.pt"
