@@ -268,7 +268,7 @@ def camera_isp(
         if u[9] < 0.25:  # sharpening (unsharp mask) boosts the noise's high frequencies
             n = n + (0.2 + 0.6 * u[10]) * (n - _blur(n, 1.2))
         out[i] = torch.round((x[i] + n).clamp(0, 1) * 255) / 255
-    k = int(round(b * jpeg_share))
+    k = round(b * jpeg_share)
     if k:
         q = int(torch.randint(50, 96, (1,), generator=gen))
         out[:k] = jpeg(out[:k], q)
