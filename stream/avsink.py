@@ -1,5 +1,10 @@
 """Encode frames with PyAV: video files, network streams (MPEG-TS), Y4M on stdout.
 
+A file is written under a temporary name in its folder (``.NAME.partial-PID-XXXX.EXT``) and
+renamed into place when finalised, also after Ctrl-C/SIGTERM; a run that fails removes it, so
+an output is either absent, as it was, or one complete file from one run (two runs writing the
+same name with ``-y`` at once cannot mix).
+
 Timestamps are kept exactly (the encoder works in the input's time base), the size is kept
 (odd sizes encode as 4:4:4 where the codec needs even 4:2:0), rotation and colour tags are
 copied, and audio/subtitle packets from the source are muxed unchanged, interleaved by time.
@@ -7,6 +12,8 @@ copied, and audio/subtitle packets from the source are muxed unchanged, interlea
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +51,23 @@ def resolve_codec(name: str) -> av.Codec:
     return codec
 
 
+def partial_path(final: Path) -> Path:
+    """A hidden name beside ``final`` with the same suffix (the muxer goes by the suffix)."""
+    return final.with_name(f".{final.stem}.partial-{os.getpid()}-{secrets.token_hex(3)}"
+                           f"{final.suffix}")
+
+
+def check_encoder_options(codec: av.Codec, crf: int | None, pix_fmt: str | None) -> None:
+    """Refuse what the encoder would refuse at the first frame, before anything is written."""
+    if crf is not None and codec.name in ("libx264", "libx265") and not 0 <= crf <= 51:
+        raise UserError(f"--crf: {codec.name} takes 0..51, got {crf}")
+    if pix_fmt:
+        formats = [f.name for f in (codec.video_formats or [])]
+        if formats and pix_fmt not in formats:
+            raise UserError(f"--pix-fmt: codec {codec.name} cannot encode {pix_fmt}; it takes "
+                            f"{', '.join(formats)}")
+
+
 def choose_pix_fmt(codec: av.Codec, width: int, height: int, wanted: str | None) -> str:
     formats = [f.name for f in (codec.video_formats or [])]
     if wanted:
@@ -76,7 +100,13 @@ class AVSink(Sink):
         self.fps = getattr(opts, "fps", None)
         self.network = is_url(spec)
         self.stdout = spec == "-"
-        self._created_file = not self.stdout and not self.network and not Path(spec).exists()
+        self.final: Path | None = None  # a file output: where it goes when finalised
+        self.partial: Path | None = None  # ... and where it is written until then
+        check_encoder_options(self.codec, self.crf, self.pix_fmt_wanted)
+        if self.network:
+            from .sources import check_url
+
+            check_url(spec)
         if self.stdout and sys.stdout.isatty():
             raise UserError("refusing to write video to a terminal; pipe it, e.g. "
                             "python -m stream in.mp4 - | ffplay -")
@@ -87,15 +117,22 @@ class AVSink(Sink):
                 scheme = spec.split("://", 1)[0].lower()
                 self.container = av.open(spec, "w", format=NETWORK_FORMATS.get(scheme))
             else:
-                with open(spec, "ab"):  # fail now, not at the first frame, if unwritable
+                final = Path(spec)
+                # A link keeps pointing where it did: the file it names is replaced.
+                self.final = final.resolve() if final.is_symlink() else final
+                self.partial = partial_path(self.final)
+                if self.final.exists() and not os.access(self.final, os.W_OK):
+                    raise PermissionError(13, "Permission denied")
+                with open(self.partial, "xb"):  # fail now, not at the first frame, if unwritable
                     pass
                 options = {}
-                if Path(spec).suffix.lower() in (".mkv", ".mka", ".webm", ".mk3d"):
+                if final.suffix.lower() in (".mkv", ".mka", ".webm", ".mk3d"):
                     # Matroska stores negative times (AAC priming); shifting every stream
                     # to make them non-negative would move the video's timestamps.
                     options["avoid_negative_ts"] = "disabled"
-                self.container = av.open(spec, "w", options=options)
+                self.container = av.open(str(self.partial), "w", options=options)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
+            self._remove_partial()
             raise UserError(f"cannot write {spec}: {av_message(exc)}") from None
         supported = self.container.supported_codecs
         if not getattr(opts, "codec", None) and supported and not self.stdout \
@@ -108,7 +145,7 @@ class AVSink(Sink):
                 and self.codec.name not in supported \
                 and self.codec.canonical_name not in supported:
             self.container.close()
-            self._remove_empty()
+            self._remove_partial()
             raise UserError(f"codec {self.codec.name} cannot be stored in {spec}; "
                             "use another codec or container (e.g. .mkv)")
         self.stream: Any = None
@@ -127,7 +164,8 @@ class AVSink(Sink):
     def _open(self, frame: Frame) -> None:
         info = self.source.info if self.source is not None else None
         height, width = frame.image.shape[:2]
-        rate = Fraction(self.fps) if self.fps else (info.rate if info and info.rate else None)
+        rate = Fraction(self.fps).limit_denominator(1001) if self.fps else (
+            info.rate if info and info.rate else None)
         rate = rate or Fraction(25)
         if frame.pts is not None and frame.time_base is not None and not self.stdout:
             self.time_base = Fraction(frame.time_base)
@@ -246,9 +284,10 @@ class AVSink(Sink):
             self.container.mux(packet)
 
     def close(self) -> None:
+        """Finalise: flush the encoder, write the trailer, rename the file into place.  With
+        no frame written there is nothing to keep (and an existing output stays as it was)."""
         if self.stream is None:
-            self.container.close()
-            self._remove_empty()
+            self.discard()
             return
         try:
             for packet in self.stream.encode(None):
@@ -257,13 +296,34 @@ class AVSink(Sink):
                 self.frames_written >= getattr(self.source, "frames_read", 0)
             # An interrupted run keeps the sound up to the last frame written.
             self._copy_side(until=None if complete else self._last_time + self._frame_dur)
-        finally:
             self.container.close()
+            if self.partial is not None:
+                os.replace(self.partial, self.final)
+                self.partial = None
+        except (av.error.FFmpegError, OSError) as exc:
+            self.discard()
+            raise UserError(f"cannot write {self.spec}: {av_message(exc)}"
+                            + ("; nothing was written" if self.final else "")) from None
+        except BaseException:
+            self.discard()
+            raise
+        finally:
             if self.stdout:
                 sys.stdout.flush()
 
-    def _remove_empty(self) -> None:
-        if self._created_file:
-            path = Path(self.spec)
-            if path.exists() and path.stat().st_size == 0:
-                path.unlink()
+    def discard(self) -> None:
+        """After a failure: close without finalising; a file output's partial file goes."""
+        try:
+            self.container.close()
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            log.debug("closing %s: %s", self.spec, av_message(exc))
+        self._remove_partial()
+
+    def _remove_partial(self) -> None:
+        if self.partial is not None:
+            try:
+                self.partial.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not remove the partial output %s: %s", self.partial,
+                            exc.strerror or exc)
+            self.partial = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -26,20 +27,62 @@ EXIT_INTERRUPTED = 130
 OPTION_HOOKS: list[Callable[[argparse.ArgumentParser], None]] = [add_live_options]
 
 
+MAX_STRENGTH = 10.0  # at 10 a noise level of 7.5 already reaches the models' cap (75)
+MAX_FPS = 1000.0
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
+
+
+def number_arg(lo: float, hi: float, *, low_open: bool = False, integer: bool = False,
+               extra: str = "") -> Callable[[str], float]:
+    """An argparse type: a finite number in lo..hi (``low_open``: above lo), else one message
+    naming the range (argparse adds the option's name)."""
+    kind = "an integer" if integer else "a number"
+    above = f"above {lo:g} up to {hi:g}" if low_open else f"in {lo:g}..{hi:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value > hi or value < lo or (low_open and value == lo):
+            raise argparse.ArgumentTypeError(f"expected {kind} {above}{extra}, got {text!r}")
+        return value
+
+    return parse
+
+
 def sigma_arg(text: str) -> float | None:
     if text == "auto":
         return None
+    return number_arg(0, 255, extra=" or 'auto'")(text)
+
+
+def preset_arg(text: str) -> str:
+    if text not in X264_PRESETS:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(X264_PRESETS)}, got {text!r}")
+    return text
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit 2), like every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
+
+
+def package_version() -> str:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in 0..255 or 'auto', got {text!r}")
-    if not 0 <= value <= 255:
-        raise argparse.ArgumentTypeError(f"expected a number in 0..255 or 'auto', got {text!r}")
-    return value
+        from importlib.metadata import version
+
+        return version("denoise-stream")
+    except Exception:  # noqa: BLE001 - not installed (run from a checkout)
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m stream",
         description="Denoise a video file, URL, image, folder of images or Y4M stream.",
         epilog="Outputs: a video file (.mp4, .mkv, .mov...), an image, a folder (name/), "
@@ -52,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sigma", type=sigma_arg, default=None, metavar="N|auto",
                    help="noise level in 0..255 units, or auto (estimated from the frames; "
                         "default)")
-    g.add_argument("--strength", type=float, default=1.0,
-                   help="multiplies the noise level given to the model (default 1.0)")
+    g.add_argument("--strength", type=number_arg(0, MAX_STRENGTH), default=1.0,
+                   help=f"multiplies the noise level given to the model, 0..{MAX_STRENGTH:g} "
+                        "(default 1.0; the level is capped at 75, the models' training range)")
     g.add_argument("--backend", default="auto",
                    help="auto|torch|onnxruntime|tensorrt (default auto)")
     g.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default auto)")
@@ -64,16 +108,22 @@ def build_parser() -> argparse.ArgumentParser:
     e = p.add_argument_group("encoding")
     e.add_argument("--codec", default=None,
                    help="video codec: h264 (default), hevc, ffv1 (lossless), vp9, mpeg4...")
-    e.add_argument("--crf", type=int, default=None,
-                   help="quality for h264/hevc/vp9 (lower is better; default 18)")
-    e.add_argument("--preset", default=None, help="x264/x265 preset (default fast)")
+    e.add_argument("--crf", type=number_arg(0, 63, integer=True), default=None,
+                   help="quality for h264/hevc (0..51), vp9/av1 (0..63); lower is better; "
+                        "default 18")
+    e.add_argument("--preset", type=preset_arg, default=None,
+                   help="x264/x265 preset, ultrafast..placebo (default fast)")
     e.add_argument("--pix-fmt", default=None, help="encoder pixel format (default: automatic)")
-    e.add_argument("--fps", type=float, default=None,
+    e.add_argument("--fps", type=number_arg(0, MAX_FPS, low_open=True), default=None,
                    help="frame rate for inputs without timing (images, folders; default 25)")
     o = p.add_argument_group("general")
     o.add_argument("-y", "--overwrite", action="store_true", help="overwrite existing outputs")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     o.add_argument("-v", "--verbose", action="count", default=0, help="more log messages")
+    o.add_argument("--timeout", type=number_arg(0, 86400, low_open=True), default=10.0,
+                   metavar="S", help="network inputs: give up when opening, or waiting for "
+                   "data, takes longer than S seconds (default 10)")
+    o.add_argument("--version", action="version", version=f"denoise-stream {package_version()}")
     for hook in OPTION_HOOKS:
         hook(p)
     return p
@@ -100,6 +150,15 @@ def open_engine(opts: argparse.Namespace) -> Any:
                                    precision=opts.precision)
     except engines.EngineError as exc:
         raise UserError(str(exc)) from None
+
+
+def discard_sink(sink: Any) -> None:
+    """Close a sink after a failure: a file output's partial file is removed (see AVSink)."""
+    discard = getattr(sink, "discard", None)
+    try:
+        (discard or sink.close)()
+    except Exception as exc:  # noqa: BLE001 - the first error is the one to report
+        log.debug("closing %s after an error: %s", sink, exc)
 
 
 @contextlib.contextmanager
@@ -131,8 +190,6 @@ def run(opts: argparse.Namespace) -> int:
         return run_live(opts)
     if not opts.outputs:
         raise UserError("no output given; e.g. python -m stream in.mp4 out.mp4")
-    if opts.strength < 0:
-        raise UserError(f"--strength: expected a number >= 0, got {opts.strength}")
     from .temporal import plan  # --temporal auto may pick the model's recurrent twin
 
     opts.model, opts.temporal = plan(opts.model or default_model(opts.device), opts.temporal)
@@ -145,7 +202,7 @@ def run(opts: argparse.Namespace) -> int:
         engine = open_engine(opts)
     except BaseException:
         for sink in sinks:
-            sink.close()
+            discard_sink(sink)
         source.close()
         raise
     pipeline: Pipeline | None = None
@@ -162,6 +219,10 @@ def run(opts: argparse.Namespace) -> int:
         engine.close()
         if pipeline is None or not pipeline.reader_stuck:
             source.close()
+    if result.frames == 0 and not result.interrupted:
+        why = f" ({source.warnings[0]})" if source.warnings else ""
+        name = "stdin" if opts.input == "-" else opts.input
+        raise UserError(f"no frames could be decoded from {name}{why}; nothing was written")
     log.info("stage times (ms/frame): %s", ", ".join(
         f"{k} {t.ms:.1f}" for k, t in result.timings.items()))
     for warning in source.warnings:
@@ -183,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench_main(args[1:])
     parser = build_parser()
-    opts = parser.parse_args(argv)
+    try:
+        opts = parser.parse_args(args)
+    except SystemExit as exc:  # --help, --version (0) or a usage error (2, one line printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     level = logging.WARNING - 10 * min(opts.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:

@@ -194,7 +194,7 @@ def run_live(opts: argparse.Namespace) -> int:
         engine = cli.open_engine(opts)
     except BaseException:
         for sink in sinks:
-            sink.close()
+            cli.discard_sink(sink)
         source.close()
         raise
     for sink in sinks:

@@ -265,8 +265,12 @@ class Pipeline:
                 return
 
     def _close_sinks(self) -> None:
+        # After a failure a file sink throws its partial output away (``discard``: the file
+        # it would have replaced stays as it was); after the end or a stop it finalises.
+        failed = self._error is not None
         for sink in self.sinks:
             try:
-                sink.close()
+                discard = getattr(sink, "discard", None) if failed else None
+                (discard or sink.close)()
             except BaseException as exc:  # noqa: BLE001
                 self._fail(exc)

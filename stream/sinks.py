@@ -41,16 +41,23 @@ class Sink:
 
 
 def write_image(path: Path, image: np.ndarray) -> None:
-    """(H, W, 3) uint8 RGB -> an image file; the format follows the suffix."""
+    """(H, W, 3) uint8 RGB -> an image file; the format follows the suffix.  Written under a
+    temporary name and renamed, so the file is never seen half written."""
     import cv2
 
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
-    ok, data = cv2.imencode(path.suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+    try:
+        ok, data = cv2.imencode(path.suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+    except cv2.error:
+        ok = False
     if not ok:
         raise UserError(f"cannot write image {path}: unsupported format {path.suffix!r}")
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
-        data.tofile(str(path))
+        data.tofile(str(partial))
+        os.replace(partial, path)
     except OSError as exc:
+        partial.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
@@ -76,10 +83,18 @@ class FolderSink(Sink):
         super().__init__(str(path))
         self.path = path
         self.suffix = suffix
+        self.created = not path.exists()
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot create folder {path}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        if self.created and not self.frames_written:  # nothing came: leave no empty folder
+            try:
+                self.path.rmdir()
+            except OSError:
+                pass
 
     def write(self, frame: Frame) -> None:
         name = frame.name or f"{frame.index:06d}{self.suffix}"

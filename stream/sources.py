@@ -10,6 +10,7 @@ import collections
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -98,20 +99,83 @@ def is_url(spec: str) -> bool:
     return "://" in spec
 
 
+# Schemes whose address has no default port (http, rtsp, rtmp... have one).
+PORT_SCHEMES = ("udp", "rtp", "srt", "tcp")
+DEFAULT_TIMEOUT = 10.0  # seconds; --timeout
+
+
+def check_url(spec: str) -> None:
+    """UserError for an address FFmpeg would only answer "Invalid argument" to."""
+    from urllib.parse import urlsplit
+
+    scheme = spec.split("://", 1)[0].lower()
+    if scheme not in PORT_SCHEMES:
+        return
+    try:
+        port = urlsplit(spec).port
+    except ValueError:
+        raise UserError(f"{spec}: the port is not a number in 0..65535; expected "
+                        f"{scheme}://HOST:PORT, e.g. {scheme}://127.0.0.1:5000") from None
+    if port is None:
+        raise UserError(f"{spec}: no port given; expected {scheme}://HOST:PORT, e.g. "
+                        f"{scheme}://127.0.0.1:5000")
+
+
+def open_url(spec: str, timeout: float) -> Any:
+    """``av.open`` for a network input, on a helper thread: FFmpeg's wait for a silent server
+    holds the calling thread in C, where Ctrl-C and SIGTERM cannot reach it.  Here the main
+    thread waits in short steps, so KeyboardInterrupt lands at once (the helper gives up by
+    itself after ``timeout`` seconds, FFmpeg's interrupt callback)."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["container"] = av.open(spec, timeout=(timeout, timeout),
+                                       options={"rw_timeout": str(int(timeout * 1e6))})
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="stream-open", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if "error" in box:
+        raise box["error"]
+    return box["container"]
+
+
+def _open_error(spec: str, exc: BaseException, timeout: float) -> UserError:
+    if isinstance(exc, av.error.ExitError):  # FFmpeg's interrupt callback: the timeout ran out
+        return UserError(f"cannot read {spec}: nothing received within {timeout:g} s "
+                         "(--timeout S waits longer)")
+    return UserError(f"cannot read {spec}: {av_message(exc)}")
+
+
 class AVSource(Source):
     """Any file or URL PyAV opens; ``-`` reads Y4M from stdin.  Decodes the first video stream."""
 
     def __init__(self, spec: str, opts: Any = None) -> None:
         super().__init__(spec)
         self.spec = spec
+        self.timeout = float(getattr(opts, "timeout", None) or DEFAULT_TIMEOUT)
         try:
             if spec == "-":
-                self.container = av.open(sys.stdin.buffer, format="yuv4mpegpipe")
+                from .y4m import open_checked
+
+                stdin = open_checked(sys.stdin.buffer)
+                try:
+                    self.container = av.open(stdin, format="yuv4mpegpipe")
+                except (av.error.FFmpegError, OSError) as exc:
+                    header = stdin.header.decode("ascii", "replace").strip()
+                    raise UserError(f"cannot read stdin: FFmpeg refused its Y4M header "
+                                    f"{header!r} ({av_message(exc)})") from None
+            elif is_url(spec):
+                check_url(spec)
+                self.container = open_url(spec, self.timeout)
             else:
-                self.container = av.open(spec, options={"rw_timeout": "10000000"}
-                                         if is_url(spec) else None)
+                self.container = av.open(spec)
         except (av.error.FFmpegError, OSError) as exc:
-            raise UserError(f"cannot read {spec}: {av_message(exc)}") from None
+            raise _open_error(spec, exc, self.timeout) from None
         # Cover art (an attached picture) is a video stream too, but not the video.
         moving = [s for s in self.container.streams.video
                   if not int(s.disposition) & int(av.stream.Disposition.attached_pic)]
@@ -169,6 +233,8 @@ class AVSource(Source):
                 yield self._frame(vf, index, tb)
                 index += 1
                 self.frames_read = index
+        except av.error.ExitError:  # FFmpeg's interrupt callback: the read timeout ran out
+            self.warnings.append(f"input ended early (nothing received for {self.timeout:g} s)")
         except (av.error.FFmpegError, OSError) as exc:
             self.warnings.append(f"input ended early ({av_message(exc)})")
         self.finished = True

@@ -31,10 +31,13 @@ def test_signal_leaves_playable_output(long_clip, tmp_path, read, ffprobe, sig):
         deadline = time.monotonic() + 120
         # wait until encoded packets reach the file (ultrafast: no lookahead, so the first
         # frame's packet is muxed, with the header, as soon as it is encoded)
+        # (the file is written under a temporary name until it is finalised)
         while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and out.stat().st_size > 0:
+            partial = list(tmp_path.glob(".out.partial-*.mp4"))
+            if partial and partial[0].stat().st_size > 0:
                 break
             time.sleep(0.05)
+        assert not out.exists()
         assert proc.poll() is None, proc.stderr.read().decode()
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
@@ -43,6 +46,7 @@ def test_signal_leaves_playable_output(long_clip, tmp_path, read, ffprobe, sig):
             proc.kill()
     assert proc.returncode == 130, err.decode()
     assert "Traceback" not in err.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]  # renamed into place
     res = read(out)
     src_times = read(long_clip.path)["times"]
     n = len(res["frames"])

@@ -1,0 +1,168 @@
+"""Issue 12: tiny frames, the noise-level cap, zero decoded frames, Y4M and URL messages."""
+from __future__ import annotations
+
+import io
+import sys
+
+import numpy as np
+import pytest
+from conftest import read_video, write_clip
+
+from stream.cli import main
+
+FAST = ["--model", "fast", "--backend", "torch", "--device", "cpu", "--quiet"]
+
+
+def one_error_line(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def random_frames(n: int, w: int, h: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(w * 100 + h)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+
+
+# -- 1. tiny frames: the auto noise estimate needed 8 px a side (a traceback before) ---------
+
+@pytest.mark.parametrize("w, h", [(1, 1), (2, 2), (3, 5), (7, 7), (16, 1)])
+def test_tiny_video(tmp_path, capsys, w, h):
+    src = write_clip(tmp_path / "t.mkv", random_frames(3, w, h), codec="ffv1",
+                     pix_fmt="yuv444p", audio=False)
+    out = tmp_path / "o.mkv"
+    assert main([str(src.path), str(out), "--codec", "ffv1", *FAST]) == 0, \
+        capsys.readouterr().err
+    res = read_video(out)
+    assert res["size"] == (w, h) and len(res["frames"]) == 3
+
+
+@pytest.mark.parametrize("w, h", [(1, 1), (3, 5)])
+def test_tiny_image(tmp_path, capsys, w, h):
+    import cv2
+
+    src = tmp_path / "p.png"
+    cv2.imwrite(str(src), random_frames(1, w, h)[0])
+    out = tmp_path / "o.png"
+    assert main([str(src), str(out), *FAST]) == 0, capsys.readouterr().err
+    assert cv2.imread(str(out)).shape == (h, w, 3)
+
+
+def _backends() -> list[str]:
+    found = ["torch"]
+    try:
+        import onnxruntime  # noqa: F401
+
+        found.append("onnxruntime")
+    except ImportError:
+        pass
+    return found
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_tiny_frames_in_every_engine(backend):
+    import engines
+
+    with engines.open_engine(model="fast", backend=backend, device="cpu") as eng:
+        for w, h in [(1, 1), (2, 2), (3, 5), (7, 7)]:
+            frames = random_frames(2, w, h)
+            out = eng.infer(np.stack(frames), np.array([10.0, 10.0], np.float32))
+            assert out.shape == (2, h, w, 3) and out.dtype == np.uint8
+
+
+# -- 2. the noise level given to the model is capped at the trained range (0..75) -----------
+
+def test_sigma_above_training_range_is_capped_with_one_warning(tmp_path, capsys, caplog):
+    frames = random_frames(4, 32, 24)
+    src = write_clip(tmp_path / "c.mkv", frames, codec="ffv1", pix_fmt="yuv444p", audio=False)
+    out = tmp_path / "o.mkv"
+    assert main([str(src.path), str(out), "--codec", "ffv1", "--sigma", "200",
+                 "--temporal", "off", *FAST]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["noise level 200.0 is above the range the model was trained on "
+                        "(0..75); using 75"]
+    res = read_video(out)
+    assert len(res["frames"]) == 4
+    # capped, the picture keeps its brightness (at 1e6 it came out black)
+    assert abs(float(np.mean(res["frames"][0])) - float(np.mean(frames[0]))) < 20
+
+
+def test_processor_caps_strength_times_sigma(identity_engine):
+    from stream.processor import Processor
+
+    proc = Processor(identity_engine, sigma=20.0, strength=10.0)
+    assert proc.noise_level(np.zeros((8, 8, 3), np.uint8)) == 75.0
+    proc.strength = float("nan")  # the live keys cannot make it NaN, but nothing breaks if so
+    assert proc.noise_level(np.zeros((8, 8, 3), np.uint8)) == 0.0
+    proc.strength = 0.5
+    assert proc.noise_level(np.zeros((8, 8, 3), np.uint8)) == 10.0
+
+
+# -- 4. zero frames decoded is an error naming the input -------------------------------------
+
+def _stdin(monkeypatch, data: bytes) -> None:
+    class Stdin:
+        buffer = io.BufferedReader(io.BytesIO(data))
+
+    monkeypatch.setattr(sys, "stdin", Stdin())
+
+
+def test_y4m_with_a_cut_first_frame(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"keep")  # -y: still not replaced by nothing
+    _stdin(monkeypatch, b"YUV4MPEG2 W16 H16 F25:1 C444\nFRAME\n" + bytes(100))
+    line = one_error_line(capsys, ["-", str(out), "-y", *FAST])
+    assert line == "error: no frames could be decoded from stdin; nothing was written"
+    assert out.read_bytes() == b"keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4"]
+
+
+def test_file_with_no_decodable_frame(tmp_path, capsys):
+    import av
+
+    src = tmp_path / "hollow.mkv"  # a valid container whose only packet is garbage
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 16, 16, "yuv444p"
+        pkt = av.Packet(b"\x00" * 64)
+        pkt.stream, pkt.pts, pkt.dts = s, 0, 0
+        c.mux(pkt)
+    line = one_error_line(capsys, [str(src), str(tmp_path / "o.mp4"), *FAST])
+    assert line.startswith(f"error: no frames could be decoded from {src}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hollow.mkv"]
+
+
+# -- 7. messages in the user's terms ---------------------------------------------------------
+
+@pytest.mark.parametrize("data, words", [
+    (b"", "stdin is empty: expected a Y4M stream"),
+    (bytes(range(200, 256)) * 20, "stdin is not a Y4M stream (it starts with"),
+    (b"YUV4MPEG2 W16 H16 F25:1", "the Y4M header is cut short"),
+    (b"YUV4MPEG2 W16 F25:1\nFRAME\n", "the Y4M header gives no picture height (H)"),
+    (b"YUV4MPEG2 W-3 H16\nFRAME\n", "picture size W-3 is not a positive whole number"),
+    (b"YUV4MPEG2 W16 H16 F25:0\nFRAME\n", "frame rate F25:0 is not N:D"),
+    (b"YUV4MPEG2 W16 H16 F25:1 Cbogus\nFRAME\n", "FFmpeg refused its Y4M header"),
+    (b"YUV4MPEG2" + b"x" * 5000, "the Y4M header starts with"),
+    (b"YUV4MPEG2 " + b"W1 " * 2000, "no end of line in its first 4096 bytes"),
+])
+def test_bad_stdin(tmp_path, capsys, monkeypatch, data, words):
+    _stdin(monkeypatch, data)
+    assert words in one_error_line(capsys, ["-", str(tmp_path / "o.mp4"), *FAST])
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("url, words", [
+    ("udp://127.0.0.1", "udp://127.0.0.1: no port given; expected udp://HOST:PORT"),
+    ("srt://example.com", "no port given; expected srt://HOST:PORT"),
+    ("udp://127.0.0.1:http", "the port is not a number"),
+    ("udp://127.0.0.1:99999", "the port is not a number"),
+])
+def test_url_without_a_port(tmp_path, capsys, url, words):
+    assert words in one_error_line(capsys, [url, str(tmp_path / "o.mp4"), *FAST])
+
+
+def test_output_url_without_a_port(tmp_path, capsys, clip_with_audio):
+    line = one_error_line(capsys, [str(clip_with_audio.path), "udp://127.0.0.1", *FAST])
+    assert "no port given" in line
