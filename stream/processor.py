@@ -119,14 +119,31 @@ class Processor:
         self._temporal = self.temporal_factory() if self.temporal_factory else None
 
     def noise_level(self, image: np.ndarray) -> float:
+        """The noise level given to the model: fixed or estimated, times ``strength``, capped
+        at 75, the top of the range every shipped model was trained on (models/train.py):
+        above it a network's output is untested (at 1e6 it was black)."""
+        trained_max = 75.0
         if self.sigma is not None:
             base = float(self.sigma)
         else:
             if self.auto is None:
                 self.auto = AutoSigma()
+            h, w = image.shape[:2]
+            if min(h, w) < 16:  # the estimator needs 8 x 8 patches: tile a tiny frame's pixels
+                image = np.pad(image, ((0, max(0, 16 - h)), (0, max(0, 16 - w)))
+                               + ((0, 0),) * (image.ndim - 2), mode="wrap")
             base = self.auto(image)
             self.last_estimate = base
-        return max(0.0, base * self.strength)
+        level = base * self.strength
+        if not math.isfinite(level) or level < 0:
+            level = 0.0
+        if level > trained_max:
+            if not getattr(self, "_cap_warned", False):
+                log.warning("noise level %.1f is above the range the model was trained on "
+                            "(0..%.0f); using %.0f", level, trained_max, trained_max)
+                self._cap_warned = True
+            level = trained_max
+        return level
 
     def __call__(self, frame: Frame) -> Frame:
         if frame.sequence != self._sequence:
