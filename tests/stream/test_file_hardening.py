@@ -81,8 +81,8 @@ def test_sigma_above_training_range_is_capped_with_one_warning(tmp_path, capsys,
     assert main([str(src.path), str(out), "--codec", "ffv1", "--sigma", "200",
                  "--temporal", "off", *FAST]) == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warnings == ["noise level 200.0 is above the range the model was trained on "
-                        "(0..75); using 75"]
+    assert warnings == [("noise level 200.0 is above the range the model was trained on "
+                         "(0..75); using 75")]
     res = read_video(out)
     assert len(res["frames"]) == 4
     # capped, the picture keeps its brightness (at 1e6 it came out black)
