@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -56,6 +56,12 @@ register(ModelSpec(
     UNetConfig(unshuffle=2, widths=(32, 64, 128), blocks=(2, 2, 2), temporal=True),
     "base with its previous output as input (recurrent, causal); for video",
     tier="base",
+))
+register(ModelSpec(
+    "fast-temporal",
+    replace(_REGISTRY["fast"].config, temporal=True),  # fast's config, whatever it becomes
+    "fast with its previous output as input (recurrent, causal); for video on CPUs",
+    tier="fast",
 ))
 
 

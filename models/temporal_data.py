@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # DAVIS bus frames from this index on are held out for validation.
 DAVIS_VAL_START = 60
+# Real clips a run may train on (carphone never: it is the held-out still-camera clip).
+CLIPS = ("davis-bus", "bikes")
 
 
 @dataclass
@@ -93,6 +95,7 @@ class SequenceSource:
         photo_limit: int | None = None,
         clip_limit: int | None = None,
         use_clips: bool = True,
+        clips: list[str] | None = None,
     ) -> None:
         self.device = device
         paths = read_split(data, "cbsd432")[:photo_limit]
@@ -105,13 +108,17 @@ class SequenceSource:
         self.photos = _stack(imgs, device)  # (N, 3, 321, 481) uint8
         self.data_list = [p.relative_to(data).as_posix() for p in paths]
         self.clips: list[torch.Tensor] = []  # each (F, 3, H, W) uint8
+        clips = list(CLIPS) if clips is None else clips
+        unknown = sorted(set(clips) - set(CLIPS))
+        if unknown:
+            raise ValueError(f"unknown clips {unknown}; expected some of {', '.join(CLIPS)}")
         if use_clips:
             bus = sorted((data / "video" / "davis-bus").glob("*.jpg"))[:DAVIS_VAL_START]
-            if bus:
+            if bus and "davis-bus" in clips:
                 self.clips.append(_stack([_imread(p) for p in bus[:clip_limit]], device))
                 self.data_list += [p.relative_to(data).as_posix() for p in bus[:clip_limit]]
             bikes = data / "video" / "bikes.mp4"
-            if bikes.exists():
+            if bikes.exists() and "bikes" in clips:
                 frames = read_video_cv2(bikes, clip_limit)
                 if frames:
                     self.clips.append(_stack(frames, device))

@@ -36,6 +36,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -68,6 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flicker-weight", type=float, default=1.0,
                    help="weight of the temporal-consistency (flicker) term of the loss")
     p.add_argument("--no-clips", action="store_true", help="photos only")
+    p.add_argument("--clips", default="davis-bus,bikes",
+                   help="real clips to train on, comma list of davis-bus (frames before the "
+                        "held-out 60-79) and bikes")
+    p.add_argument("--static-prob", type=float, default=MotionConfig.static_prob,
+                   help="share of photo sequences with a still camera (tripod, webcam)")
+    p.add_argument("--object-prob", type=float, default=MotionConfig.object_prob,
+                   help="share of photo sequences with a pasted moving object")
+    p.add_argument("--clip-prob", type=float, default=MotionConfig.clip_prob,
+                   help="share of each batch taken from the real clips")
+    p.add_argument("--ckpt-minutes", type=float, default=1.0,
+                   help="checkpoint (and validate) every this many minutes")
     p.add_argument("--photo-limit", type=int, help="use only the first N training photos")
     p.add_argument("--clip-limit", type=int, help="use only the first N frames of each clip")
     p.add_argument("--val-size", type=int, default=256)
@@ -80,23 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def init_from_per_frame(model: torch.nn.Module, path: Path) -> None:
     """Start from per-frame weights: same layers, and the head's previous-output inputs
-    zeroed, so the temporal model begins as exactly the per-frame model."""
+    zeroed, so the temporal model begins as exactly the per-frame model
+    (``models.arch.load_compatible``)."""
     from safetensors.torch import load_file
 
+    from .arch import load_compatible
+
     state = load_file(str(path))
-    own = model.state_dict()
-    for k, v in state.items():
-        if k not in own:
-            raise ValueError(f"{path}: unexpected tensor {k}")
-        if own[k].shape == v.shape:
-            own[k] = v
-        elif k == "head.weight" and own[k].shape[1] > v.shape[1]:
-            w = torch.zeros_like(own[k])
-            w[:, : v.shape[1]] = v
-            own[k] = w
-        else:
-            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, expected {tuple(own[k].shape)}")
-    model.load_state_dict(own)
+    unexpected = sorted(set(state) - set(model.state_dict()))
+    if unexpected:
+        raise ValueError(f"{path}: unexpected tensors {unexpected}")
+    try:
+        load_compatible(model, state)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 def unroll(model: torch.nn.Module, noisy: torch.Tensor, smap: torch.Tensor,
@@ -131,6 +140,23 @@ def validate(model: torch.nn.Module, clean: torch.Tensor, sigma255: float, devic
     d = (out[:, 1:] - out[:, :-1]) - (clean[:, 1:] - clean[:, :-1])
     return {"psnr": psnr, "flicker": d.abs().mean().item() * 255,
             "psnr_last": (10 * torch.log10(1 / mse[:, -1].clamp_min(1e-10))).mean().item()}
+
+
+def still_val_sequences(data: Path, device: torch.device, size: int = 256,
+                        length: int = 10) -> torch.Tensor | None:
+    """Held-out still-camera windows (1, T, 3, size, size) from ``eval_video.still_clip``
+    (CBSD68 photos, never trained on), or None when those photos are absent."""
+    from .eval_video import still_clip
+
+    try:
+        frames = still_clip(data, length)
+    except FileNotFoundError:
+        return None
+    h, w = frames[0].shape[:2]
+    size = min(size, h, w)
+    y0, x0 = (h - size) // 2, (w - size) // 3
+    clip = torch.from_numpy(np.stack(frames)[:, y0:y0 + size, x0:x0 + size]).to(device)
+    return (clip.permute(0, 3, 1, 2).float() / 255)[None]
 
 
 def _init_command(path: Path | None) -> str:
@@ -216,11 +242,14 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
         step, elapsed = ckpt["step"], ckpt["elapsed"]
         log.info("resumed from %s at step %d (%.1f min done)", ckpt_path, step, elapsed / 60)
 
-    source = SequenceSource(args.data, device, args.photo_limit, args.clip_limit,
-                            use_clips=not args.no_clips)
+    clips = [] if args.no_clips else [c.strip() for c in args.clips.split(",") if c.strip()]
+    source = SequenceSource(args.data, device, args.photo_limit, args.clip_limit, clips=clips)
     val = val_sequences(args.data, device, size=args.val_size,
                         length=4 if args.smoke else 10)
-    motion = MotionConfig()
+    val_still = still_val_sequences(args.data, device, size=args.val_size,
+                                    length=4 if args.smoke else 10)
+    motion = MotionConfig(static_prob=args.static_prob, object_prob=args.object_prob,
+                          clip_prob=args.clip_prob)
     budget = args.minutes * 60
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %s: %d params; batch %d x %d frames of %d px; budget %.1f min, steps %s",
@@ -231,10 +260,23 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
                     "step": step, "elapsed": elapsed, "args": vars(args)}, ckpt_path.with_suffix(".tmp"))
         ckpt_path.with_suffix(".tmp").replace(ckpt_path)
+        # the latest weights beside it, for ``eval-video --temporal-weights`` while it trains
+        save_weights(model, args.out / f"{args.model}-latest.safetensors",
+                     {"status": "checkpoint", "model": args.model, "steps": str(step),
+                      "minutes": f"{elapsed / 60:.2f}"})
 
-    v0 = validate(model, val, 20.0, device, amp)
-    log.info("step %d val sigma20: psnr %.3f (last frame %.3f) flicker %.3f",
-             step, v0["psnr"], v0["psnr_last"], v0["flicker"])
+    def validate_all() -> dict[str, float]:
+        v = validate(model, val, 20.0, device, amp)
+        log.info("step %d val sigma20: psnr %.3f (last frame %.3f) flicker %.3f",
+                 step, v["psnr"], v["psnr_last"], v["flicker"])
+        if val_still is not None:
+            vs = validate(model, val_still, 20.0, device, amp)
+            log.info("step %d val still sigma20: psnr %.3f (last frame %.3f) flicker %.3f",
+                     step, vs["psnr"], vs["psnr_last"], vs["flicker"])
+            v.update({f"still_{k}": x for k, x in vs.items()})
+        return v
+
+    v0 = validate_all()
     t_start, last_ckpt, last_log, loss_acc, n_acc = time.perf_counter() - elapsed, time.perf_counter(), step, 0.0, 0
     warmup = 100 if not args.smoke else 1
     t_log = time.perf_counter()
@@ -271,15 +313,13 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
             log.info("step %d loss %.5f lr %.2e %.1f steps/s (%.1f min)", step,
                      float(loss_acc) / n_acc, lr, (step - last_log) / (now - t_log), (now - t_start) / 60)
             last_log, loss_acc, n_acc, t_log = step, 0.0, 0, now
-        if time.perf_counter() - last_ckpt > 60:
+        if time.perf_counter() - last_ckpt > 60 * args.ckpt_minutes:
             elapsed = time.perf_counter() - t_start
-            v = validate(model, val, 20.0, device, amp)
-            log.info("step %d val sigma20: psnr %.3f (last frame %.3f) flicker %.3f",
-                     step, v["psnr"], v["psnr_last"], v["flicker"])
+            validate_all()
             checkpoint()
             last_ckpt = time.perf_counter()
     elapsed = time.perf_counter() - t_start
-    v = validate(model, val, 20.0, device, amp)
+    v = validate_all()
     log.info("final step %d val sigma20: psnr %.3f (last frame %.3f) flicker %.3f (start %.3f / %.3f)",
              step, v["psnr"], v["psnr_last"], v["flicker"], v0["psnr"], v0["flicker"])
     checkpoint()

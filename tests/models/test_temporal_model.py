@@ -1,6 +1,7 @@
 """Recurrent model: training sequences, initialisation, the training loop (smoke, resume)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -162,3 +163,18 @@ def test_training_refuses_per_frame_model(tiny_data, tmp_path, capsys):
 def test_training_needs_data(tmp_path, capsys):
     assert main(["--device", "cpu", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "no training data" in capsys.readouterr().err
+
+
+def test_clip_choice_keeps_held_out_clips_out(tiny_data):
+    src = SequenceSource(tiny_data, torch.device("cpu"), clips=[])
+    assert src.clips == [] and not any("video/" in p for p in src.data_list)
+    src = SequenceSource(tiny_data, torch.device("cpu"), clips=["davis-bus"])
+    assert len(src.clips) == 1 and not any("bikes" in p for p in src.data_list)
+    with pytest.raises(ValueError, match="carphone"):
+        SequenceSource(tiny_data, torch.device("cpu"), clips=["carphone"])
+
+
+def test_fast_twin_follows_fast_config():
+    fast, twin = models.get_spec("fast").config, models.get_spec("fast-temporal").config
+    assert twin.temporal and not fast.temporal
+    assert dataclasses.replace(twin, temporal=False) == fast
