@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import DEFAULT_DATA, folder_paths, read_rgb, split_paths
+from .data import DEFAULT_DATA, folder_paths, pair_paths, read_rgb, split_paths
 from .estimate import estimate_sigma
 from .metrics import psnr, ssim
 from .registry import UnknownModelError, create_model, get_spec
@@ -97,21 +97,57 @@ def eval_synthetic(models: dict[str, torch.nn.Module], paths: list[Path], sigmas
     return table
 
 
-def eval_pairs(models: dict[str, torch.nn.Module], folder: Path, limit: int | None) -> dict[str, dict]:
-    noisy_paths = sorted(p for p in folder.iterdir() if "_real" in p.stem)[:limit]
-    if not noisy_paths:
-        raise FileNotFoundError(f"no *_real.* files in {folder}")
-    res: dict[str, dict] = {}
-    for p in noisy_paths:
-        clean = read_rgb(p.with_name(p.name.replace("_real", "_mean")))
-        noisy = read_rgb(p)
+SIGMA_GRID = (2.0, 4.0, 6.0, 8.0, 10.0, 12.5, 15.0, 20.0, 25.0, 30.0, 40.0)
+H_GRID = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0)
+
+
+def eval_pairs(models: dict[str, torch.nn.Module], folder: Path, limit: int | None, half: str = "all",
+               baselines: frozenset[str] = frozenset({"nlm"}), bm3d_limit: int = 0) -> dict[str, object]:
+    """Real noisy/clean pairs: each model with the auto noise level (the product's default:
+    ``estimate_sigma`` of the noisy image) and at the fixed level best for the whole set
+    (searched over ``SIGMA_GRID``), OpenCV NLM at its best h (``H_GRID``), CBM3D at the
+    estimated level on the first ``bm3d_limit`` pairs.  Returns per-pair rows and means."""
+    pairs = pair_paths(folder, half)[:limit]
+    rows: list[dict[str, object]] = []
+    for noisy_path, clean_path in pairs:
+        clean, noisy = read_rgb(clean_path), read_rgb(noisy_path)
         est = estimate_sigma(noisy)
-        res.setdefault("estimated sigma", {"mean": []})["mean"].append(est)
-        _score(res, "noisy", clean, noisy)
+        row: dict[str, object] = {"pair": noisy_path.stem, "estimated_sigma": round(est, 2),
+                                  "noisy": (psnr(noisy, clean, 255.0), ssim(noisy, clean))}
         for name, model in models.items():
-            _score(res, f"{name} (auto sigma)", clean, denoise(model, noisy.astype(np.float32), est))
-        _score(res, "OpenCV NLM (h = 0.75 * estimated sigma)", clean, nlm(noisy, max(1.0, 0.75 * est)))
-    return {k: {m: float(np.mean(v)) for m, v in d.items()} for k, d in res.items()} | {"n": len(noisy_paths)}
+            out = denoise(model, noisy.astype(np.float32), est)
+            row[f"{name} auto"] = (psnr(out, clean, 255.0), ssim(out, clean))
+            for sg in SIGMA_GRID:
+                row[f"{name} sigma {sg:g}"] = (psnr(denoise(model, noisy.astype(np.float32), sg), clean, 255.0),)
+        if "nlm" in baselines:
+            for h in H_GRID:
+                row[f"nlm h {h:g}"] = (psnr(nlm(noisy, h), clean, 255.0),)
+        if "bm3d" in baselines and len(rows) < bm3d_limit:
+            out = cbm3d(noisy.astype(np.float64), max(est, 1.0))
+            row["CBM3D (estimated sigma)"] = (psnr(out, clean, 255.0), ssim(out, clean))
+        rows.append(row)
+        log.info("%s: %s", noisy_path.stem, {k: round(v[0], 2) for k, v in row.items() if isinstance(v, tuple) and "sigma " not in k and " h " not in k})
+
+    def mean(key: str, i: int = 0, of: list = rows) -> float:
+        return float(np.mean([r[key][i] for r in of if key in r]))
+
+    table: dict[str, dict] = {"noisy": {"psnr": mean("noisy"), "ssim": mean("noisy", 1)}}
+    for name in models:
+        table[f"{name} (auto sigma)"] = {"psnr": mean(f"{name} auto"), "ssim": mean(f"{name} auto", 1)}
+        best = max(SIGMA_GRID, key=lambda sg: mean(f"{name} sigma {sg:g}"))
+        table[f"{name} (best fixed sigma {best:g})"] = {"psnr": mean(f"{name} sigma {best:g}")}
+    if "nlm" in baselines:
+        best_h = max(H_GRID, key=lambda h: mean(f"nlm h {h:g}"))
+        table[f"OpenCV NLM (best h {best_h:g})"] = {"psnr": mean(f"nlm h {best_h:g}")}
+    cb = [r for r in rows if "CBM3D (estimated sigma)" in r]
+    if cb:
+        n = len(cb)
+        table[f"CBM3D, first {n}"] = {"psnr": mean("CBM3D (estimated sigma)", of=cb),
+                                      "ssim": mean("CBM3D (estimated sigma)", 1, of=cb)}
+        for name in models:
+            table[f"{name} (auto sigma), first {n}"] = {"psnr": mean(f"{name} auto", of=cb)}
+    table["estimated sigma"] = {"mean": float(np.mean([r["estimated_sigma"] for r in rows]))}
+    return table | {"n": len(rows), "half": half, "per_pair": rows}
 
 
 def eval_estimator(paths: list[Path], sigmas: list[float]) -> dict[str, dict]:
@@ -141,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bm3d-limit", type=int, default=4, help="CBM3D on the first N images (slow)")
     p.add_argument("--baselines", default="nlm,bm3d", help="comma list of nlm,bm3d or 'none'")
     p.add_argument("--pairs", type=Path, default=None, help="folder of *_real/*_mean pairs (auto sigma)")
+    p.add_argument("--half", choices=("all", "tune", "test"), default="all",
+                   help="of --pairs: the scene-split half (tune on one, report the other)")
     p.add_argument("--estimator", action="store_true", help="also report the noise estimator's error")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--record", action="store_true",
@@ -186,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     report: dict[str, object] = {"images": str(args.images or "CBSD68"), "n_images": len(paths),
                                  "protocol": "AWGN added in float, unclipped; output rounded to 8 bits; PSNR on 8-bit RGB"}
-    report["synthetic"] = eval_synthetic(models, paths, sigmas, baselines, args.bm3d_limit)
+    report["synthetic"] = eval_synthetic(models, paths, sigmas, baselines, args.bm3d_limit) if sigmas else {}
     for sigma, rows in report["synthetic"].items():
         print_table(f"sigma {sigma}  ({len(paths)} images, {report['images']})", rows)
     if args.estimator:
@@ -195,8 +233,14 @@ def main(argv: list[str] | None = None) -> int:
         for s, r in report["estimator"].items():
             print(f"  sigma {s:>3}: bias {r['bias']:+.2f}  mean abs {r['mae']:.2f}")
     if args.pairs:
-        report["pairs"] = eval_pairs(models, args.pairs, args.limit)
-        print_table(f"real pairs {args.pairs} ({report['pairs']['n']})", report["pairs"])
+        report["pairs"] = eval_pairs(models, args.pairs, args.limit, args.half, frozenset(baselines),
+                                     args.bm3d_limit)
+        pairs = report["pairs"]
+        print(f"\nreal pairs, per pair (PSNR dB): noisy, auto sigma of {', '.join(models)}")
+        for r in pairs["per_pair"]:
+            cells = "  ".join(f"{r[k][0]:6.2f}" for k in ["noisy", *(f"{n} auto" for n in models)])
+            print(f"  {r['pair']:<48} sigma {r['estimated_sigma']:5.2f}  {cells}")
+        print_table(f"real pairs {args.pairs}, half {pairs['half']} ({pairs['n']} pairs), mean", pairs)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     report["params"] = {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()}
     report["tiers"] = {n: get_spec(n).tier for n in models}

@@ -5,6 +5,10 @@ function: the std of (noisy - clean) per brightness bin.  It then fits the train
 (``models.noise.camera``: Poisson-Gaussian in linear light on a Bayer mosaic, demosaicked, sRGB
 curve) to each pair by grid search over (shot, read), and reports the fit error and whether the
 fitted parameters fall inside the ranges the models were trained on.
+
+Beyond the level it compares the noise's structure (``models.noise.correlations``): spatial
+autocorrelation at lags 1-3 and the correlation between colour channels, real pairs against
+the two syntheses (``camera`` and ``camera_isp``) on CBSD432 crops.
 """
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import read_rgb
-from .noise import camera, noise_level_function
+from .data import DEFAULT_DATA, read_rgb, split_paths
+from .noise import camera, camera_isp, correlations, noise_level_function
 
 BINS = 16
 TRAIN_SHOT = (1e-4, 10 ** -1.7)  # models.train.noisy_batch ranges
@@ -40,11 +44,30 @@ def fit(nlf: np.ndarray, grid: dict[tuple[float, float], np.ndarray]) -> tuple[f
     return shot, read, float(np.sqrt(np.mean((pred[ok] - nlf[ok]) ** 2)))
 
 
+CORR_KEYS = ("lag1", "lag2", "lag3", "rg", "rb", "gb")
+
+
+def synthetic_correlations(data: Path, n: int = 48, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Median noise correlations of each synthesis on ``n`` 128 x 128 CBSD432 crops."""
+    paths = split_paths(data, "cbsd432")[:n]
+    x = torch.stack([torch.from_numpy(read_rgb(p)[:128, :128].copy()).permute(2, 0, 1).float() / 255 for p in paths])
+    gen = torch.Generator().manual_seed(seed)
+    shot = 10 ** (torch.rand(n, generator=gen) * 2.3 - 4.0)
+    read = 10 ** (torch.rand(n, generator=gen) * 1.6 - 3.2)
+    out = {}
+    for name, noisy in (("camera (Bayer + bilinear)", camera(x, shot, read, generator=gen)[0]),
+                        ("camera_isp (replayed pipeline)", camera_isp(x, gen)[0])):
+        rows = [correlations(((noisy[i] - x[i]) * 255).permute(1, 2, 0).numpy()) for i in range(n)]
+        out[name] = {k: float(np.median([r[k] for r in rows])) for k in CORR_KEYS}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m models noise-fit", description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=Path, required=True, help="folder of *_real / *_mean image pairs")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="for the synthetic side of the correlations")
     args = p.parse_args(argv)
     reals = sorted(q for q in args.pairs.glob("*") if "_real" in q.stem)[: args.limit] if args.pairs.is_dir() else []
     if not reals:
@@ -58,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         clean = read_rgb(q.with_name(q.name.replace("_real", "_mean")))
         _, nlf = noise_level_function(clean, read_rgb(q), BINS)
         shot, read, rms = fit(nlf, grid)
-        rows.append({"pair": q.stem, "nlf": [None if np.isnan(v) else round(float(v), 2) for v in nlf],
+        corr = correlations(read_rgb(q).astype(np.float64) - clean)
+        rows.append({"pair": q.stem, "corr": corr, "nlf": [None if np.isnan(v) else round(float(v), 2) for v in nlf],
                      "shot": shot, "read": read, "rms": rms, "mean_std": float(np.nanmean(nlf)),
                      "in_training_range": TRAIN_SHOT[0] <= shot <= TRAIN_SHOT[1] and read <= TRAIN_READ[1]})
     rms = np.array([r["rms"] for r in rows])
@@ -72,8 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     shots_f = np.array([r["shot"] for r in rows])
     reads_f = np.array([r["read"] for r in rows])
     print(f"  fitted shot median {np.median(shots_f):.2e}, read median {np.median(reads_f):.2e}")
+    table = {f"real pairs ({len(rows)})": {k: float(np.median([r["corr"][k] for r in rows])) for k in CORR_KEYS}}
+    table |= synthetic_correlations(args.data)
+    print("  noise structure, medians (autocorrelation at lags 1-3; correlation between channels):")
+    print(f"  {'':<34}" + "".join(f"{k:>7}" for k in CORR_KEYS))
+    for name, r in table.items():
+        print(f"  {name:<34}" + "".join(f"{r[k]:7.2f}" for k in CORR_KEYS))
     if args.json:
-        args.json.write_text(json.dumps({"pairs": rows, "median_rms": float(np.median(rms)), "inside": float(inside)}, indent=1))
+        args.json.write_text(json.dumps({"pairs": rows, "median_rms": float(np.median(rms)), "inside": float(inside),
+                                         "correlations": table}, indent=1))
     return 0
 
 

@@ -3,9 +3,11 @@
 ``Processor`` is a callable Frame -> Frame run by the pipeline on the calling thread.
 
 Temporal hook: ``temporal`` is a factory returning a fresh ``Callable[[Frame], Frame]``; the
-processor calls it again whenever ``frame.sequence`` changes (new input, size change), so no
-state crosses between sequences.  The stage receives the denoised frame with ``original``
-(the noisy input) and ``sigma`` (the noise level given to the model) filled in.
+processor calls it again whenever ``frame.sequence`` changes (new input, size change) and at a
+scene cut (``stream.scenecut``: a new shot in a video, a new photo in a folder), so no state
+crosses between sequences: the auto noise level is estimated afresh there too.  The stage
+receives the denoised frame with ``original`` (the noisy input) and ``sigma`` (the noise level
+given to the model) filled in.
 ``load_temporal(mode)`` finds the factory in ``stream.temporal.create_stage(mode)``.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from .errors import UserError
 from .frame import Frame
+from .scenecut import SceneCuts
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +113,12 @@ class Processor:
         self._sequence: int | None = None
         self._temporal: TemporalStage | None = None
         self._prev: np.ndarray | None = None  # previous output, for temporal models
+        self.cuts = SceneCuts()
+        self.shots = 0  # sequences and scene cuts seen: each got its own noise estimate
 
     def _new_sequence(self, sequence: int) -> None:
         self._sequence = sequence
+        self.shots += 1
         self._prev = None
         if self.auto is not None:
             self.auto.reset()
@@ -146,7 +152,8 @@ class Processor:
         return level
 
     def __call__(self, frame: Frame) -> Frame:
-        if frame.sequence != self._sequence:
+        cut = self.cuts(frame.image)
+        if frame.sequence != self._sequence or cut:
             self._new_sequence(frame.sequence)
         sigma = self.noise_level(frame.image)
         prev = None
