@@ -92,7 +92,7 @@ def test_pair_split_keeps_each_scene_in_one_half(tmp_path: Path) -> None:
             for kind in ("real", "mean"):
                 (tmp_path / f"{scene}_{shot}_{kind}.JPG").write_bytes(b"x")
     tune, test = pair_paths(tmp_path, "tune"), pair_paths(tmp_path, "test")
-    names = lambda ps: {p[0].name.rsplit("_", 2)[0] for p in ps}  # noqa: E731
+    names = lambda ps: {p[0].name.rsplit("_", 2)[0] for p in ps}
     assert len(tune) + len(test) == len(pair_paths(tmp_path)) == 6
     assert names(tune) == {"camA_iso_chair", "camB_iso_toy"} and names(test) == {"camA_iso_desk"}
 
