@@ -231,7 +231,8 @@ class AVSink(Sink):
             hint = ""
             if self.network and "Protocol not found" in str(exc):
                 hint = f" (this FFmpeg build has no {self.spec.split(':', 1)[0]} support)"
-            raise UserError(f"cannot write {self.spec}: {av_message(exc)}{hint}") from None
+            kept = "; nothing was written" if self.final else ""
+            raise UserError(f"cannot write {self.spec}: {av_message(exc)}{hint}{kept}") from None
 
     def _write(self, frame: Frame) -> None:
         if self.stream is None:

@@ -136,6 +136,7 @@ def open_url(spec: str, timeout: float) -> Any:
             box["error"] = exc
 
     worker = threading.Thread(target=work, name="stream-open", daemon=True)
+    log.info("opening %s (waiting up to %g s)", spec, timeout)
     worker.start()
     while worker.is_alive():
         worker.join(0.1)

@@ -1,0 +1,89 @@
+"""Issue 12: a silent network input gives up after --timeout, and Ctrl-C/SIGTERM stop it at
+once while it waits (FFmpeg's wait held the main thread in C, where signals could not land)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+from conftest import ROOT
+
+from stream.cli import main
+
+FAST = ["--model", "fast", "--backend", "torch", "--device", "cpu", "--quiet"]
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def silent_http():
+    """A server that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/clip.mp4"
+    stop.set()
+    t.join()
+    for c in held:
+        c.close()
+    server.close()
+
+
+def test_silent_udp_times_out(tmp_path, capsys):
+    url = f"udp://127.0.0.1:{free_udp_port()}"
+    assert main([url, str(tmp_path / "o.mp4"), "--timeout", "0.5", *FAST]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [(f"error: cannot read {url}: nothing received within 0.5 s "
+                    "(--timeout S waits longer)")]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_silent_http_times_out(tmp_path, capsys, silent_http):
+    assert main([silent_http, str(tmp_path / "o.mp4"), "--timeout", "0.5", *FAST]) == 2
+    assert "nothing received within 0.5 s" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("kind", ["udp", "http"])
+def test_signal_stops_the_wait(tmp_path, silent_http, sig, kind):
+    url = f"udp://127.0.0.1:{free_udp_port()}" if kind == "udp" else silent_http
+    # --timeout 600: only the signal can end this run while the test waits for it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream", url, str(tmp_path / "o.mp4"), "--timeout", "600",
+         "-v", *FAST], stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        lines = []
+        for raw in proc.stderr:  # wait until it is waiting on the input
+            lines.append(raw.decode())
+            if "opening" in lines[-1]:
+                break
+        assert proc.poll() is None, "".join(lines)
+        proc.send_signal(sig)
+        rest = proc.communicate(timeout=120)[1].decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, rest
+    assert rest.strip().splitlines()[-1] == "interrupted" and "Traceback" not in rest
+    assert list(tmp_path.iterdir()) == []
