@@ -47,8 +47,8 @@ def test_eval_video_all_methods(frames_dir, tmp_path, capsys):
                  "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     methods = [r["method"] for r in res["rows"]]
-    assert methods[:4] == ["noisy input", "base per frame", "base + light smoothing",
-                           "base + strong smoothing"]
+    assert methods[:5] == ["noisy input", "base per frame", "base + auto smoothing",
+                           "base + light smoothing", "base + strong smoothing"]
     assert "base-temporal (recurrent)" in methods
     assert any(m.startswith("OpenCV NLM multi") for m in methods)
     assert res["count"] == 5 and res["size"] == [56, 40]
@@ -85,3 +85,25 @@ def test_frames_from_a_video_file(data_dir):
     frames = load_frames(data_dir / "video" / "carphone_pristine.mp4", limit=3, start=2)
     assert len(frames) == 3 and frames[0].shape == (144, 176, 3) and frames[0].dtype == np.uint8
     assert not np.array_equal(frames[0], frames[2])
+
+
+def test_suite_of_moving_and_still_cameras(data_dir, tmp_path, capsys):
+    """``--suite`` measures both kinds of camera; the still-camera clip made from photos is
+    deterministic, and the ``auto`` smoothing gains most where the camera is still."""
+    from models.eval_video import SUITE, still_clip
+
+    assert {c[0] for c in SUITE} == {"bus", "bikes", "carphone", "still"}
+    a, b = still_clip(data_dir, 4), still_clip(data_dir, 4)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b)) and a[0].shape == (320, 480, 3)
+    assert not np.array_equal(a[0], a[3])  # the walkers move
+    still = (np.abs(a[3].astype(int) - a[0]).max(-1) == 0).mean()
+    assert still > 0.9  # ... over a still scene
+    out = tmp_path / "s.json"
+    assert main(["--suite", "still,carphone", "--model", "fast", "--device", "cpu", "--no-nlm",
+                 "--smoothing", "auto", "--limit", "8", "--json", str(out)]) == 0
+    res = {c["frames"]: {r["method"]: r for r in c["rows"]} for c in json.loads(out.read_text())["clips"]}
+    assert set(res) == {"still", "carphone"}
+    for clip in res.values():
+        assert clip["fast + auto smoothing"]["psnr"] > clip["fast per frame"]["psnr"]
+        assert clip["fast + auto smoothing"]["flicker"] < clip["fast per frame"]["flicker"]
+    assert "Against fast per frame" in capsys.readouterr().out
