@@ -216,6 +216,37 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
     return rows
 
 
+def through_product(clean: list[np.ndarray], sigma: float, model: str, modes: list[str],
+                    seed: int = 0) -> list[dict[str, object]]:
+    """The same noisy frames as PNG files through ``python -m stream noisy/ out/ --sigma S
+    --model M --temporal MODE`` (a subprocess: ``models`` does not import ``stream``), one row
+    per mode; the time is the whole command's, start-up included."""
+    import subprocess
+    import tempfile
+
+    import cv2
+
+    noisy = add_noise(clean, sigma, seed)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "noisy"
+        src.mkdir()
+        for i, img in enumerate(noisy):
+            cv2.imwrite(str(src / f"{i:05d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        for mode in modes:
+            dst = Path(tmp) / f"out-{mode}"
+            cmd = [sys.executable, "-m", "stream", str(src), f"{dst}/", "--sigma", f"{sigma:g}",
+                   "--model", model, "--temporal", mode, "-q", "-y"]
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[1])
+            sec = time.perf_counter() - t0
+            out = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in sorted(dst.iterdir())]
+            if len(out) != len(clean):
+                raise RuntimeError(f"python -m stream wrote {len(out)} frames of {len(clean)}")
+            rows.append(score(f"python -m stream --model {model} --temporal {mode}", out, clean, sec))
+    return rows
+
+
 def table(rows: list[dict[str, object]]) -> str:
     lines = ["| method | PSNR (dB) | SSIM | flicker | ms/frame (of it smoothing) |",
              "| --- | --- | --- | --- | --- |"]
@@ -289,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (0: torch's default); one measured 50x faster than "
                         "the default on the busy 2-core machine")
+    p.add_argument("--product", metavar="MODES",
+                   help="also run the noisy frames as PNGs through python -m stream with each "
+                        "--temporal mode of this comma list (e.g. off,auto), first --model")
     p.add_argument("--json", type=Path, help="also write the results here")
     return p
 
@@ -339,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        if args.product:
+            rows += through_product(clean, args.sigma, models[0], args.product.split(","),
+                                    args.seed)
         results[name] = rows
         what = next((f" ({c[1]}; {c[2]} from frame {c[3]})" for c in SUITE if c[0] == name), "")
         print(f"{name}{what}: {len(clean)} frames {w}x{h}, Gaussian sigma {args.sigma:g} "

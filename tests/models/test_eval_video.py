@@ -107,3 +107,17 @@ def test_suite_of_moving_and_still_cameras(data_dir, tmp_path, capsys):
         assert clip["fast + auto smoothing"]["psnr"] > clip["fast per frame"]["psnr"]
         assert clip["fast + auto smoothing"]["flicker"] < clip["fast per frame"]["flicker"]
     assert "Against fast per frame" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_product_gives_the_measured_numbers(frames_dir, tmp_path):
+    """``--product off,auto``: the same noisy frames as PNGs through ``python -m stream``
+    score what the in-process rows score (ONNX Runtime against torch: within 0.05 dB)."""
+    out = tmp_path / "p.json"
+    assert main(["--frames", str(frames_dir), "--model", "fast", "--device", "cpu", "--no-nlm",
+                 "--smoothing", "auto", "--product", "off,auto", "--json", str(out)]) == 0
+    rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
+    for product, measured in (("off", "fast per frame"), ("auto", "fast + auto smoothing")):
+        got = rows[f"python -m stream --model fast --temporal {product}"]
+        assert got["psnr"] == pytest.approx(rows[measured]["psnr"], abs=0.05)
+        assert got["flicker"] == pytest.approx(rows[measured]["flicker"], rel=0.02)
