@@ -212,6 +212,10 @@ class AVSink(Sink):
         if self.container.format.name == "mpegts":
             supported = set()  # its codec query is incomplete (no AAC, H.264): let it try
         for s in streams:
+            if s.codec_context is None:  # a codec this FFmpeg does not know: cannot be muxed
+                log.warning("%s stream #%d has a codec unknown to this FFmpeg; it is left out",
+                            s.type, s.index)
+                continue
             name = s.codec_context.name
             if supported and name not in supported:
                 log.warning("%s stream #%d (%s) cannot be stored in %s; it is left out",

@@ -131,7 +131,8 @@ def open_url(spec: str, timeout: float) -> Any:
     def work() -> None:
         try:
             box["container"] = av.open(spec, timeout=(timeout, timeout),
-                                       options={"rw_timeout": str(int(timeout * 1e6))})
+                                       options={"rw_timeout": str(int(timeout * 1e6))},
+                                       metadata_errors="replace")
         except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
             box["error"] = exc
 
@@ -165,7 +166,8 @@ class AVSource(Source):
 
                 stdin = open_checked(sys.stdin.buffer)
                 try:
-                    self.container = av.open(stdin, format="yuv4mpegpipe")
+                    self.container = av.open(stdin, format="yuv4mpegpipe",
+                                             metadata_errors="replace")
                 except (av.error.FFmpegError, OSError) as exc:
                     header = stdin.header.decode("ascii", "replace").strip()
                     raise UserError(f"cannot read stdin: FFmpeg refused its Y4M header "
@@ -174,8 +176,9 @@ class AVSource(Source):
                 check_url(spec)
                 self.container = open_url(spec, self.timeout)
             else:
-                self.container = av.open(spec)
-        except (av.error.FFmpegError, OSError) as exc:
+                # Damaged files carry metadata that is not UTF-8: shown replaced, not fatal.
+                self.container = av.open(spec, metadata_errors="replace")
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise _open_error(spec, exc, self.timeout) from None
         # Cover art (an attached picture) is a video stream too, but not the video.
         moving = [s for s in self.container.streams.video
@@ -189,6 +192,10 @@ class AVSource(Source):
         self._shape: tuple[int, ...] | None = None
         self._sequence = 0
         cc = self.stream.codec_context
+        if cc is None:  # a codec this FFmpeg does not know (or a damaged header naming one)
+            self.container.close()
+            raise UserError(f"cannot read {spec}: its video codec is unknown to this FFmpeg "
+                            "(damaged header or an unsupported codec)")
         if cc.width <= 0 or cc.height <= 0:
             self.container.close()
             raise UserError(f"cannot read {spec}: the video stream has no picture size")
