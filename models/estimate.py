@@ -105,3 +105,18 @@ def estimate_sigma(image: np.ndarray, patch: int = PATCH) -> float:
     ratio = coarse / max(full, 0.25)
     t = min(max((ratio - CORRELATED[0]) / (CORRELATED[1] - CORRELATED[0]), 0.0), 1.0)
     return (1.0 - t) * full + t * (1.0 + BOOST) * coarse
+
+
+def estimate(image: np.ndarray, method: str = "auto") -> float:
+    """The noise level ``--sigma auto`` gives the denoisers (0..255): ``net`` the learned
+    estimator (``models.estimate_net``, trained on the denoisers' own noise mix), ``pca`` the
+    classical reading above; ``auto`` is ``net`` where its weights ship, else ``pca``."""
+    from . import estimate_net
+
+    if method == "auto":
+        method = "net" if estimate_net.available() else "pca"
+    if method == "net":
+        return estimate_net.estimate_sigma_net(image)
+    if method == "pca":
+        return estimate_sigma(image)
+    raise ValueError(f"expected an estimator method auto|net|pca, got {method!r}")

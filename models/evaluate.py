@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import estimate_net
 from .data import DEFAULT_DATA, folder_paths, pair_paths, read_rgb, split_paths
-from .estimate import estimate_sigma
+from .estimate import estimate, estimate_sigma
 from .metrics import psnr, ssim
 from .registry import UnknownModelError, create_model, get_spec
 
@@ -111,12 +112,16 @@ def eval_pairs(models: dict[str, torch.nn.Module], folder: Path, limit: int | No
     rows: list[dict[str, object]] = []
     for noisy_path, clean_path in pairs:
         clean, noisy = read_rgb(clean_path), read_rgb(noisy_path)
-        est = estimate_sigma(noisy)
+        est = estimate(noisy)
         row: dict[str, object] = {"pair": noisy_path.stem, "estimated_sigma": round(est, 2),
                                   "noisy": (psnr(noisy, clean, 255.0), ssim(noisy, clean))}
+        est_pca = estimate_sigma(noisy) if estimate_net.available() else None
         for name, model in models.items():
             out = denoise(model, noisy.astype(np.float32), est)
             row[f"{name} auto"] = (psnr(out, clean, 255.0), ssim(out, clean))
+            if est_pca is not None:
+                row["pca_sigma"] = round(est_pca, 2)
+                row[f"{name} auto (PCA)"] = (psnr(denoise(model, noisy.astype(np.float32), est_pca), clean, 255.0),)
             for sg in SIGMA_GRID:
                 row[f"{name} sigma {sg:g}"] = (psnr(denoise(model, noisy.astype(np.float32), sg), clean, 255.0),)
         if "nlm" in baselines:
@@ -134,6 +139,8 @@ def eval_pairs(models: dict[str, torch.nn.Module], folder: Path, limit: int | No
     table: dict[str, dict] = {"noisy": {"psnr": mean("noisy"), "ssim": mean("noisy", 1)}}
     for name in models:
         table[f"{name} (auto sigma)"] = {"psnr": mean(f"{name} auto"), "ssim": mean(f"{name} auto", 1)}
+        if estimate_net.available():
+            table[f"{name} (auto sigma, PCA estimator)"] = {"psnr": mean(f"{name} auto (PCA)")}
         best = max(SIGMA_GRID, key=lambda sg: mean(f"{name} sigma {sg:g}"))
         table[f"{name} (best fixed sigma {best:g})"] = {"psnr": mean(f"{name} sigma {best:g}")}
     if "nlm" in baselines:
@@ -147,13 +154,17 @@ def eval_pairs(models: dict[str, torch.nn.Module], folder: Path, limit: int | No
         for name in models:
             table[f"{name} (auto sigma), first {n}"] = {"psnr": mean(f"{name} auto", of=cb)}
     table["estimated sigma"] = {"mean": float(np.mean([r["estimated_sigma"] for r in rows]))}
+    if estimate_net.available():
+        table["estimated sigma, PCA"] = {"mean": float(np.mean([r["pca_sigma"] for r in rows]))}
     return table | {"n": len(rows), "half": half, "per_pair": rows}
 
 
-def eval_estimator(paths: list[Path], sigmas: list[float]) -> dict[str, dict]:
+def eval_estimator(paths: list[Path], sigmas: list[float], method: str = "auto") -> dict[str, dict]:
+    """Error of ``models.estimate.estimate(method)`` on white noise (unclipped, like the table)."""
     out = {}
     for sigma in sigmas:
-        errs = [estimate_sigma(add_noise(read_rgb(p), sigma, seed=i)) - sigma for i, p in enumerate(paths)]
+        errs = [estimate(to_u8(add_noise(read_rgb(p), sigma, seed=i)) if method == "net"
+                         else add_noise(read_rgb(p), sigma, seed=i), method) - sigma for i, p in enumerate(paths)]
         out[f"{sigma:g}"] = {"bias": float(np.mean(errs)), "mae": float(np.mean(np.abs(errs)))}
     return out
 
@@ -228,10 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     for sigma, rows in report["synthetic"].items():
         print_table(f"sigma {sigma}  ({len(paths)} images, {report['images']})", rows)
     if args.estimator:
-        report["estimator"] = eval_estimator(paths, [5, 10, 15, 25, 35, 50])
-        print("\nnoise estimator error (estimated - true, 0..255 units)")
-        for s, r in report["estimator"].items():
-            print(f"  sigma {s:>3}: bias {r['bias']:+.2f}  mean abs {r['mae']:.2f}")
+        methods = ["pca", "net"] if estimate_net.available() else ["pca"]
+        report["estimator"] = {m: eval_estimator(paths, [0, 5, 10, 15, 25, 35, 50], m) for m in methods}
+        for m, rows in report["estimator"].items():
+            print(f"\nnoise estimator {m}: error (estimated - true, 0..255 units)")
+            for s, r in rows.items():
+                print(f"  sigma {s:>3}: bias {r['bias']:+.2f}  mean abs {r['mae']:.2f}")
     if args.pairs:
         report["pairs"] = eval_pairs(models, args.pairs, args.limit, args.half, frozenset(baselines),
                                      args.bm3d_limit)

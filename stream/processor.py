@@ -30,26 +30,12 @@ TemporalStage = Callable[[Frame], Frame]
 TEMPORAL_MODES = ("off", "auto", "light", "strong")
 
 
-def _immerkaer_sigma(image: np.ndarray) -> float:
-    """Fallback noise estimate (J. Immerkaer 1996), mean over RGB channels, 0..255 units."""
-    import cv2
-
-    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-    conv = cv2.filter2D(image.astype(np.float32), -1, kernel)[1:-1, 1:-1]
-    h, w = conv.shape[:2]
-    if h < 1 or w < 1:
-        return 0.0
-    return float(np.sqrt(np.pi / 2.0) * np.abs(conv).sum() / (6.0 * h * w * image.shape[2]))
-
-
 def default_estimator() -> Callable[[np.ndarray], float]:
-    """``models.estimate.estimate_sigma`` when present, else a simple built-in estimate."""
-    try:
-        from models.estimate import estimate_sigma
-    except ImportError:
-        log.info("models.estimate not available; using the built-in noise estimate")
-        return _immerkaer_sigma
-    return estimate_sigma
+    """The product's noise estimate: ``models.estimate.estimate`` (the learned estimator where
+    its weights ship, else the PCA reading)."""
+    from models.estimate import estimate
+
+    return estimate
 
 
 def load_temporal(mode: str) -> Callable[[], TemporalStage] | None:
