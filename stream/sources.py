@@ -150,7 +150,10 @@ def _open_error(spec: str, exc: BaseException, timeout: float) -> UserError:
     if isinstance(exc, av.error.ExitError):  # FFmpeg's interrupt callback: the timeout ran out
         return UserError(f"cannot read {spec}: nothing received within {timeout:g} s "
                          "(--timeout S waits longer)")
-    return UserError(f"cannot read {spec}: {av_message(exc)}")
+    hint = ""
+    if is_url(spec) and "Protocol not found" in str(exc):
+        hint = f" (this FFmpeg build has no {spec.split(':', 1)[0]} support)"
+    return UserError(f"cannot read {spec}: {av_message(exc)}{hint}")
 
 
 class AVSource(Source):
@@ -162,7 +165,11 @@ class AVSource(Source):
         self.timeout = float(getattr(opts, "timeout", None) or DEFAULT_TIMEOUT)
         try:
             if spec == "-":
-                from .y4m import open_checked
+                from .y4m import EXAMPLE, open_checked
+
+                if sys.stdin.isatty():
+                    raise UserError(f"- reads Y4M from stdin, but stdin is a terminal; pipe "
+                                    f"a stream into it, {EXAMPLE}")
 
                 stdin = open_checked(sys.stdin.buffer)
                 try:

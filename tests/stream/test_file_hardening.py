@@ -102,9 +102,12 @@ def test_processor_caps_strength_times_sigma(identity_engine):
 
 # -- 4. zero frames decoded is an error naming the input -------------------------------------
 
-def _stdin(monkeypatch, data: bytes) -> None:
+def _stdin(monkeypatch, data: bytes, tty: bool = False) -> None:
     class Stdin:
         buffer = io.BufferedReader(io.BytesIO(data))
+
+        def isatty(self) -> bool:
+            return tty
 
     monkeypatch.setattr(sys, "stdin", Stdin())
 
@@ -151,6 +154,11 @@ def test_bad_stdin(tmp_path, capsys, monkeypatch, data, words):
     _stdin(monkeypatch, data)
     assert words in one_error_line(capsys, ["-", str(tmp_path / "o.mp4"), *FAST])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stdin_terminal(tmp_path, capsys, monkeypatch):
+    _stdin(monkeypatch, b"", tty=True)
+    assert "stdin is a terminal" in one_error_line(capsys, ["-", str(tmp_path / "o.mp4"), *FAST])
 
 
 @pytest.mark.parametrize("url, words", [

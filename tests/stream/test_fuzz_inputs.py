@@ -69,6 +69,9 @@ def test_fuzzed_headers_never_traceback(originals, tmp_path, capsys, monkeypatch
             class Stdin:
                 buffer = io.BufferedReader(io.BytesIO(data))
 
+                def isatty(self) -> bool:
+                    return False
+
             monkeypatch.setattr(sys, "stdin", Stdin())
             src = "-"
         else:
