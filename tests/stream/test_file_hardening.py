@@ -174,3 +174,35 @@ def test_url_without_a_port(tmp_path, capsys, url, words):
 def test_output_url_without_a_port(tmp_path, capsys, clip_with_audio):
     line = one_error_line(capsys, [str(clip_with_audio.path), "udp://127.0.0.1", *FAST])
     assert "no port given" in line
+
+
+def test_mp4_cut_before_its_index(tmp_path, capsys, clip_with_audio):
+    data = clip_with_audio.path.read_bytes()  # PyAV writes the index (moov) at the end
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    line = one_error_line(capsys, [str(cut), str(tmp_path / "o.mp4"), *FAST])
+    assert line.startswith(f"error: cannot read {cut}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mp4"]
+
+
+def test_connection_refused(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/clip.mp4"
+    assert one_error_line(capsys, [url, str(tmp_path / "o.mp4"), *FAST]) == \
+        f"error: cannot read {url}: Connection refused"
+
+
+def test_protocol_this_ffmpeg_lacks(tmp_path, capsys):
+    # the PyPI wheel has no libsrt; a build with it would wait for a listener instead
+    argv = ["srt://127.0.0.1:9", str(tmp_path / "o.mp4"), "--timeout", "1", *FAST]
+    code = main(argv)
+    err = capsys.readouterr().err
+    if "Protocol not found" not in err:
+        pytest.skip("this PyAV has srt")
+    assert code == 2
+    assert err.strip() == ("error: cannot read srt://127.0.0.1:9: Protocol not found "
+                           "(this FFmpeg build has no srt support)")
