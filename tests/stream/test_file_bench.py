@@ -11,7 +11,7 @@ def test_bench_writes_rows(tmp_path, capsys):
     assert main(["--sizes", "64x48,96x64", "--frames", "3", "--backend", "torch",
                  "--device", "cpu", "--sigma", "10", "--model", "fast", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
-    assert data["backend"] == "torch-cpu" and data["temporal"] in ("off", "light", "strong")
+    assert data["backend"] == "torch-cpu" and data["temporal"] in ("off", "auto", "light", "strong")
     assert [r["size"] for r in data["rows"]] == ["64x48", "96x64"]
     assert all(r["frames"] == 3 and r["fps"] > 0 and r["denoise_ms"] > 0 for r in data["rows"])
     text = capsys.readouterr().out
