@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import threading
 from typing import Any
@@ -52,14 +53,28 @@ def add_live_options(p: argparse.ArgumentParser) -> None:
                    help="at exit, print ms per stage and end-to-end latency percentiles")
 
 
+def is_existing_path(spec: str) -> bool:
+    """Reserved words (webcam, 0, preview, vcam...) yield to a file or folder of that name in
+    the current folder; ``./name`` never is a reserved word."""
+    return os.path.lexists(spec) and not spec.startswith("/dev/")
+
+
+def is_camera_input(spec: str) -> bool:
+    return is_camera_spec(spec) and not is_existing_path(spec)
+
+
+def _is_preview(spec: str) -> bool:
+    return spec in PREVIEW_SPECS and not is_existing_path(spec)
+
+
 def _is_live_sink(spec: str) -> bool:
     from .vcam import is_vcam_spec
 
-    return spec in PREVIEW_SPECS or is_vcam_spec(spec)
+    return _is_preview(spec) or (is_vcam_spec(spec) and not is_existing_path(spec))
 
 
 def wants_live(opts: argparse.Namespace) -> bool:
-    return bool(is_camera_spec(opts.input) or opts.realtime or opts.preview or opts.stats
+    return bool(is_camera_input(opts.input) or opts.realtime or opts.preview or opts.stats
                 or not opts.outputs or any(_is_live_sink(s) for s in opts.outputs))
 
 
@@ -127,7 +142,7 @@ class LiveProcessor:
 
 def open_camera_source(spec: str, opts: Any) -> Any:
     """Source opener for ``webcam``, ``0``, ``/dev/video0``."""
-    if not is_camera_spec(spec):
+    if not is_camera_input(spec):
         return None
     from .camera import CameraSource
 
@@ -137,7 +152,7 @@ def open_camera_source(spec: str, opts: Any) -> Any:
 
 def open_preview_sink(spec: str, opts: Any, source: Any) -> Any:
     """Sink opener for ``preview`` (also ``window``)."""
-    if spec not in PREVIEW_SPECS:
+    if not _is_preview(spec):
         return None
     from .preview import PreviewState, PreviewWindow
 
@@ -146,10 +161,16 @@ def open_preview_sink(spec: str, opts: Any, source: Any) -> Any:
     return PreviewSink(window)
 
 
+def open_vcam_sink(spec: str, opts: Any, source: Any) -> Any:
+    """Sink opener for ``vcam``/``vcam:DEVICE``, unless a file or folder has that name."""
+    from .vcam import open_vcam_sink as open_vcam
+
+    return None if is_existing_path(spec) else open_vcam(spec, opts, source)
+
+
 def _register_openers() -> None:
     """Teach ``open_source``/``open_sink`` cameras, ``preview`` and ``vcam`` (idempotent)."""
     from . import sinks, sources
-    from .vcam import open_vcam_sink
 
     if open_camera_source not in sources.SOURCE_OPENERS:
         sources.SOURCE_OPENERS.insert(0, open_camera_source)
@@ -169,7 +190,7 @@ def run_live(opts: argparse.Namespace) -> int:
     if opts.strength < 0:
         raise UserError(f"--strength: expected a number >= 0, got {opts.strength}")
     outputs = list(opts.outputs) or ["preview"]
-    if opts.preview and not any(s in PREVIEW_SPECS for s in outputs):
+    if opts.preview and not any(_is_preview(s) for s in outputs):
         outputs.append("preview")
     from .temporal import plan  # --temporal auto may pick the model's recurrent twin
 
