@@ -33,19 +33,23 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "slower", "veryslow", "placebo")
 
 
-def number_arg(lo: float, hi: float, *, low_open: bool = False, integer: bool = False,
+def number_arg(lo: float, hi: float | None, *, low_open: bool = False, integer: bool = False,
                extra: str = "") -> Callable[[str], float]:
-    """An argparse type: a finite number in lo..hi (``low_open``: above lo), else one message
-    naming the range (argparse adds the option's name)."""
+    """An argparse type: a finite number in lo..hi (``low_open``: above lo; ``hi`` None: no
+    upper bound), else one message naming the range (argparse adds the option's name)."""
     kind = "an integer" if integer else "a number"
-    above = f"above {lo:g} up to {hi:g}" if low_open else f"in {lo:g}..{hi:g}"
+    if hi is None:
+        above = f"above {lo:g}" if low_open else f"of {lo:g} or more"
+    else:
+        above = f"above {lo:g} up to {hi:g}" if low_open else f"in {lo:g}..{hi:g}"
 
     def parse(text: str) -> float:
         try:
             value = int(text) if integer else float(text)
         except ValueError:
             value = math.nan
-        if not math.isfinite(value) or value > hi or value < lo or (low_open and value == lo):
+        if not math.isfinite(value) or (hi is not None and value > hi) or value < lo \
+                or (low_open and value == lo):
             raise argparse.ArgumentTypeError(f"expected {kind} {above}{extra}, got {text!r}")
         return value
 
@@ -56,6 +60,24 @@ def sigma_arg(text: str) -> float | None:
     if text == "auto":
         return None
     return number_arg(0, 255, extra=" or 'auto'")(text)
+
+
+def time_arg(text: str) -> float:
+    """Seconds: ``90``, ``1:30``, ``01:02:03.5`` (as FFmpeg's -ss/-t take them)."""
+    parts = text.split(":")
+    try:
+        if len(parts) > 3 or any(p.strip() == "" or p.strip().startswith(("-", "+"))
+                                 for p in parts):
+            raise ValueError
+        seconds = 0.0
+        for part in parts:
+            seconds = seconds * 60 + float(part)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a time in seconds or [HH:]MM:SS, 0 or more, got {text!r}")
+    return seconds
 
 
 def preset_arg(text: str) -> str:
@@ -116,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--pix-fmt", default=None, help="encoder pixel format (default: automatic)")
     e.add_argument("--fps", type=number_arg(0, MAX_FPS, low_open=True), default=None,
                    help="frame rate for inputs without timing (images, folders; default 25)")
+    t = p.add_argument_group("part of the input")
+    t.add_argument("--start", type=time_arg, default=None, metavar="T",
+                   help="start T into a video (seconds or [HH:]MM:SS); the output starts at 0")
+    t.add_argument("--duration", type=time_arg, default=None, metavar="T",
+                   help="denoise T of a video (from --start)")
+    t.add_argument("--frames", type=number_arg(1, None, integer=True), default=None,
+                   metavar="N", help="stop after N frames")
     o = p.add_argument_group("general")
     o.add_argument("-y", "--overwrite", action="store_true", help="overwrite existing outputs")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -194,7 +223,13 @@ def run(opts: argparse.Namespace) -> int:
 
     opts.model, opts.temporal = plan(opts.model or default_model(opts.device), opts.temporal)
     temporal = load_temporal(opts.temporal)
+    if opts.duration == 0:
+        raise UserError("--duration: expected a time above 0, got 0")
     source = open_source(opts.input, opts)
+    if (opts.start or opts.duration) and not hasattr(source, "start"):
+        source.close()
+        raise UserError("--start and --duration take a video input; for images and folders "
+                        "use --frames N")
     sinks: list[Any] = []
     try:
         for spec in opts.outputs:
@@ -209,8 +244,14 @@ def run(opts: argparse.Namespace) -> int:
     try:
         processor = Processor(engine, sigma=opts.sigma, strength=opts.strength,
                               temporal=temporal)
-        progress = Progress(total=source.info.frames, enabled=not opts.quiet)
-        pipeline = Pipeline(source, processor, sinks, on_frame=progress.update)
+        total = source.info.frames
+        if opts.start or opts.duration:
+            total = None  # a part of the input: the container's count says nothing
+        if opts.frames is not None:
+            total = min(total, opts.frames) if total else None
+        progress = Progress(total=total, enabled=not opts.quiet)
+        pipeline = Pipeline(source, processor, sinks, on_frame=progress.update,
+                            max_frames=opts.frames)
         try:
             result = pipeline.run()
         finally:
@@ -222,6 +263,9 @@ def run(opts: argparse.Namespace) -> int:
     if result.frames == 0 and not result.interrupted:
         why = f" ({source.warnings[0]})" if source.warnings else ""
         name = "stdin" if opts.input == "-" else opts.input
+        if opts.start and not source.warnings:
+            raise UserError(f"no frames at or after --start {opts.start:g} s in {name}; "
+                            "nothing was written")
         raise UserError(f"no frames could be decoded from {name}{why}; nothing was written")
     log.info("stage times (ms/frame): %s", ", ".join(
         f"{k} {t.ms:.1f}" for k, t in result.timings.items()))

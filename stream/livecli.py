@@ -229,7 +229,8 @@ def run_live(opts: argparse.Namespace) -> int:
                             sinks,
                             queue_size=1 if source.live else 4,
                             on_frame=lambda f: _delivered(f, stats, pipeline),
-                            stop_event=controls.stop)  # the quit key stops every stage
+                            stop_event=controls.stop,  # the quit key stops every stage
+                            max_frames=getattr(opts, "frames", None))
         try:
             # cli.main turns SIGTERM into Ctrl-C around all of this.
             result = _run(pipeline, controls, any(isinstance(s, PreviewSink) for s in sinks))

@@ -109,8 +109,10 @@ class Pipeline:
     def __init__(self, source: Any, process: Callable[[Frame], Frame], sinks: Sequence[Any],
                  *, queue_size: int = 4, policy: str | None = None,
                  on_frame: Callable[[Frame], None] | None = None,
-                 stop_event: threading.Event | None = None) -> None:
+                 stop_event: threading.Event | None = None,
+                 max_frames: int | None = None) -> None:
         self.source = source
+        self.max_frames = max_frames  # --frames N: the reader stops after N (source unfinished)
         self.process = process
         self.sinks = list(sinks)
         self.on_frame = on_frame
@@ -151,7 +153,11 @@ class Pipeline:
         timer = self.timings["decode"]
         try:
             it = iter(self.source.frames())
+            count = 0
             while not self.stop_event.is_set():
+                if self.max_frames is not None and count >= self.max_frames:
+                    break
+                count += 1
                 t0 = time.perf_counter()
                 try:
                     frame = next(it)

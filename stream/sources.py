@@ -163,6 +163,10 @@ class AVSource(Source):
         super().__init__(spec)
         self.spec = spec
         self.timeout = float(getattr(opts, "timeout", None) or DEFAULT_TIMEOUT)
+        # --start/--duration, seconds: the part of the input to denoise (its timestamps then
+        # count from the start, and copied audio/subtitles are cut and shifted to match)
+        self.start = float(getattr(opts, "start", None) or 0.0)
+        self.duration: float | None = getattr(opts, "duration", None)
         try:
             if spec == "-":
                 from .y4m import EXAMPLE, open_checked
@@ -218,17 +222,69 @@ class AVSource(Source):
                           if s.index != self.stream.index and s.type in ("audio", "subtitle")],
         )
 
+    def _window(self) -> tuple[float, float | None]:
+        """--start/--duration as times in the input's timeline (which may not start at 0);
+        seeks to the key frame before the start where the input allows."""
+        origin = (self.container.start_time or 0) / 1e6
+        begin = origin + self.start
+        end = begin + self.duration if self.duration else None
+        tb = self.info.time_base
+        if self.start > 0 and tb and self.spec != "-":
+            try:
+                self.container.seek(int(begin / tb), stream=self.stream, backward=True)
+            except (av.error.FFmpegError, OSError, ValueError) as exc:
+                log.debug("cannot seek in %s (%s); decoding up to --start", self.spec, exc)
+        return begin, end
+
+    def _side_packet(self, packet: Any, begin: float, end: float | None) -> None:
+        """Queue a copied stream's packet, cut and shifted to the --start/--duration window."""
+        if packet.dts is None or not packet.size:
+            return
+        if self.start or end is not None:
+            ts = packet.pts if packet.pts is not None else packet.dts
+            ptb = packet.time_base
+            if ptb is not None:
+                t = float(ts * ptb)
+                if t < begin - 1e-6 or (end is not None and t >= end - 1e-6):
+                    return
+                if self.start:
+                    shift = round(Fraction(begin) / ptb)
+                    packet.dts -= shift
+                    if packet.pts is not None:
+                        packet.pts -= shift
+        self._push_side(packet)
+
     def frames(self) -> Iterator[Frame]:
         copy_ids = {s.index for s in self.info.copy_streams}
         streams = [self.stream, *self.info.copy_streams]
         index = 0
         errors = 0
         tb = self.info.time_base
+        trimmed = bool(self.start or self.duration)
+        begin, end = self._window() if trimmed else (0.0, None)
+        shift = round(Fraction(begin) / tb) if self.start and tb else 0
+        decoded_count = 0  # frames decoded, kept or not (time of frames without a pts)
+
+        def wanted(vf: av.VideoFrame) -> int:
+            """-1 before the window, 0 inside, 1 at its end."""
+            nonlocal decoded_count
+            decoded_count += 1
+            if not trimmed:
+                return 0
+            if vf.pts is not None and tb is not None:
+                t = float(vf.pts * tb)
+            elif self.info.rate:
+                t = begin - self.start + (decoded_count - 1) / float(self.info.rate)
+            else:
+                return 0
+            if t < begin - 1e-6:
+                return -1
+            return 1 if end is not None and t >= end - 1e-6 else 0
+
         try:
             for packet in self.container.demux(streams):
                 if packet.stream.index in copy_ids:
-                    if packet.dts is not None and packet.size:
-                        self._push_side(packet)
+                    self._side_packet(packet, begin, end)
                     continue
                 try:
                     decoded = packet.decode()
@@ -237,7 +293,12 @@ class AVSource(Source):
                     log.debug("undecodable packet at dts %s: %s", packet.dts, exc)
                     continue
                 for vf in decoded:
-                    yield self._frame(vf, index, tb)
+                    where = wanted(vf)
+                    if where > 0:
+                        return  # the end of --duration: not "finished" (audio is cut there)
+                    if where < 0:
+                        continue
+                    yield self._frame(vf, index, tb, shift)
                     index += 1
                     self.frames_read = index
             try:
@@ -245,7 +306,12 @@ class AVSource(Source):
             except av.error.FFmpegError:
                 tail = []
             for vf in tail:
-                yield self._frame(vf, index, tb)
+                where = wanted(vf)
+                if where > 0:
+                    return
+                if where < 0:
+                    continue
+                yield self._frame(vf, index, tb, shift)
                 index += 1
                 self.frames_read = index
         except av.error.ExitError:  # FFmpeg's interrupt callback: the read timeout ran out
@@ -256,6 +322,8 @@ class AVSource(Source):
         expected = self.info.frames
         if errors:
             self.warnings.append(f"{errors} packet(s) could not be decoded")
+        if trimmed:
+            return  # a part of the input: its frame count and end say nothing here
         if expected and index < expected:
             self.warnings.append(
                 f"input truncated or damaged: decoded {index} of {expected} frames")
@@ -275,7 +343,8 @@ class AVSource(Source):
             self.warnings.append(f"input truncated or damaged: decoded {decoded} frames, "
                                  f"{ended:.2f} s of {total:.2f} s")
 
-    def _frame(self, vf: av.VideoFrame, index: int, tb: Fraction | None) -> Frame:
+    def _frame(self, vf: av.VideoFrame, index: int, tb: Fraction | None,
+               shift: int = 0) -> Frame:
         if index == 0:
             # The display matrix arrives on decoded frames; file sinks open on the first
             # processed frame, after this is set.
@@ -287,7 +356,7 @@ class AVSource(Source):
                 color.color_range = self.info.color.color_range
             self.info.color = color
         image = frame_to_rgb(vf, self.info.color)
-        pts = vf.pts
+        pts = vf.pts - shift if vf.pts is not None else None
         if pts is None and self.info.rate:
             tb = 1 / self.info.rate
             pts = index
