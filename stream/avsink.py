@@ -104,7 +104,7 @@ class AVSink(Sink):
         self.partial: Path | None = None  # ... and where it is written until then
         check_encoder_options(self.codec, self.crf, self.pix_fmt_wanted)
         if self.network:
-            from .sources import check_url
+            from .urls import check_url
 
             check_url(spec)
         if self.stdout and sys.stdout.isatty():

@@ -10,7 +10,6 @@ import collections
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -23,6 +22,7 @@ import numpy as np
 from .avutil import ColorInfo, av_message, frame_to_rgb
 from .errors import UserError
 from .frame import Frame
+from .urls import DEFAULT_TIMEOUT, check_url, is_url, open_error, open_url
 
 log = logging.getLogger(__name__)
 
@@ -95,67 +95,6 @@ def _clone_packet(packet: Any) -> Any:
     return copy
 
 
-def is_url(spec: str) -> bool:
-    return "://" in spec
-
-
-# Schemes whose address has no default port (http, rtsp, rtmp... have one).
-PORT_SCHEMES = ("udp", "rtp", "srt", "tcp")
-DEFAULT_TIMEOUT = 10.0  # seconds; --timeout
-
-
-def check_url(spec: str) -> None:
-    """UserError for an address FFmpeg would only answer "Invalid argument" to."""
-    from urllib.parse import urlsplit
-
-    scheme = spec.split("://", 1)[0].lower()
-    if scheme not in PORT_SCHEMES:
-        return
-    try:
-        port = urlsplit(spec).port
-    except ValueError:
-        raise UserError(f"{spec}: the port is not a number in 0..65535; expected "
-                        f"{scheme}://HOST:PORT, e.g. {scheme}://127.0.0.1:5000") from None
-    if port is None:
-        raise UserError(f"{spec}: no port given; expected {scheme}://HOST:PORT, e.g. "
-                        f"{scheme}://127.0.0.1:5000")
-
-
-def open_url(spec: str, timeout: float) -> Any:
-    """``av.open`` for a network input, on a helper thread: FFmpeg's wait for a silent server
-    holds the calling thread in C, where Ctrl-C and SIGTERM cannot reach it.  Here the main
-    thread waits in short steps, so KeyboardInterrupt lands at once (the helper gives up by
-    itself after ``timeout`` seconds, FFmpeg's interrupt callback)."""
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["container"] = av.open(spec, timeout=(timeout, timeout),
-                                       options={"rw_timeout": str(int(timeout * 1e6))},
-                                       metadata_errors="replace")
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=work, name="stream-open", daemon=True)
-    log.info("opening %s (waiting up to %g s)", spec, timeout)
-    worker.start()
-    while worker.is_alive():
-        worker.join(0.1)
-    if "error" in box:
-        raise box["error"]
-    return box["container"]
-
-
-def _open_error(spec: str, exc: BaseException, timeout: float) -> UserError:
-    if isinstance(exc, av.error.ExitError):  # FFmpeg's interrupt callback: the timeout ran out
-        return UserError(f"cannot read {spec}: nothing received within {timeout:g} s "
-                         "(--timeout S waits longer)")
-    hint = ""
-    if is_url(spec) and "Protocol not found" in str(exc):
-        hint = f" (this FFmpeg build has no {spec.split(':', 1)[0]} support)"
-    return UserError(f"cannot read {spec}: {av_message(exc)}{hint}")
-
-
 class AVSource(Source):
     """Any file or URL PyAV opens; ``-`` reads Y4M from stdin.  Decodes the first video stream."""
 
@@ -190,7 +129,7 @@ class AVSource(Source):
                 # Damaged files carry metadata that is not UTF-8: shown replaced, not fatal.
                 self.container = av.open(spec, metadata_errors="replace")
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise _open_error(spec, exc, self.timeout) from None
+            raise open_error(spec, exc, self.timeout) from None
         # Cover art (an attached picture) is a video stream too, but not the video.
         moving = [s for s in self.container.streams.video
                   if not int(s.disposition) & int(av.stream.Disposition.attached_pic)]
