@@ -9,7 +9,7 @@ carphone 0-59 and ``still_clip``, walkers over a CBSD68 photo), it adds seeded w
 - the same + the smoothing of ``--temporal auto|light|strong`` (``models.temporal_filter``,
   the math the stream's smoothing stage runs; ``auto`` also reads the noisy inputs);
 - the recurrent twin (``<model>-temporal``), fed its previous 8-bit output as in the product,
-  alone and + the first smoothing mode;
+  alone and + each smoothing mode;
 - OpenCV ``fastNlMeansDenoisingColoredMulti`` (5-frame window centred on the frame: it looks
   two frames ahead, which a live stream cannot) unless ``--no-nlm``.
 
@@ -205,7 +205,7 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
             tmodel = create_model(twin, weights=twin_weights).to(device)
             out_t, sec_t = _timed(lambda: run_model(tmodel, noisy, sigma, device, True))  # noqa: B023
             rows.append(score(f"{twin} (recurrent)", out_t, clean, sec_t, t_tag))
-            for mode in smoothing[:1]:
+            for mode in smoothing:
                 sm, s2 = _timed(lambda: smooth(out_t, sigma, mode, device, noisy))  # noqa: B023
                 rows.append(score(f"{twin} + {mode} smoothing", sm, clean, sec_t + s2, t_tag, s2))
         log.info("%s done", name)
@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="base", help="per-frame model(s), comma separated")
     p.add_argument("--smoothing", default="auto,light,strong",
                    help="smoothing modes to measure after the per-frame model (comma list, or "
-                        "none); the first also runs after the recurrent twin")
+                        "none); each also runs after the recurrent twin")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda")
     p.add_argument("--start", type=int, default=0, help="first frame")
     p.add_argument("--limit", type=int, default=None, help="at most N frames (of each clip)")
