@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--preset", type=preset_arg, default=None,
                    help="x264/x265 preset, ultrafast..placebo (default fast)")
     e.add_argument("--pix-fmt", default=None, help="encoder pixel format (default: automatic)")
+    e.add_argument("--an", dest="no_audio", action="store_true",
+                   help="leave the audio out (it is copied, never re-encoded, by default)")
     e.add_argument("--fps", type=number_arg(0, MAX_FPS, low_open=True), default=None,
                    help="frame rate for inputs without timing (images, folders; default 25)")
     t = p.add_argument_group("part of the input")

@@ -137,6 +137,10 @@ class AVSource(Source):
             self.container.close()
             raise UserError(f"{spec} has no video stream")
         self.stream = moving[0]
+        if len(moving) > 1:
+            log.warning("%s: %d video streams; only the first (#%d) is denoised, the others "
+                        "(#%s) are left out", spec, len(moving), self.stream.index,
+                        ", #".join(str(s.index) for s in moving[1:]))
         self.stream.thread_type = "AUTO"
         self._last_time: float | None = None  # presentation time of the last decoded frame
         self._shape: tuple[int, ...] | None = None
@@ -150,6 +154,7 @@ class AVSource(Source):
             self.container.close()
             raise UserError(f"cannot read {spec}: the video stream has no picture size")
         rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
+        copied = ("subtitle",) if getattr(opts, "no_audio", False) else ("audio", "subtitle")
         self.info = SourceInfo(
             width=cc.width, height=cc.height,
             rate=Fraction(rate) if rate else None,
@@ -158,7 +163,7 @@ class AVSource(Source):
             color=ColorInfo(int(cc.color_range), int(cc.colorspace),
                             int(cc.color_primaries), int(cc.color_trc)),
             copy_streams=[s for s in self.container.streams
-                          if s.index != self.stream.index and s.type in ("audio", "subtitle")],
+                          if s.index != self.stream.index and s.type in copied],
         )
 
     def _window(self) -> tuple[float, float | None]:

@@ -206,3 +206,33 @@ def test_protocol_this_ffmpeg_lacks(tmp_path, capsys):
     assert code == 2
     assert err.strip() == ("error: cannot read srt://127.0.0.1:9: Protocol not found "
                            "(this FFmpeg build has no srt support)")
+
+
+def test_second_video_stream_is_named_in_a_warning(tmp_path, capsys, caplog):
+    import av
+
+    src = tmp_path / "two.mkv"
+    frames = random_frames(3, 16, 16)
+    with av.open(str(src), "w") as c:
+        streams = [c.add_stream("ffv1", rate=25) for _ in range(2)]
+        for s in streams:
+            s.width, s.height, s.pix_fmt = 16, 16, "yuv444p"
+        for i, img in enumerate(frames):
+            for s in streams:
+                vf = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv444p")
+                vf.pts = i
+                c.mux(s.encode(vf))
+        for s in streams:
+            c.mux(s.encode(None))
+    out = tmp_path / "o.mkv"
+    assert main([str(src), str(out), "--codec", "ffv1", *FAST]) == 0
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{src}: 2 video streams; only the first (#0) is denoised, the others (#1) are left out"]
+    assert len(read_video(out)["frames"]) == 3
+
+
+def test_an_leaves_the_audio_out(tmp_path, clip_with_audio):
+    out = tmp_path / "o.mp4"
+    assert main([str(clip_with_audio.path), str(out), "--an", *FAST]) == 0
+    res = read_video(out)
+    assert len(res["frames"]) == 12 and res["audio"] == []
