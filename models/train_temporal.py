@@ -179,6 +179,29 @@ def save_weights(model: torch.nn.Module, path: Path, meta: dict[str, str]) -> No
     tmp.replace(path)
 
 
+def release(weights: Path, suite: Path, after: str | None, device: str, out: Path) -> dict[str, str]:
+    """Ship a run's weights: its metadata plus the device it ran on, the ``eval-video --suite``
+    results measured for it (the JSON of ``--json``) and, when ``after`` is given, the release
+    to ``--temporal auto`` (``temporal_auto``: the smoothing that runs after it)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(weights), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+    if meta.get("status") != "trained":
+        raise ValueError(f"{weights}: status {meta.get('status')!r}, expected a finished run")
+    meta["device"] = device
+    meta["eval_video"] = json.dumps(json.loads(suite.read_text()))
+    if after is not None:
+        meta["temporal_auto"] = after
+    else:
+        meta.pop("temporal_auto", None)
+    tmp = out.with_suffix(".tmp")
+    save_file(load_file(str(weights)), str(tmp), metadata=meta)
+    tmp.replace(out)
+    return meta
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.smoke:

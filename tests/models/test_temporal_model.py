@@ -178,3 +178,23 @@ def test_fast_twin_follows_fast_config():
     fast, twin = models.get_spec("fast").config, models.get_spec("fast-temporal").config
     assert twin.temporal and not fast.temporal
     assert dataclasses.replace(twin, temporal=False) == fast
+
+
+def test_release_records_device_results_and_auto(tmp_path):
+    from models.train_temporal import release, save_weights
+
+    net = models.get_spec("fast-temporal").build()
+    run = tmp_path / "run.safetensors"
+    save_weights(net, run, {"status": "trained", "command": "python -m models.train_temporal x",
+                            "steps": "7"})
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"clips": [{"frames": "bus", "rows": []}]}))
+    meta = release(run, suite, "auto", "cpu (2 cores)", tmp_path / "out.safetensors")
+    assert meta["temporal_auto"] == "auto" and meta["steps"] == "7"
+    assert json.loads(meta["eval_video"])["clips"][0]["frames"] == "bus"
+    twin = models.create_model("fast-temporal", weights=tmp_path / "out.safetensors")
+    torch.testing.assert_close(twin.state_dict(), net.state_dict())
+    assert "temporal_auto" not in release(run, suite, None, "cpu", tmp_path / "o2.safetensors")
+    save_weights(net, run, {"status": "checkpoint"})
+    with pytest.raises(ValueError, match="checkpoint"):
+        release(run, suite, "auto", "cpu", tmp_path / "o3.safetensors")
