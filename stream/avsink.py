@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 
 from .avutil import ColorInfo, av_message, rgb_to_frame
 from .errors import UserError
@@ -159,6 +160,7 @@ class AVSink(Sink):
         self._last_time = 0.0
         self._frame_dur = 0.0
         self._resize_warned = False
+        self.grey = False
 
     # -- setup on the first frame ----------------------------------------------------------
     def _open(self, frame: Frame) -> None:
@@ -174,6 +176,10 @@ class AVSink(Sink):
         self.stream = self.container.add_stream(self.codec.name, rate=rate)
         self.stream.width, self.stream.height = width, height
         wanted = self.pix_fmt_wanted
+        self.grey = bool(info is not None and info.grey)
+        if self.grey and not wanted and "gray" in [f.name for f in self.codec.video_formats or []] \
+                and not self.stdout:
+            wanted = "gray"  # a grey input stays one channel (x264, x265, ffv1 take it)
         if self.stdout and not wanted:  # Y4M: 4:2:0 plays everywhere; odd sizes need 4:4:4
             wanted = "yuv444p" if width % 2 or height % 2 else "yuv420p"
         self.stream.pix_fmt = choose_pix_fmt(self.codec, width, height, wanted)
@@ -252,7 +258,16 @@ class AVSink(Sink):
                 self._resize_warned = True
             image = cv2.resize(image, (self.size[1], self.size[0]),
                                interpolation=cv2.INTER_AREA)
-        vf = rgb_to_frame(image, self.stream.pix_fmt, self.color)
+        if self.grey:  # denoised as colour; the mean of the channels is the grey picture
+            grey = np.round(image.mean(axis=2, dtype=np.float32)).astype(np.uint8)
+            if self.stream.pix_fmt == "gray":
+                vf = av.VideoFrame.from_ndarray(grey, format="gray")
+                vf.color_range = self.color.color_range  # as the input said (or unspecified)
+            else:
+                vf = rgb_to_frame(np.repeat(grey[..., None], 3, axis=2), self.stream.pix_fmt,
+                                  self.color)
+        else:
+            vf = rgb_to_frame(image, self.stream.pix_fmt, self.color)
         if self.time_base == frame.time_base and frame.pts is not None:
             pts = frame.pts
         else:

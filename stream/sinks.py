@@ -40,14 +40,44 @@ class Sink:
         return f"{type(self).__name__}({self.description!r})"
 
 
-def write_image(path: Path, image: np.ndarray) -> None:
-    """(H, W, 3) uint8 RGB -> an image file; the format follows the suffix.  Written under a
-    temporary name and renamed, so the file is never seen half written."""
+ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff"}
+
+
+def image_extras(source: Source | None, frame: Frame) -> Any:
+    """The input's grey/alpha for this frame (``sources.ImageExtras``), or None."""
+    extras = getattr(source, "extras", None)
+    if extras is not None:
+        return extras.get(frame.index)
+    if source is not None and source.info.grey:
+        from .sources import ImageExtras
+
+        return ImageExtras(grey=True)
+    return None
+
+
+def write_image(path: Path, image: np.ndarray, extras: Any = None) -> bool:
+    """(H, W, 3) uint8 RGB -> an image file; the format follows the suffix.  ``extras``
+    (``sources.ImageExtras``): a grey input is written as grey (the mean of the denoised
+    channels), an alpha channel unchanged (True is returned when the format cannot hold it).
+    Written under a temporary name and renamed, so the file is never seen half written."""
     import cv2
 
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    if extras is not None and extras.grey:
+        pixels = np.round(image.mean(axis=2, dtype=np.float32)).astype(np.uint8)
+    else:
+        pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    alpha = extras.alpha if extras is not None else None
+    dropped = False
+    if alpha is not None and path.suffix.lower() in ALPHA_SUFFIXES \
+            and alpha.shape == image.shape[:2]:
+        if pixels.ndim == 2:
+            pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
+        pixels = np.dstack([pixels, alpha])
+    else:
+        dropped = alpha is not None
     try:
-        ok, data = cv2.imencode(path.suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+        ok, data = cv2.imencode(path.suffix, pixels, params)
     except cv2.error:
         ok = False
     if not ok:
@@ -59,30 +89,41 @@ def write_image(path: Path, image: np.ndarray) -> None:
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return dropped
+
+
+def _warn_alpha(sink: Any, path: Path) -> None:
+    if not getattr(sink, "_alpha_warned", False):
+        log.warning("%s cannot hold the input's alpha channel; it is left out (use .png, .webp "
+                    "or .tif)", path.suffix or path.name)
+        sink._alpha_warned = True
 
 
 class ImageSink(Sink):
     """One image file (the input is one image)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, source: Source | None = None) -> None:
         super().__init__(str(path))
         self.path = path
+        self.source = source
 
     def write(self, frame: Frame) -> None:
         if self.frames_written:
             raise UserError(f"{self.path} is a single image but more than one frame came; "
                             "name a folder instead")
-        write_image(self.path, frame.image)
+        if write_image(self.path, frame.image, image_extras(self.source, frame)):
+            _warn_alpha(self, self.path)
         self.frames_written += 1
 
 
 class FolderSink(Sink):
     """One image per frame, keeping the input's file names (``000000.png``... for videos)."""
 
-    def __init__(self, path: Path, suffix: str = ".png") -> None:
+    def __init__(self, path: Path, suffix: str = ".png", source: Source | None = None) -> None:
         super().__init__(str(path))
         self.path = path
         self.suffix = suffix
+        self.source = source
         self.created = not path.exists()
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -98,7 +139,8 @@ class FolderSink(Sink):
 
     def write(self, frame: Frame) -> None:
         name = frame.name or f"{frame.index:06d}{self.suffix}"
-        write_image(self.path / name, frame.image)
+        if write_image(self.path / name, frame.image, image_extras(self.source, frame)):
+            _warn_alpha(self, self.path / name)
         self.frames_written += 1
 
 
@@ -149,16 +191,16 @@ def open_path_sink(spec: str, opts: Any, source: Source | None) -> Sink | None:
         check_output_path(path, input_spec, overwrite, folder=True)
         if input_spec and Path(input_spec).is_dir() and _same_file(path, Path(input_spec)):
             raise UserError(f"output {path} is the input folder")
-        return FolderSink(path)
+        return FolderSink(path, source=source)
     check_output_path(path, input_spec, overwrite)
     if suffix in IMAGE_SUFFIXES:
         if source is not None and (source.is_video or (source.info.frames or 1) > 1):
             raise UserError(f"{spec} is a single image but the input has several frames; "
                             "name a folder (ending in /) to get one image per frame")
-        return ImageSink(path)
+        return ImageSink(path, source)
     if source is not None and not source.is_video and (source.info.frames or 1) == 1 \
             and not suffix:
-        return ImageSink(path)
+        return ImageSink(path, source)
     return AVSink(spec, opts, source)
 
 

@@ -41,6 +41,7 @@ class SourceInfo:
     rotation: int = 0  # display rotation, degrees counter-clockwise
     color: ColorInfo = field(default_factory=ColorInfo)
     copy_streams: list[Any] = field(default_factory=list)  # input av streams to copy as-is
+    grey: bool = False  # a video of one channel: sinks write it back as grey (see avsink)
 
 
 class Source:
@@ -299,6 +300,7 @@ class AVSource(Source):
             if color.color_range == 0:
                 color.color_range = self.info.color.color_range
             self.info.color = color
+            self.info.grey = vf.format.name.startswith(("gray", "ya"))
         image = frame_to_rgb(vf, self.info.color)
         pts = vf.pts - shift if vf.pts is not None else None
         if pts is None and self.info.rate:
@@ -315,24 +317,45 @@ class AVSource(Source):
         self.container.close()
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Any image OpenCV reads -> (H, W, 3) uint8 RGB (grey, alpha and 16-bit converted)."""
+@dataclass
+class ImageExtras:
+    """What an image has beyond RGB, carried past the denoiser to the image sinks."""
+
+    grey: bool = False  # one channel (or grey + alpha): written back as grey
+    alpha: np.ndarray | None = None  # (H, W) uint8, written back unchanged
+
+
+def read_image_parts(path: Path) -> tuple[np.ndarray, ImageExtras]:
+    """Any image OpenCV reads -> (H, W, 3) uint8 RGB (16-bit scaled to 8) and its extras."""
     import cv2
 
     data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error:
+        img = None
     if img is None:
         raise UserError(f"cannot read image {path}")
     if img.dtype != np.uint8:
         img = (img.astype(np.float32) * (255.0 / np.iinfo(img.dtype).max)).round().astype(np.uint8) \
             if img.dtype.kind == "u" else np.clip(img * 255.0, 0, 255).astype(np.uint8)
+    extras = ImageExtras()
     if img.ndim == 2:
+        extras.grey = True
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     elif img.shape[2] == 4:
+        extras.alpha = np.ascontiguousarray(img[..., 3])
+        # OpenCV reads a grey + alpha PNG as BGRA with three equal channels
+        extras.grey = bool((img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all())
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
     else:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(img)
+    return np.ascontiguousarray(img), extras
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Any image OpenCV reads -> (H, W, 3) uint8 RGB (grey, alpha and 16-bit converted)."""
+    return read_image_parts(path)[0]
 
 
 class ImagesSource(Source):
@@ -343,21 +366,29 @@ class ImagesSource(Source):
     def __init__(self, paths: list[Path], description: str) -> None:
         super().__init__(description)
         self.paths = paths
-        first = read_image(paths[0])
-        self._first = first
-        self.info = SourceInfo(width=first.shape[1], height=first.shape[0], frames=len(paths))
+        first = read_image_parts(paths[0])
+        self._first: tuple[np.ndarray, ImageExtras] | None = first
+        self.info = SourceInfo(width=first[0].shape[1], height=first[0].shape[0],
+                               frames=len(paths), grey=first[1].grey)
+        # Frame index -> grey/alpha of the images in flight (the queues hold a few frames;
+        # older entries are dropped as new images are read)
+        self.extras: dict[int, ImageExtras] = {}
 
     def frames(self) -> Iterator[Frame]:
         sequence = 0
         size = None
         for index, path in enumerate(self.paths):
-            image = self._first if index == 0 else read_image(path)
+            image, extras = self._first if index == 0 and self._first else read_image_parts(path)
+            self._first = None
             if size is not None and image.shape != size:
                 sequence += 1
             size = image.shape
+            if extras.grey or extras.alpha is not None:
+                self.extras[index] = extras
+            for old in [i for i in self.extras if i < index - 64]:
+                del self.extras[old]
             yield Frame(image=image, index=index, name=path.name, sequence=sequence)
             self.frames_read = index + 1
-        self._first = None
         self.finished = True
 
 
