@@ -69,8 +69,17 @@ def check_encoder_options(codec: av.Codec, crf: int | None, pix_fmt: str | None)
                             f"{', '.join(formats)}")
 
 
-def choose_pix_fmt(codec: av.Codec, width: int, height: int, wanted: str | None) -> str:
+# 8-bit chroma layouts kept from the input when the codec takes them (4:2:0 is the default)
+KEPT_LAYOUTS = {"yuv444p": "yuv444p", "yuvj444p": "yuv444p", "yuv422p": "yuv422p",
+                "yuvj422p": "yuv422p"}
+
+
+def choose_pix_fmt(codec: av.Codec, width: int, height: int, wanted: str | None,
+                   source_fmt: str | None = None) -> str:
     formats = [f.name for f in (codec.video_formats or [])]
+    if not wanted and source_fmt in KEPT_LAYOUTS and KEPT_LAYOUTS[source_fmt] in formats \
+            and codec.name != "ffv1" and not (width % 2 and KEPT_LAYOUTS[source_fmt] != "yuv444p"):
+        return KEPT_LAYOUTS[source_fmt]
     if wanted:
         if formats and wanted not in formats:
             raise UserError(f"codec {codec.name} cannot encode {wanted}; it takes "
@@ -182,7 +191,8 @@ class AVSink(Sink):
             wanted = "gray"  # a grey input stays one channel (x264, x265, ffv1 take it)
         if self.stdout and not wanted:  # Y4M: 4:2:0 plays everywhere; odd sizes need 4:4:4
             wanted = "yuv444p" if width % 2 or height % 2 else "yuv420p"
-        self.stream.pix_fmt = choose_pix_fmt(self.codec, width, height, wanted)
+        self.stream.pix_fmt = choose_pix_fmt(self.codec, width, height, wanted,
+                                             info.pix_fmt if info is not None else None)
         self.stream.time_base = self.time_base
         self.stream.codec_context.time_base = self.time_base
         cc = self.stream.codec_context

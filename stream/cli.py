@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto|torch|onnxruntime|tensorrt (default auto)")
     g.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default auto)")
     g.add_argument("--precision", default="auto", help="auto|fp32|fp16|bf16 (default auto)")
+    g.add_argument("--threads", type=number_arg(1, 256, integer=True), default=None,
+                   metavar="N", help="CPU threads for the denoiser (torch-cpu, onnxruntime-cpu; "
+                   "default half the cores)")
     g.add_argument("--temporal", default="auto", metavar="MODE",
                    help="off|auto|light|strong (default auto: the model's recurrent twin when "
                         "one is released, else light motion-adaptive smoothing)")
@@ -176,9 +179,10 @@ def open_engine(opts: argparse.Namespace) -> Any:
     import engines
 
     model = opts.model or default_model(opts.device)
+    extra = {"threads": opts.threads} if getattr(opts, "threads", None) else {}
     try:
         return engines.open_engine(model=model, backend=opts.backend, device=opts.device,
-                                   precision=opts.precision)
+                                   precision=opts.precision, **extra)
     except engines.EngineError as exc:
         raise UserError(str(exc)) from None
 

@@ -42,6 +42,7 @@ class SourceInfo:
     color: ColorInfo = field(default_factory=ColorInfo)
     copy_streams: list[Any] = field(default_factory=list)  # input av streams to copy as-is
     grey: bool = False  # a video of one channel: sinks write it back as grey (see avsink)
+    pix_fmt: str | None = None  # the decoded frames' format, e.g. yuv444p (kept where it can be)
 
 
 class Source:
@@ -301,6 +302,7 @@ class AVSource(Source):
                 color.color_range = self.info.color.color_range
             self.info.color = color
             self.info.grey = vf.format.name.startswith(("gray", "ya"))
+            self.info.pix_fmt = vf.format.name
         image = frame_to_rgb(vf, self.info.color)
         pts = vf.pts - shift if vf.pts is not None else None
         if pts is None and self.info.rate:

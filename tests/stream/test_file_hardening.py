@@ -236,3 +236,23 @@ def test_an_leaves_the_audio_out(tmp_path, clip_with_audio):
     assert main([str(clip_with_audio.path), str(out), "--an", *FAST]) == 0
     res = read_video(out)
     assert len(res["frames"]) == 12 and res["audio"] == []
+
+
+@pytest.mark.parametrize("fmt, expect", [("yuv444p", "yuv444p"), ("yuv422p", "yuv422p"),
+                                         ("yuv420p", "yuv420p")])
+def test_chroma_layout_kept(tmp_path, fmt, expect):
+    import av
+
+    src = write_clip(tmp_path / "c.mp4", random_frames(3, 32, 24), pix_fmt=fmt, audio=False)
+    out = tmp_path / "o.mp4"
+    assert main([str(src.path), str(out), *FAST]) == 0
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == expect
+
+
+def test_threads_option(tmp_path, clip_with_audio, capsys):
+    out = tmp_path / "o.mp4"
+    assert main([str(clip_with_audio.path), str(out), "--threads", "1", *FAST]) == 0
+    assert len(read_video(out)["frames"]) == 12
+    assert "--threads: expected an integer in 1..256, got '0'" in one_error_line(
+        capsys, [str(clip_with_audio.path), str(tmp_path / "p.mp4"), "--threads", "0", *FAST])
