@@ -108,6 +108,9 @@ class AVSink(Sink):
         self.preset = getattr(opts, "preset", None)
         self.pix_fmt_wanted = getattr(opts, "pix_fmt", None)
         self.fps = getattr(opts, "fps", None)
+        self.bitrate: int | None = getattr(opts, "bitrate", None)
+        self.gop: int | None = getattr(opts, "gop", None)
+        self.encoder_opts: dict[str, str] = dict(getattr(opts, "encoder_opt", None) or [])
         self.network = is_url(spec)
         self.stdout = spec == "-"
         self.final: Path | None = None  # a file output: where it goes when finalised
@@ -217,6 +220,13 @@ class AVSink(Sink):
             options["preset"] = self.preset or ("veryfast" if self.network else DEFAULT_PRESET)
             if self.network:
                 options["tune"] = "zerolatency"
+        if self.bitrate:  # a target bitrate replaces constant quality
+            options.pop("crf", None)
+            options.pop("b", None)
+            cc.bit_rate = self.bitrate
+        if self.gop:
+            cc.gop_size = self.gop
+        options.update(self.encoder_opts)  # --encoder-opt KEY=VALUE: last word to the user
         cc.options = options
         if info is not None and not self.stdout:
             self._add_copies(info.copy_streams)

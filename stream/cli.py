@@ -80,6 +80,28 @@ def time_arg(text: str) -> float:
     return seconds
 
 
+def bitrate_arg(text: str) -> int:
+    """Bits per second: ``2500000``, ``2500k``, ``2.5M``."""
+    scale = {"k": 1e3, "m": 1e6, "g": 1e9}.get(text[-1:].lower(), 1.0)
+    number = text[:-1] if scale != 1.0 else text
+    try:
+        value = float(number) * scale
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 1e3 <= value <= 1e10:
+        raise argparse.ArgumentTypeError(
+            f"expected bits per second, 1k..10G (e.g. 2500k, 8M), got {text!r}")
+    return int(value)
+
+
+def encoder_opt_arg(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. x264-params=keyint=50), "
+                                         f"got {text!r}")
+    return key.strip(), value
+
+
 def preset_arg(text: str) -> str:
     if text not in X264_PRESETS:
         raise argparse.ArgumentTypeError(
@@ -139,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--preset", type=preset_arg, default=None,
                    help="x264/x265 preset, ultrafast..placebo (default fast)")
     e.add_argument("--pix-fmt", default=None, help="encoder pixel format (default: automatic)")
+    e.add_argument("--bitrate", type=bitrate_arg, default=None, metavar="RATE",
+                   help="target bitrate instead of constant quality, e.g. 4M (network outputs)")
+    e.add_argument("--gop", type=number_arg(1, 10000, integer=True), default=None,
+                   metavar="N", help="key frame at least every N frames")
+    e.add_argument("--encoder-opt", type=encoder_opt_arg, action="append", default=None,
+                   metavar="KEY=VALUE", help="an FFmpeg encoder option, passed as is "
+                   "(repeatable; e.g. x264-params=aq-mode=3, tune=film)")
     e.add_argument("--an", dest="no_audio", action="store_true",
                    help="leave the audio out (it is copied, never re-encoded, by default)")
     e.add_argument("--fps", type=number_arg(0, MAX_FPS, low_open=True), default=None,

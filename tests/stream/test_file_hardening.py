@@ -256,3 +256,30 @@ def test_threads_option(tmp_path, clip_with_audio, capsys):
     assert len(read_video(out)["frames"]) == 12
     assert "--threads: expected an integer in 1..256, got '0'" in one_error_line(
         capsys, [str(clip_with_audio.path), str(tmp_path / "p.mp4"), "--threads", "0", *FAST])
+
+
+def test_bitrate_gop_and_encoder_options(tmp_path):
+    import av
+
+    src = write_clip(tmp_path / "c.mp4", random_frames(40, 64, 48), audio=False)
+    plain, tuned = tmp_path / "plain.mp4", tmp_path / "tuned.mp4"
+    assert main([str(src.path), str(plain), *FAST]) == 0
+    assert main([str(src.path), str(tuned), "--bitrate", "50k", "--gop", "8",
+                 "--encoder-opt", "x264-params=bframes=0:scenecut=0", *FAST]) == 0
+    with av.open(str(tuned)) as c:
+        assert c.streams.video[0].codec_context.has_b_frames == 0
+        keys = [i for i, f in enumerate(c.decode(video=0)) if f.key_frame]
+    assert keys == list(range(0, 40, 8))
+    # 50 kbit/s over 1.6 s is 10 kB (11.9 kB with the container here); crf 18 gave 43 kB
+    assert tuned.stat().st_size < 16_000 < plain.stat().st_size
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--bitrate", "x"], "--bitrate: expected bits per second"),
+    (["--bitrate", "12"], "--bitrate: expected bits per second"),
+    (["--gop", "0"], "--gop: expected an integer in 1..10000"),
+    (["--encoder-opt", "novalue"], "--encoder-opt: expected KEY=VALUE"),
+])
+def test_bad_encoder_options(tmp_path, capsys, clip_with_audio, args, words):
+    assert words in one_error_line(capsys, [str(clip_with_audio.path), str(tmp_path / "o.mp4"),
+                                            *args, *FAST])
