@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fps", type=number_arg(0, MAX_FPS, low_open=True), default=None,
                    help="frame rate for inputs without timing (images, folders; default 25)")
     t = p.add_argument_group("part of the input")
+    t.add_argument("--video-stream", type=number_arg(0, 99, integer=True), default=None,
+                   metavar="N", help="denoise the input's Nth video stream (from 0; default 0)")
     t.add_argument("--start", type=time_arg, default=None, metavar="T",
                    help="start T into a video (seconds or [HH:]MM:SS); the output starts at 0")
     t.add_argument("--duration", type=time_arg, default=None, metavar="T",

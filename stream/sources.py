@@ -138,11 +138,17 @@ class AVSource(Source):
         if not moving:
             self.container.close()
             raise UserError(f"{spec} has no video stream")
-        self.stream = moving[0]
+        pick = getattr(opts, "video_stream", None)
+        if pick is not None and pick >= len(moving):
+            self.container.close()
+            raise UserError(f"--video-stream {pick}: {spec} has {len(moving)} video "
+                            f"stream{'s' if len(moving) > 1 else ''} (0..{len(moving) - 1})")
+        self.stream = moving[pick or 0]
         if len(moving) > 1:
-            log.warning("%s: %d video streams; only the first (#%d) is denoised, the others "
-                        "(#%s) are left out", spec, len(moving), self.stream.index,
-                        ", #".join(str(s.index) for s in moving[1:]))
+            others = ", ".join(f"#{s.index}" for s in moving if s is not self.stream)
+            log.warning("%s: %d video streams; #%d is denoised, %s left out "
+                        "(--video-stream N picks another)", spec, len(moving),
+                        self.stream.index, others)
         self.stream.thread_type = "AUTO"
         self._last_time: float | None = None  # presentation time of the last decoded frame
         self._shape: tuple[int, ...] | None = None

@@ -227,8 +227,14 @@ def test_second_video_stream_is_named_in_a_warning(tmp_path, capsys, caplog):
     out = tmp_path / "o.mkv"
     assert main([str(src), str(out), "--codec", "ffv1", *FAST]) == 0
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
-        f"{src}: 2 video streams; only the first (#0) is denoised, the others (#1) are left out"]
+        f"{src}: 2 video streams; #0 is denoised, #1 left out (--video-stream N picks another)"]
     assert len(read_video(out)["frames"]) == 3
+    caplog.clear()
+    assert main([str(src), str(tmp_path / "p.mkv"), "--video-stream", "1", *FAST]) == 0
+    assert "#1 is denoised, #0 left out" in caplog.records[0].getMessage()
+    assert one_error_line(capsys, [str(src), str(tmp_path / "q.mkv"), "--video-stream", "2",
+                                   *FAST]) == f"error: --video-stream 2: {src} has 2 video " \
+        "streams (0..1)"
 
 
 def test_an_leaves_the_audio_out(tmp_path, clip_with_audio):
