@@ -115,7 +115,6 @@ class AVSink(Sink):
         self.stdout = spec == "-"
         self.final: Path | None = None  # a file output: where it goes when finalised
         self.partial: Path | None = None  # ... and where it is written until then
-        check_encoder_options(self.codec, self.crf, self.pix_fmt_wanted)
         if self.network:
             from .urls import check_url
 
@@ -161,6 +160,11 @@ class AVSink(Sink):
             self._remove_partial()
             raise UserError(f"codec {self.codec.name} cannot be stored in {spec}; "
                             "use another codec or container (e.g. .mkv)")
+        try:  # the codec is settled (.webm changed it to VP9): its own ranges
+            check_encoder_options(self.codec, self.crf, self.pix_fmt_wanted)
+        except UserError:
+            self.discard()
+            raise
         self.stream: Any = None
         self.copies: dict[int, Any] = {}  # input stream index -> output stream
         self.side = source.add_side_reader() if source is not None and not self.stdout \

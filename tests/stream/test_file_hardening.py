@@ -289,3 +289,9 @@ def test_bitrate_gop_and_encoder_options(tmp_path):
 def test_bad_encoder_options(tmp_path, capsys, clip_with_audio, args, words):
     assert words in one_error_line(capsys, [str(clip_with_audio.path), str(tmp_path / "o.mp4"),
                                             *args, *FAST])
+
+
+def test_crf_range_follows_the_codec_the_container_picks(tmp_path, clip_with_audio):
+    out = tmp_path / "o.webm"  # .webm cannot hold H.264: VP9, whose crf goes to 63
+    assert main([str(clip_with_audio.path), str(out), "--crf", "60", *FAST]) == 0
+    assert len(read_video(out)["frames"]) == 12
