@@ -111,6 +111,12 @@ class AVSink(Sink):
         self.bitrate: int | None = getattr(opts, "bitrate", None)
         self.gop: int | None = getattr(opts, "gop", None)
         self.encoder_opts: dict[str, str] = dict(getattr(opts, "encoder_opt", None) or [])
+        self.audio_codec: av.Codec | None = None
+        if getattr(opts, "audio_codec", None):
+            from .audio import resolve_audio_codec
+
+            self.audio_codec = resolve_audio_codec(opts.audio_codec)
+        self.transcoders: dict[int, Any] = {}  # input stream index -> audio.AudioTranscoder
         self.network = is_url(spec)
         self.stdout = spec == "-"
         self.final: Path | None = None  # a file output: where it goes when finalised
@@ -162,6 +168,11 @@ class AVSink(Sink):
                             "use another codec or container (e.g. .mkv)")
         try:  # the codec is settled (.webm changed it to VP9): its own ranges
             check_encoder_options(self.codec, self.crf, self.pix_fmt_wanted)
+            ac = self.audio_codec
+            if ac is not None and supported and self.container.format.name != "mpegts" \
+                    and ac.name not in supported and ac.canonical_name not in supported:
+                raise UserError(f"--audio-codec {ac.name} cannot be stored in {spec}; use "
+                                "another audio codec or container (e.g. .mkv)")
         except UserError:
             self.discard()
             raise
@@ -246,6 +257,17 @@ class AVSink(Sink):
                 log.warning("%s stream #%d has a codec unknown to this FFmpeg; it is left out",
                             s.type, s.index)
                 continue
+            if s.type == "audio" and self.audio_codec is not None:
+                from .audio import AudioTranscoder
+
+                try:
+                    self.transcoders[s.index] = AudioTranscoder(self.container,
+                                                                self.audio_codec, s)
+                except (av.error.FFmpegError, ValueError) as exc:
+                    log.warning("audio stream #%d (%s) cannot be re-encoded as %s: %s; it is "
+                                "left out", s.index, s.codec_context.name,
+                                self.audio_codec.name, av_message(exc))
+                continue
             name = s.codec_context.name
             if supported and name not in supported:
                 log.warning("%s stream #%d (%s) cannot be stored in %s; it is left out",
@@ -321,6 +343,10 @@ class AVSink(Sink):
                     and float(ts * packet.time_base) > until:
                 return
             side.popleft()
+            transcoder = self.transcoders.get(packet.stream.index)
+            if transcoder is not None:
+                self.container.mux(transcoder.push(packet))
+                continue
             out = self.copies.get(packet.stream.index)
             if out is None:
                 continue
@@ -340,6 +366,8 @@ class AVSink(Sink):
                 self.frames_written >= getattr(self.source, "frames_read", 0)
             # An interrupted run keeps the sound up to the last frame written.
             self._copy_side(until=None if complete else self._last_time + self._frame_dur)
+            for transcoder in self.transcoders.values():
+                self.container.mux(transcoder.flush())
             self.container.close()
             if self.partial is not None:
                 os.replace(self.partial, self.final)

@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(repeatable; e.g. x264-params=aq-mode=3, tune=film)")
     e.add_argument("--an", dest="no_audio", action="store_true",
                    help="leave the audio out (it is copied, never re-encoded, by default)")
+    e.add_argument("--audio-codec", default=None, metavar="NAME",
+                   help="re-encode the audio (aac, opus, mp3, flac...), e.g. for a container "
+                        "that cannot hold the input's")
     e.add_argument("--fps", type=number_arg(0, MAX_FPS, low_open=True), default=None,
                    help="frame rate for inputs without timing (images, folders; default 25)")
     t = p.add_argument_group("part of the input")
