@@ -74,6 +74,44 @@ KEPT_LAYOUTS = {"yuv444p": "yuv444p", "yuvj444p": "yuv444p", "yuv422p": "yuv422p
                 "yuvj422p": "yuv422p"}
 
 
+# Formats of more than 8 bits, in the order tried when the codec cannot take the input's own
+HI_FORMATS = ("yuv420p10le", "yuv444p10le", "yuv422p10le", "gbrp10le", "gbrp16le",
+              "yuv420p16le", "yuv444p16le")
+
+
+def format_bits(name: str) -> int:
+    try:
+        return max((c.bits for c in av.VideoFormat(name).components), default=8)
+    except (ValueError, av.error.FFmpegError):
+        return 8
+
+
+def hi_pix_fmt(codec: av.Codec, source_fmt: str | None, odd: bool = False) -> str | None:
+    """The encoder format for an input of more than 8 bits: the input's own when the codec
+    takes it, else the first of HI_FORMATS it takes; None when it takes none (8-bit out).
+    Odd sizes get a format without chroma subsampling."""
+    formats = [f.name for f in (codec.video_formats or [])]
+    if odd:
+        formats = [f for f in formats if f.startswith(("yuv444", "gbr"))]
+    if source_fmt in formats and format_bits(source_fmt) > 8:
+        return source_fmt
+    return next((f for f in HI_FORMATS if f in formats), None)
+
+
+def rgb48_to_frame(image: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:
+    """(H, W, 3) uint16 RGB -> a frame in the encoder's (more than 8-bit) format."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb48le")
+    if not pix_fmt.startswith("yuv"):
+        return frame.reformat(format=pix_fmt)
+    out = frame.reformat(format=pix_fmt, **color.sws_kwargs(encode=True))
+    out.color_range = 2 if color.full_range else 1
+    if color.colorspace in (1, 4, 5, 7, 9):
+        out.colorspace = color.colorspace
+    out.color_primaries = color.color_primaries
+    out.color_trc = color.color_trc
+    return out
+
+
 def choose_pix_fmt(codec: av.Codec, width: int, height: int, wanted: str | None,
                    source_fmt: str | None = None) -> str:
     formats = [f.name for f in (codec.video_formats or [])]
@@ -188,6 +226,7 @@ class AVSink(Sink):
         self._frame_dur = 0.0
         self._resize_warned = False
         self.grey = False
+        self.hi = False
 
     # -- setup on the first frame ----------------------------------------------------------
     def _open(self, frame: Frame) -> None:
@@ -207,6 +246,16 @@ class AVSink(Sink):
         if self.grey and not wanted and "gray" in [f.name for f in self.codec.video_formats or []] \
                 and not self.stdout:
             wanted = "gray"  # a grey input stays one channel (x264, x265, ffv1 take it)
+        self.hi = False  # write more than 8 bits (see Source.hi_frames)
+        if info is not None and info.bits > 8 and not self.grey and not self.stdout:
+            if wanted:
+                self.hi = format_bits(wanted) > 8
+            else:
+                wanted = hi_pix_fmt(self.codec, info.pix_fmt, odd=bool(width % 2 or height % 2))
+                self.hi = wanted is not None
+                if not self.hi:
+                    log.warning("codec %s takes no format of more than 8 bits; %s is written "
+                                "with 8", self.codec.name, self.spec)
         if self.stdout and not wanted:  # Y4M: 4:2:0 plays everywhere; odd sizes need 4:4:4
             wanted = "yuv444p" if width % 2 or height % 2 else "yuv420p"
         self.stream.pix_fmt = choose_pix_fmt(self.codec, width, height, wanted,
@@ -312,6 +361,8 @@ class AVSink(Sink):
             else:
                 vf = rgb_to_frame(np.repeat(grey[..., None], 3, axis=2), self.stream.pix_fmt,
                                   self.color)
+        elif self.hi:
+            vf = rgb48_to_frame(self._hi_image(frame, image), self.stream.pix_fmt, self.color)
         else:
             vf = rgb_to_frame(image, self.stream.pix_fmt, self.color)
         if self.time_base == frame.time_base and frame.pts is not None:
@@ -332,6 +383,18 @@ class AVSink(Sink):
         for packet in self.stream.encode(vf):
             self.container.mux(packet)
         self.frames_written += 1
+
+    def _hi_image(self, frame: Frame, image: np.ndarray) -> np.ndarray:
+        """The denoised picture in 16 bits: the input's own 16-bit picture plus the change the
+        denoiser made at 8 bits, so levels between 8-bit steps are kept, not rounded away."""
+        source = getattr(self.source, "inner", None) or self.source
+        hi = getattr(source, "hi_frames", {}).get(frame.index)
+        original = frame.original
+        if hi is None or original is None or hi.shape != image.shape \
+                or original.shape != image.shape:
+            return image.astype(np.uint16) * 257
+        change = image.astype(np.int32) - original.astype(np.int32)
+        return np.clip(hi.astype(np.int32) + change * 257, 0, 65535).astype(np.uint16)
 
     def _copy_side(self, until: float | None) -> None:
         """Mux queued audio/subtitle packets up to ``until`` seconds (None: all)."""

@@ -41,6 +41,7 @@ class Sink:
 
 
 ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff"}
+DEEP_SUFFIXES = {".png", ".tif", ".tiff"}  # 16 bits a channel
 
 
 def image_extras(source: Source | None, frame: Frame) -> Any:
@@ -55,24 +56,36 @@ def image_extras(source: Source | None, frame: Frame) -> Any:
     return None
 
 
-def write_image(path: Path, image: np.ndarray, extras: Any = None) -> bool:
+def write_image(path: Path, image: np.ndarray, extras: Any = None,
+                original: np.ndarray | None = None) -> bool:
     """(H, W, 3) uint8 RGB -> an image file; the format follows the suffix.  ``extras``
     (``sources.ImageExtras``): a grey input is written as grey (the mean of the denoised
-    channels), an alpha channel unchanged (True is returned when the format cannot hold it).
-    Written under a temporary name and renamed, so the file is never seen half written."""
+    channels), an alpha channel unchanged (True is returned when the format cannot hold it),
+    a 16-bit input as 16 bits in .png/.tif (its own picture plus the change the denoiser made
+    to ``original``, the 8-bit input).  Written under a temporary name and renamed, so the
+    file is never seen half written."""
     import cv2
 
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    suffix = path.suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix in (".jpg", ".jpeg") else []
+    base = image
+    hi = extras.hi if extras is not None else None
+    if hi is not None and suffix in DEEP_SUFFIXES and original is not None \
+            and hi.shape == image.shape == original.shape:
+        change = image.astype(np.int32) - original.astype(np.int32)
+        base = np.clip(hi.astype(np.int32) + change * 257, 0, 65535).astype(np.uint16)
     if extras is not None and extras.grey:
-        pixels = np.round(image.mean(axis=2, dtype=np.float32)).astype(np.uint8)
+        pixels = np.round(base.mean(axis=2, dtype=np.float32)).astype(base.dtype)
     else:
-        pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        pixels = np.ascontiguousarray(base[..., ::-1])  # RGB -> BGR
     alpha = extras.alpha if extras is not None else None
     dropped = False
-    if alpha is not None and path.suffix.lower() in ALPHA_SUFFIXES \
-            and alpha.shape == image.shape[:2]:
+    if alpha is not None and suffix in ALPHA_SUFFIXES and alpha.shape == image.shape[:2]:
+        if alpha.dtype != pixels.dtype:
+            alpha = (alpha.astype(np.uint16) * 257 if pixels.dtype == np.uint16
+                     else ((alpha.astype(np.uint32) + 128) // 257).astype(np.uint8))
         if pixels.ndim == 2:
-            pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
+            pixels = np.stack([pixels] * 3, axis=-1)
         pixels = np.dstack([pixels, alpha])
     else:
         dropped = alpha is not None
@@ -111,7 +124,7 @@ class ImageSink(Sink):
         if self.frames_written:
             raise UserError(f"{self.path} is a single image but more than one frame came; "
                             "name a folder instead")
-        if write_image(self.path, frame.image, image_extras(self.source, frame)):
+        if write_image(self.path, frame.image, image_extras(self.source, frame), frame.original):
             _warn_alpha(self, self.path)
         self.frames_written += 1
 
@@ -139,7 +152,8 @@ class FolderSink(Sink):
 
     def write(self, frame: Frame) -> None:
         name = frame.name or f"{frame.index:06d}{self.suffix}"
-        if write_image(self.path / name, frame.image, image_extras(self.source, frame)):
+        if write_image(self.path / name, frame.image, image_extras(self.source, frame),
+                       frame.original):
             _warn_alpha(self, self.path / name)
         self.frames_written += 1
 

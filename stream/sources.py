@@ -43,6 +43,7 @@ class SourceInfo:
     copy_streams: list[Any] = field(default_factory=list)  # input av streams to copy as-is
     grey: bool = False  # a video of one channel: sinks write it back as grey (see avsink)
     pix_fmt: str | None = None  # the decoded frames' format, e.g. yuv444p (kept where it can be)
+    bits: int = 8  # bits per component; above 8, see Source.hi_frames
 
 
 class Source:
@@ -62,6 +63,15 @@ class Source:
         self.side_packets: collections.deque[Any] = collections.deque()  # unused; kept for API
         self.finished = False  # set when the input was read to its end
         self.frames_read = 0  # frames yielded so far
+        # Inputs of more than 8 bits: frame index -> (H, W, 3) uint16 RGB of the frames in
+        # flight.  The denoiser works on 8 bits (Frame.image); a sink that can write more adds
+        # the change it made to this picture (avsink), so the input's finer levels survive.
+        self.hi_frames: dict[int, np.ndarray] = {}
+
+    def _keep_hi(self, index: int, hi: np.ndarray) -> None:
+        self.hi_frames[index] = hi
+        for old in [i for i in self.hi_frames if i < index - 64]:  # the queues hold ~10
+            del self.hi_frames[old]
 
     def frames(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -85,6 +95,18 @@ class Source:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.description!r})"
+
+
+def frame_to_rgb48(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
+    """A decoded frame of more than 8 bits -> (H, W, 3) uint16 RGB (0..65535)."""
+    if frame.format.name.startswith(("yuv", "nv", "p0", "p2", "p4", "y2")):
+        return frame.to_ndarray(format="rgb48le", **color.sws_kwargs(encode=False))
+    return frame.to_ndarray(format="rgb48le")
+
+
+def rgb48_to_rgb24(hi: np.ndarray) -> np.ndarray:
+    """uint16 0..65535 -> uint8 0..255, rounded (65535 / 255 = 257 exactly)."""
+    return ((hi.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
 def _clone_packet(packet: Any) -> Any:
@@ -309,7 +331,14 @@ class AVSource(Source):
             self.info.color = color
             self.info.grey = vf.format.name.startswith(("gray", "ya"))
             self.info.pix_fmt = vf.format.name
-        image = frame_to_rgb(vf, self.info.color)
+            if not self.info.grey and not vf.format.name.startswith(("pal", "bayer")):
+                self.info.bits = max((c.bits for c in vf.format.components), default=8)
+        if self.info.bits > 8:
+            hi = frame_to_rgb48(vf, self.info.color)
+            image = rgb48_to_rgb24(hi)
+            self._keep_hi(index, hi)
+        else:
+            image = frame_to_rgb(vf, self.info.color)
         pts = vf.pts - shift if vf.pts is not None else None
         if pts is None and self.info.rate:
             tb = 1 / self.info.rate
@@ -330,7 +359,8 @@ class ImageExtras:
     """What an image has beyond RGB, carried past the denoiser to the image sinks."""
 
     grey: bool = False  # one channel (or grey + alpha): written back as grey
-    alpha: np.ndarray | None = None  # (H, W) uint8, written back unchanged
+    alpha: np.ndarray | None = None  # (H, W) uint8 or uint16, written back unchanged
+    hi: np.ndarray | None = None  # a 16-bit image: (H, W, 3) uint16 RGB (see hi_frames)
 
 
 def read_image_parts(path: Path) -> tuple[np.ndarray, ImageExtras]:
@@ -344,20 +374,27 @@ def read_image_parts(path: Path) -> tuple[np.ndarray, ImageExtras]:
         img = None
     if img is None:
         raise UserError(f"cannot read image {path}")
-    if img.dtype != np.uint8:
+    extras = ImageExtras()
+    if img.ndim == 3 and img.shape[2] == 4:
+        extras.alpha = np.ascontiguousarray(img[..., 3])
+        img = img[..., :3]
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.dtype == np.uint16:  # denoised at 8 bits, written back at 16 (see hi_frames)
+        rgb16 = np.stack([img] * 3, axis=-1) if img.ndim == 2 else img[..., ::-1]
+        extras.hi = np.ascontiguousarray(rgb16)
+        img = rgb48_to_rgb24(img)
+    elif img.dtype != np.uint8:
         img = (img.astype(np.float32) * (255.0 / np.iinfo(img.dtype).max)).round().astype(np.uint8) \
             if img.dtype.kind == "u" else np.clip(img * 255.0, 0, 255).astype(np.uint8)
-    extras = ImageExtras()
     if img.ndim == 2:
         extras.grey = True
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 4:
-        extras.alpha = np.ascontiguousarray(img[..., 3])
-        # OpenCV reads a grey + alpha PNG as BGRA with three equal channels
-        extras.grey = bool((img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all())
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
     else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        if extras.alpha is not None:  # OpenCV reads grey + alpha as BGRA, channels equal
+            extras.grey = bool((img[..., 0] == img[..., 1]).all()
+                               and (img[..., 1] == img[..., 2]).all())
+        img = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(img), extras
 
 
@@ -391,7 +428,7 @@ class ImagesSource(Source):
             if size is not None and image.shape != size:
                 sequence += 1
             size = image.shape
-            if extras.grey or extras.alpha is not None:
+            if extras.grey or extras.alpha is not None or extras.hi is not None:
                 self.extras[index] = extras
             for old in [i for i in self.extras if i < index - 64]:
                 del self.extras[old]
