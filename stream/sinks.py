@@ -45,12 +45,12 @@ DEEP_SUFFIXES = {".png", ".tif", ".tiff"}  # 16 bits a channel
 
 
 def image_extras(source: Source | None, frame: Frame) -> Any:
-    """The input's grey/alpha for this frame (``sources.ImageExtras``), or None."""
+    """The input's grey/alpha for this frame (``images.ImageExtras``), or None."""
     extras = getattr(source, "extras", None)
     if extras is not None:
         return extras.get(frame.index)
     if source is not None and source.info.grey:
-        from .sources import ImageExtras
+        from .images import ImageExtras
 
         return ImageExtras(grey=True)
     return None
@@ -59,7 +59,7 @@ def image_extras(source: Source | None, frame: Frame) -> Any:
 def write_image(path: Path, image: np.ndarray, extras: Any = None,
                 original: np.ndarray | None = None) -> bool:
     """(H, W, 3) uint8 RGB -> an image file; the format follows the suffix.  ``extras``
-    (``sources.ImageExtras``): a grey input is written as grey (the mean of the denoised
+    (``images.ImageExtras``): a grey input is written as grey (the mean of the denoised
     channels), an alpha channel unchanged (True is returned when the format cannot hold it),
     a 16-bit input as 16 bits in .png/.tif (its own picture plus the change the denoiser made
     to ``original``, the 8-bit input).  Written under a temporary name and renamed, so the
