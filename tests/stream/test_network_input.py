@@ -87,3 +87,36 @@ def test_signal_stops_the_wait(tmp_path, silent_http, sig, kind):
     assert proc.returncode == 130, rest
     assert rest.strip().splitlines()[-1] == "interrupted" and "Traceback" not in rest
     assert list(tmp_path.iterdir()) == []
+
+
+def test_udp_input_that_stops_sending_keeps_what_came(tmp_path):
+    """A live stream that goes quiet ends the run after --timeout: exit 0, the frames received
+    are in the output, a warning says the input ended early."""
+    import time
+
+    from conftest import add_noise, moving_scene, read_video, write_clip
+
+    ts = tmp_path / "c.ts"
+    write_clip(ts, add_noise(moving_scene(50, 64, 48), 5), audio=False)
+    data = ts.read_bytes()
+    port = free_udp_port()
+    out = tmp_path / "o.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream", f"udp://127.0.0.1:{port}", str(out), "--timeout", "3",
+         "-v", *FAST], stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        for raw in proc.stderr:
+            if b"opening" in raw:
+                break
+        time.sleep(0.5)  # FFmpeg binds the port as it opens
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(0, len(data), 1316):  # 7 MPEG-TS packets a datagram
+                s.sendto(data[i:i + 1316], ("127.0.0.1", port))
+                time.sleep(0.002)
+        err = proc.communicate(timeout=120)[1].decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "input ended early (nothing received for 3 s)" in err
+    assert 1 <= len(read_video(out)["frames"]) <= 50
