@@ -71,6 +71,25 @@ def check_inputs(
     return np.ascontiguousarray(frames), np.ascontiguousarray(sig), prev
 
 
+def pad_to_min(
+    frames: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None, min_h: int, min_w: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[int, int] | None]:
+    """Edge-pad checked inputs smaller than ``min_h`` x ``min_w`` (a runtime's smallest
+    shape, e.g. a TensorRT profile's) and return them with the size to crop the output back
+    to, or None when they are large enough.  Any frame from 1 x 1 up then runs."""
+    _, h, w, _ = frames.shape
+    ph, pw = max(0, min_h - h), max(0, min_w - w)
+    if not ph and not pw:
+        return frames, sigma, prev, None
+    pad = ((0, 0), (0, ph), (0, pw), (0, 0))
+    frames = np.pad(frames, pad, mode="edge")
+    if sigma.ndim == 3:  # a per-pixel map
+        sigma = np.pad(sigma, pad[:3], mode="edge")
+    if prev is not None:
+        prev = np.pad(prev, pad, mode="edge")
+    return frames, sigma, prev, (h, w)
+
+
 def _describe(a: Any) -> str:
     if isinstance(a, np.ndarray):
         return f"{a.dtype} array of shape {a.shape}"
@@ -89,6 +108,20 @@ class Pending:
             self.slot.done.synchronize()
             self.value = self.slot.host_out.numpy().copy()
             self.slot.pending = None
+        return self.value
+
+
+@dataclass
+class CroppedPending(Pending):
+    """A padded batch's result (see ``pad_to_min``), cropped back to the frames' size."""
+
+    inner: Pending | None = None
+    size: tuple[int, int] = (0, 0)
+
+    def result(self) -> np.ndarray:
+        if self.value is None:
+            h, w = self.size
+            self.value = np.ascontiguousarray(self.inner.result()[:, :h, :w])
         return self.value
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import BackendUnavailable, Engine, EngineError, Pending
+from .base import BackendUnavailable, CroppedPending, Engine, EngineError, Pending, pad_to_min
 from .cache import Profile, cache_dir, read_sidecar
 from .torch_backend import CudaRunner, sigma_tensor, to_input, to_output
 
@@ -142,6 +142,15 @@ class TensorRTEngine(Engine):
             raise RuntimeError("TensorRT execute_async_v3 failed")
         return to_output(bufs["y"][..., :h, :w])
 
+    def _fit(
+        self, frames: np.ndarray, sig: np.ndarray, prev: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[int, int] | None]:
+        """Frames smaller than the profile's smallest size are edge-padded up to it (the
+        output is cropped back); other sizes outside the profile are refused."""
+        frames, sig, prev, crop = pad_to_min(frames, sig, prev, *self.profile.min)
+        self._check(frames)
+        return frames, sig, prev, crop
+
     def _check(self, frames: np.ndarray) -> None:
         b, h, w, _ = frames.shape
         if not self.profile.covers(b, h, w):
@@ -156,13 +165,15 @@ class TensorRTEngine(Engine):
         if self._cuda is None:
             raise EngineError("engine tensorrt is closed")
         frames, sig, prev = check_inputs(frames, sigma, prev, self.temporal)
-        self._check(frames)
-        return self._cuda.submit(frames, sig, prev)
+        frames, sig, prev, crop = self._fit(frames, sig, prev)
+        pending = self._cuda.submit(frames, sig, prev)
+        return CroppedPending(inner=pending, size=crop) if crop else pending
 
     def _infer(self, frames: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
-        self._check(frames)
+        frames, sigma, prev, crop = self._fit(frames, sigma, prev)
         assert self._cuda is not None
-        return self._cuda.submit(frames, sigma, prev).result()
+        out = self._cuda.submit(frames, sigma, prev).result()
+        return np.ascontiguousarray(out[:, :crop[0], :crop[1]]) if crop else out
 
     def close(self) -> None:
         if self._cuda is not None:

@@ -72,6 +72,40 @@ def test_tiny_frames_in_every_engine(backend):
             assert out.shape == (2, h, w, 3) and out.dtype == np.uint8
 
 
+def test_engine_pads_frames_below_a_runtime_minimum():
+    """TensorRT plans have a smallest size (128 x 128 by default): smaller frames are
+    edge-padded up to it inside the engine and the output cropped back (it was an error)."""
+    from engines.base import CroppedPending, Pending, pad_to_min
+
+    frames = np.stack(random_frames(2, 3, 5))
+    sigma = np.full((2, 5, 3), 7.0, np.float32)
+    padded, sig, prev, crop = pad_to_min(frames, sigma, frames.copy(), 128, 128)
+    assert padded.shape == (2, 128, 128, 3) and sig.shape == (2, 128, 128) and crop == (5, 3)
+    assert np.array_equal(padded[:, :5, :3], frames) and prev.shape == padded.shape
+    assert np.array_equal(padded[:, 100, 100], frames[:, 4, 2])  # edge replicated
+    assert pad_to_min(padded, sig, None, 128, 128)[3] is None  # large enough: untouched
+    out = CroppedPending(inner=Pending(value=padded), size=crop).result()
+    assert np.array_equal(out, frames) and out.flags["C_CONTIGUOUS"]
+
+
+def test_tensorrt_fit_pads_small_and_refuses_too_large():
+    pytest.importorskip("torch")
+    from engines.base import EngineError
+    from engines.cache import Profile
+    from engines.tensorrt_backend import TensorRTEngine
+
+    class Fake:  # only what _fit/_check use: no GPU needed
+        profile = Profile(min=(128, 128), opt=(720, 1280), max=(1080, 1920))
+        _check = TensorRTEngine._check
+
+    frames = np.stack(random_frames(1, 1, 1))
+    f, _, p, crop = TensorRTEngine._fit(Fake(), frames, np.array([5.0], np.float32), None)
+    assert f.shape == (1, 128, 128, 3) and crop == (1, 1) and p is None
+    big = np.zeros((1, 1200, 16, 3), np.uint8)
+    with pytest.raises(EngineError, match="outside the TensorRT profile"):
+        TensorRTEngine._fit(Fake(), big, np.array([5.0], np.float32), None)
+
+
 # -- 2. the noise level given to the model is capped at the trained range (0..75) -----------
 
 def test_sigma_above_training_range_is_capped_with_one_warning(tmp_path, capsys, caplog):
