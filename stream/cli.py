@@ -294,6 +294,10 @@ def run(opts: argparse.Namespace) -> int:
                             max_frames=opts.frames)
         try:
             result = pipeline.run()
+        except ValueError as exc:  # engines.EngineError: one line, e.g. a size a plan lacks
+            if type(exc).__name__ != "EngineError":
+                raise
+            raise UserError(str(exc)) from None
         finally:
             progress.close()
     finally:

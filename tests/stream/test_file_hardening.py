@@ -329,3 +329,23 @@ def test_crf_range_follows_the_codec_the_container_picks(tmp_path, clip_with_aud
     out = tmp_path / "o.webm"  # .webm cannot hold H.264: VP9, whose crf goes to 63
     assert main([str(clip_with_audio.path), str(out), "--crf", "60", *FAST]) == 0
     assert len(read_video(out)["frames"]) == 12
+
+
+def test_engine_error_mid_run_is_one_line(tmp_path, capsys, monkeypatch, clip_with_audio):
+    from engines.base import EngineError
+    from stream import cli
+
+    class Refusing:
+        name = model = "refusing"
+        temporal = False
+
+        def infer(self, frames, sigma, prev=None):
+            raise EngineError("1920x1080 batch 1 is outside the TensorRT profile 128x128..")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(cli, "open_engine", lambda opts: Refusing())
+    line = one_error_line(capsys, [str(clip_with_audio.path), str(tmp_path / "o.mp4"), *FAST])
+    assert line == "error: 1920x1080 batch 1 is outside the TensorRT profile 128x128.."
+    assert list(tmp_path.iterdir()) == []
