@@ -234,6 +234,10 @@ def run_live(opts: argparse.Namespace) -> int:
         try:
             # cli.main turns SIGTERM into Ctrl-C around all of this.
             result = _run(pipeline, controls, any(isinstance(s, PreviewSink) for s in sinks))
+        except ValueError as exc:  # engines.EngineError part way: one line, as in cli.run
+            if type(exc).__name__ != "EngineError":
+                raise
+            raise UserError(str(exc)) from None
         finally:
             controls.stop.set()
     finally:
