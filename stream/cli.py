@@ -288,7 +288,7 @@ def run(opts: argparse.Namespace) -> int:
         if opts.start or opts.duration:
             total = None  # a part of the input: the container's count says nothing
         if opts.frames is not None:
-            total = min(total, opts.frames) if total else None
+            total = min(total, opts.frames) if total else opts.frames
         progress = Progress(total=total, enabled=not opts.quiet)
         pipeline = Pipeline(source, processor, sinks, on_frame=progress.update,
                             max_frames=opts.frames)
