@@ -71,7 +71,9 @@ def plan(model: str, mode: str) -> tuple[str, str]:
         return model, mode
     twin = temporal_twin(model)
     if twin is not None:
-        after = _released(twin) or "off"
+        # a twin asked for by name but not released for auto: the still-camera smoothing
+        # after it, which measured better than it alone on every clip of the suite
+        after = _released(twin) or AUTO_FALLBACK
         log.info("temporal auto: recurrent model %s, smoothing %s", twin, after)
         return twin, after
     log.info("temporal auto: no trained recurrent twin of %s; %s smoothing", model, AUTO_FALLBACK)

@@ -189,7 +189,8 @@ def test_plan_auto_uses_trained_twin(monkeypatch):
     # trained but not released for auto (not measured better than per-frame): smoothing
     monkeypatch.setattr(models, "load_metadata", lambda name: {"status": "trained"})
     assert plan("base", "auto") == ("base", smoothing)
-    assert plan("fast", "auto") == ("fast", smoothing)  # no twin registered
+    assert plan("fast", "auto") == ("fast", smoothing)  # twin not released
+    assert plan("fast-temporal", "auto") == ("fast-temporal", "auto")  # asked for by name
     assert plan("no-such-model", "auto")[0] == "no-such-model"  # the engine reports it
 
 
