@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--low", type=float, default=NoiseMix.low,
+                   help="share of Gaussian samples with sigma 0..5 (a quarter of them clean)")
+    p.add_argument("--init", type=Path, default=None, help="start from these weights (.safetensors)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     if args.threads:
@@ -44,8 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     paths = split_paths(args.data, "cbsd432")
     sampler = PatchSampler(paths, torch.device("cpu"), seed=args.seed)
     gen = torch.Generator().manual_seed(args.seed + 1)
-    mix = NoiseMix()
+    mix = NoiseMix(low=args.low)
     net = NoiseLevelNet()
+    if args.init:
+        from safetensors.torch import load_file
+
+        net.load_state_dict(load_file(str(args.init)))
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     step = 0
     ckpt = args.out / "checkpoint.pt"
