@@ -20,7 +20,7 @@ import torch
 
 from . import estimate_net
 from .data import DEFAULT_DATA, folder_paths, pair_paths, read_rgb, split_paths
-from .estimate import estimate, estimate_sigma
+from .estimate import estimate, estimate_sigma, estimator_for
 from .metrics import psnr, ssim
 from .registry import UnknownModelError, create_model, get_spec
 
@@ -102,6 +102,12 @@ SIGMA_GRID = (2.0, 4.0, 6.0, 8.0, 10.0, 12.5, 15.0, 20.0, 25.0, 30.0, 40.0)
 H_GRID = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0)
 
 
+def method_of(name: str) -> str:
+    """The noise reading a model gets with ``--sigma auto`` (``models.estimate.estimator_for``)."""
+    method = estimator_for(name).keywords["method"]
+    return method if method != "auto" else ("net" if estimate_net.available() else "pca")
+
+
 def eval_pairs(models: dict[str, torch.nn.Module], folder: Path, limit: int | None, half: str = "all",
                baselines: frozenset[str] = frozenset({"nlm"}), bm3d_limit: int = 0) -> dict[str, object]:
     """Real noisy/clean pairs: each model with the auto noise level (the product's default:
@@ -112,16 +118,19 @@ def eval_pairs(models: dict[str, torch.nn.Module], folder: Path, limit: int | No
     rows: list[dict[str, object]] = []
     for noisy_path, clean_path in pairs:
         clean, noisy = read_rgb(clean_path), read_rgb(noisy_path)
-        est = estimate(noisy)
+        readings = {"pca": estimate_sigma(noisy)}
+        if estimate_net.available():
+            readings["net"] = estimate(noisy, "net")
+        est = readings.get("net", readings["pca"])
         row: dict[str, object] = {"pair": noisy_path.stem, "estimated_sigma": round(est, 2),
+                                  "readings": {k: round(v, 2) for k, v in readings.items()},
                                   "noisy": (psnr(noisy, clean, 255.0), ssim(noisy, clean))}
-        est_pca = estimate_sigma(noisy) if estimate_net.available() else None
         for name, model in models.items():
-            out = denoise(model, noisy.astype(np.float32), est)
-            row[f"{name} auto"] = (psnr(out, clean, 255.0), ssim(out, clean))
-            if est_pca is not None:
-                row["pca_sigma"] = round(est_pca, 2)
-                row[f"{name} auto (PCA)"] = (psnr(denoise(model, noisy.astype(np.float32), est_pca), clean, 255.0),)
+            own = method_of(name)
+            for method, level in readings.items():
+                out = denoise(model, noisy.astype(np.float32), level)
+                key = f"{name} auto" if method == own else f"{name} auto ({method})"
+                row[key] = (psnr(out, clean, 255.0), ssim(out, clean))
             for sg in SIGMA_GRID:
                 row[f"{name} sigma {sg:g}"] = (psnr(denoise(model, noisy.astype(np.float32), sg), clean, 255.0),)
         if "nlm" in baselines:
@@ -138,9 +147,10 @@ def eval_pairs(models: dict[str, torch.nn.Module], folder: Path, limit: int | No
 
     table: dict[str, dict] = {"noisy": {"psnr": mean("noisy"), "ssim": mean("noisy", 1)}}
     for name in models:
-        table[f"{name} (auto sigma)"] = {"psnr": mean(f"{name} auto"), "ssim": mean(f"{name} auto", 1)}
-        if estimate_net.available():
-            table[f"{name} (auto sigma, PCA estimator)"] = {"psnr": mean(f"{name} auto (PCA)")}
+        table[f"{name} (auto sigma: {method_of(name)})"] = {"psnr": mean(f"{name} auto"), "ssim": mean(f"{name} auto", 1)}
+        for other in {"pca", "net"} - {method_of(name)}:
+            if f"{name} auto ({other})" in rows[0]:
+                table[f"{name} (auto sigma, {other} reading instead)"] = {"psnr": mean(f"{name} auto ({other})")}
         best = max(SIGMA_GRID, key=lambda sg: mean(f"{name} sigma {sg:g}"))
         table[f"{name} (best fixed sigma {best:g})"] = {"psnr": mean(f"{name} sigma {best:g}")}
     if "nlm" in baselines:
@@ -153,9 +163,8 @@ def eval_pairs(models: dict[str, torch.nn.Module], folder: Path, limit: int | No
                                       "ssim": mean("CBM3D (estimated sigma)", 1, of=cb)}
         for name in models:
             table[f"{name} (auto sigma), first {n}"] = {"psnr": mean(f"{name} auto", of=cb)}
-    table["estimated sigma"] = {"mean": float(np.mean([r["estimated_sigma"] for r in rows]))}
-    if estimate_net.available():
-        table["estimated sigma, PCA"] = {"mean": float(np.mean([r["pca_sigma"] for r in rows]))}
+    for method in rows[0]["readings"]:
+        table[f"estimated sigma, {method}"] = {"mean": float(np.mean([r["readings"][method] for r in rows]))}
     return table | {"n": len(rows), "half": half, "per_pair": rows}
 
 
@@ -209,7 +218,8 @@ def record(report: dict, names: list[str]) -> None:
         card.setdefault("cbsd68_ssim", {}).update(
             {s: round(rows[name]["ssim"], 4) for s, rows in report["synthetic"].items()})
         if "pairs" in report:
-            card["polyu_auto_psnr"] = round(report["pairs"][f"{name} (auto sigma)"]["psnr"], 2)
+            card[f"real_pairs_{report['pairs']['half']}_auto_psnr"] = round(
+                report["pairs"][f"{name} (auto sigma: {method_of(name)})"]["psnr"], 2)
         path.write_text(json.dumps(card, indent=2) + "\n")
 
 

@@ -30,12 +30,13 @@ TemporalStage = Callable[[Frame], Frame]
 TEMPORAL_MODES = ("off", "auto", "light", "strong")
 
 
-def default_estimator() -> Callable[[np.ndarray], float]:
-    """The product's noise estimate: ``models.estimate.estimate`` (the learned estimator where
-    its weights ship, else the PCA reading)."""
-    from models.estimate import estimate
+def default_estimator(model: str | None = None) -> Callable[[np.ndarray], float]:
+    """The product's noise estimate for ``model``: the reading that model was trained to
+    expect (``models.estimate.estimator_for``: the learned estimator for a model trained on
+    its noise mix, the PCA reading otherwise)."""
+    from models.estimate import estimator_for
 
-    return estimate
+    return estimator_for(model)
 
 
 def load_temporal(mode: str) -> Callable[[], TemporalStage] | None:
@@ -92,7 +93,8 @@ class Processor:
         self.sigma = sigma
         self.strength = strength
         self.temporal_factory = temporal
-        self.auto = AutoSigma(estimator, every=estimate_every) if sigma is None else None
+        self.auto = AutoSigma(estimator or default_estimator(getattr(engine, "model", None)),
+                              every=estimate_every) if sigma is None else None
         self.last_estimate: float | None = None  # the (smoothed) estimated noise level
         self.sigma_sum = 0.0
         self.count = 0
@@ -119,7 +121,7 @@ class Processor:
             base = float(self.sigma)
         else:
             if self.auto is None:
-                self.auto = AutoSigma()
+                self.auto = AutoSigma(default_estimator(getattr(self.engine, "model", None)))
             h, w = image.shape[:2]
             if min(h, w) < 16:  # the estimator needs 8 x 8 patches: tile a tiny frame's pixels
                 image = np.pad(image, ((0, max(0, 16 - h)), (0, max(0, 16 - w)))

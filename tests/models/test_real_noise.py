@@ -106,3 +106,27 @@ def test_estimator_net_pools_crops_and_its_loss_punishes_reading_low() -> None:
     assert lv.shape == (2,)
     t = torch.tensor([0.1])
     assert loss(t / 2, t) > loss(t * 2, t)
+
+
+def test_each_model_gets_the_noise_reading_it_was_trained_with() -> None:
+    from models.estimate import estimate, estimator_for
+
+    assert estimator_for("fast").keywords["method"] == "net"  # trained on the estimator's mix
+    assert estimator_for("base").keywords["method"] == "pca"
+    rng = np.random.default_rng(0)
+    img = np.clip(_photos(2, 96)[0].permute(1, 2, 0).numpy() * 255 + rng.normal(0, 20, (96, 96, 3)), 0, 255)
+    img = img.round().astype(np.uint8)
+    assert estimator_for("fast")(img) == estimate(img, "net")
+    assert estimator_for("base")(img) == estimate(img, "pca")
+    assert 14 < estimate(img, "net") < 26  # white noise of 20, read by the learned estimator
+
+
+def test_processor_reads_the_noise_the_way_its_engine_model_expects() -> None:
+    from stream.processor import Processor
+
+    class Engine:
+        model = "fast"
+        temporal = False
+
+    p = Processor(Engine(), sigma=None)
+    assert p.auto is not None and p.auto.estimator.keywords["method"] == "net"
