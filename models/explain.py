@@ -1,9 +1,12 @@
 """``python -m models explain``: pictures of what the denoiser decided was noise.
 
 Writes one PNG with four panels: the noisy input, the denoised output, the removed noise
-(input minus output, amplified around mid-grey), and the noise level the model was told.
-With ``--clean`` it adds the clean image to the noisy one first (``--sigma`` of white noise,
-or ``--camera`` for the camera-noise synthesis) so the result can be compared with the truth.
+(input minus output, amplified around mid-grey), and the noise level the model was told -- or,
+for a gated model (``fast``), its gate: per pixel, how much of its own prediction it used
+(black: the input passed through; white: replaced).  With ``--clean`` it adds noise to the
+clean image first (``--sigma`` of white noise, ``--camera shot,read`` for the plain camera
+model, ``--camera isp`` for the replayed camera pipeline) so the result can be compared with
+the truth.
 """
 from __future__ import annotations
 
@@ -16,10 +19,10 @@ import numpy as np
 import torch
 
 from .data import read_rgb
-from .estimate import estimate_sigma
+from .estimate import estimator_for
 from .evaluate import denoise
 from .metrics import psnr
-from .noise import camera
+from .noise import camera, camera_isp
 from .registry import UnknownModelError, create_model
 
 
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="base")
     p.add_argument("--clean", action="store_true", help="the image is clean: add noise first")
     p.add_argument("--sigma", default="auto", help="noise std 0..255, or auto (estimated)")
-    p.add_argument("--camera", default=None, help="shot,read: camera-noise synthesis instead of white noise")
+    p.add_argument("--camera", default=None,
+                   help="shot,read: camera-noise synthesis instead of white noise; isp: the replayed camera pipeline")
     p.add_argument("--gain", type=float, default=4.0, help="amplification of the removed-noise panel")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -56,9 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     clean = img if args.clean else None
     if args.clean:
         if args.camera:
-            shot, read = (float(v) for v in args.camera.split(","))
             x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
-            n, _ = camera(x, shot, read, generator=torch.Generator().manual_seed(args.seed))
+            gen = torch.Generator().manual_seed(args.seed)
+            if args.camera == "isp":
+                n, _ = camera_isp(x, gen, jpeg_share=0.0)
+            else:
+                shot, read = (float(v) for v in args.camera.split(","))
+                n, _ = camera(x, shot, read, generator=gen)
             noisy = (n[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         else:
             s = 25.0 if args.sigma == "auto" else float(args.sigma)
@@ -66,17 +74,29 @@ def main(argv: list[str] | None = None) -> int:
             noisy = np.clip(np.round(img + rng.normal(0, s, img.shape)), 0, 255).astype(np.uint8)
     else:
         noisy = img
-    sigma = estimate_sigma(noisy) if args.sigma == "auto" else float(args.sigma)
+    sigma = estimator_for(args.model)(noisy) if args.sigma == "auto" else float(args.sigma)
+    tail: list[torch.Tensor] = []
+    hook = model.tail.register_forward_hook(lambda mod, inp, out: tail.append(out))
     out = denoise(model, noisy.astype(np.float32), sigma)
-    smap = np.full(noisy.shape[:2], sigma, np.float32)
-    map_view = cv2.applyColorMap(np.clip(smap * 255 / 50, 0, 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)[..., ::-1]
+    hook.remove()
+    auto = " (auto)" if args.sigma == "auto" else ""
+    if model.cfg.gate:
+        r = model.cfg.unshuffle
+        gate = torch.sigmoid(torch.nn.functional.pixel_shuffle(tail[0][:, 3 * r * r:], r))
+        g = gate[0, 0, : noisy.shape[0], : noisy.shape[1]].numpy()
+        map_view = np.repeat((g * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+        map_label = f"gate (white: changed), sigma {sigma:.1f}{auto}"
+    else:
+        smap = np.full(noisy.shape[:2], sigma, np.float32)
+        map_view = cv2.applyColorMap(np.clip(smap * 255 / 50, 0, 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)[..., ::-1]
+        map_label = f"noise map: sigma {sigma:.1f}{auto}"
     note = f" PSNR {psnr(noisy, clean, 255.0):.1f} dB" if clean is not None else ""
     note_out = f" PSNR {psnr(out, clean, 255.0):.1f} dB" if clean is not None else ""
     panels = [
         _label(noisy, "noisy input" + note),
         _label(out, f"denoised ({args.model})" + note_out),
         _label(removed_noise_view(noisy, out, args.gain), f"removed noise x{args.gain:g}"),
-        _label(map_view, f"noise map: sigma {sigma:.1f}" + (" (auto)" if args.sigma == "auto" else "")),
+        _label(map_view, map_label),
     ]
     grid = np.concatenate([np.concatenate(panels[:2], 1), np.concatenate(panels[2:], 1)], 0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
