@@ -1,12 +1,18 @@
 """Train a registered per-frame denoiser on CBSD432 photos with synthetic camera noise.
 
-The shipped weights were made with (one NVIDIA H100, see models/weights/*.json for the log):
+The shipped ``fast`` came from a chain of CPU runs (each listed, with steps and minutes, in
+``lineage`` of its safetensors metadata and in models/weights/fast.json); the last one:
 
-    python -m models train --model base --device cuda --minutes 6 --out runs/base
-    python -m models train --model fast --device cuda --minutes 6 --out runs/fast
+    python -m models train --model fast --device cpu --threads 1 --steps 32000 --batch 16 \
+        --patch 64 --lr 5e-4 --init fast-gate3.safetensors --out runs/fast-real
+
+where ``fast-gate3.safetensors`` is the earlier ``fast`` with its gate added open
+(``models.arch.load_compatible(..., gate_bias=3)``).  ``base`` came from H100 runs
+(``python -m models train --model base --device cuda --minutes 6 --out runs/base`` and a
+continuation with ``--init``; see its metadata).
 
 On a CPU, run it in the background and resume (the same command continues from
-``OUT/checkpoint.pt``): ``python -m models train --model fast --device cpu --steps 20000``.
+``OUT/checkpoint.pt``; ``--steps`` may extend or shorten the schedule).
 """
 from __future__ import annotations
 
