@@ -6,6 +6,14 @@ The shipped ``base-temporal`` weights (2-core CPU, 80 minutes, from the shipped 
         --batch 4 --frames 4 --patch 96 --lr 2e-4 --flicker-weight 0.5 --val-size 192 \
         --init models/weights/base.safetensors --out runs/base-temporal-cpu
 
+The shipped ``fast-temporal`` weights (2-core CPU, 110 minutes, from ``fast`` as of commit
+690a360; not released to ``--temporal auto``, see the README):
+
+    nice -n 10 python -m models.train_temporal --model fast-temporal --device cpu --threads 1 \
+        --minutes 110 --batch 12 --frames 5 --patch 80 --lr 2e-4 --flicker-weight 0.5 \
+        --static-prob 0.35 --clip-prob 0.3 --clips davis-bus --val-size 160 --ckpt-minutes 4 \
+        --init models/weights/fast.safetensors --out /root/denoise-runs/fast-temporal
+
 On a GPU (about 20 steps/s at the defaults on an H100; bf16 autocast, channels_last):
 
     python -m models train --model base-temporal --device cuda --minutes 6 \
