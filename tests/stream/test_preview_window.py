@@ -50,6 +50,22 @@ def _sh(*cmd: str) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=20).stdout
 
 
+def _point_at(title: str, x: int, y: int) -> str:
+    """Move the pointer into the window named ``title`` (focus follows it); returns its id.
+    A window id found while an earlier test's window was going away can be stale by the time
+    it is used (``mousemove`` then exits 1): look it up again."""
+    end = time.monotonic() + 20
+    while True:
+        wid = _find_window(title)
+        r = subprocess.run(["xdotool", "mousemove", "--window", wid, str(x), str(y)],
+                           check=False, capture_output=True, text=True, timeout=20)
+        if r.returncode == 0:
+            return wid
+        if time.monotonic() > end:
+            raise AssertionError(f"cannot point at window {title!r} ({wid}): {r.stderr.strip()}")
+        time.sleep(0.2)
+
+
 def _find_window(title: str) -> str:
     """The X id of the window named ``title``.  ``xdotool search`` fails now and then when
     another window vanishes while it walks the tree (an earlier test's): ask again."""
@@ -113,8 +129,7 @@ def window(display):
     # many it drew varies, but the last one given is the one on screen
     assert 1 <= win.shown <= 5 and win._current is f
     win.frame = f  # for tests that show more
-    wid = _find_window(TITLE)
-    _sh("xdotool", "mousemove", "--window", wid, "320", "180")  # focus follows the pointer
+    wid = _point_at(TITLE, 320, 180)  # focus follows the pointer
     yield win, wid
     controls.stop.set()
     win.close()
@@ -232,8 +247,7 @@ def test_paused_live_run_is_near_idle(display, tmp_path, monkeypatch, capsys):
         stream.cli.main([str(clip.path), "--sigma", "5", "--quiet"])))
     run.start()
     try:
-        wid = _find_window("denoise preview")
-        _sh("xdotool", "mousemove", "--window", wid, "100", "100")
+        _point_at("denoise preview", 100, 100)
         assert _wait(lambda: len(engine.calls) >= 3, timeout=20)  # playing
         _sh("xdotool", "key", "space")
         time.sleep(0.5)
