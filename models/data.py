@@ -51,9 +51,12 @@ def pair_paths(folder: Path, half: str = "all") -> list[tuple[Path, Path]]:
         raise FileNotFoundError(f"no *_real/*_mean image pairs in {folder}")
     if half == "all":
         return pairs
-    scenes = sorted({n.stem.replace("_real", "").rstrip("_").rsplit("_", 1)[0] for n, _ in pairs})
+    def scene(noisy: Path) -> str:  # Canon5D2_5_160_3200_chair_11_real -> ..._chair
+        return noisy.stem.replace("_real", "").rstrip("_").rsplit("_", 1)[0]
+
+    scenes = sorted({scene(n) for n, _ in pairs})
     keep = set(scenes[0 if half == "tune" else 1::2])
-    return [(n, c) for n, c in pairs if n.stem.replace("_real", "").rstrip("_").rsplit("_", 1)[0] in keep]
+    return [(n, c) for n, c in pairs if scene(n) in keep]
 
 
 def list_digest(paths: list[Path]) -> str:

@@ -120,12 +120,9 @@ def estimator_for(model: str | None) -> Callable[[np.ndarray], float]:
     learned one."""
     method = "auto"
     if model is not None:
-        from .registry import UnknownModelError, load_metadata
+        from .registry import load_metadata
 
-        try:
-            method = load_metadata(model).get("estimator", "pca")
-        except UnknownModelError:
-            pass
+        method = load_metadata(model).get("estimator", "pca")  # {} for a model without weights
     return functools.partial(estimate, method=method)
 
 

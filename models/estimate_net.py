@@ -45,11 +45,11 @@ class NoiseLevelNet(nn.Module):
 
     def pooled(self, x: torch.Tensor, groups: int = 1) -> torch.Tensor:
         """Level per group of ``B / groups`` consecutive crops, confidence-weighted: (groups,)."""
+        if x.shape[0] % groups:
+            raise ValueError(f"{x.shape[0]} crops do not split into {groups} groups")
         logs, conf = self(x)
-        b = x.shape[0] // groups
         w = torch.softmax(conf.reshape(groups, -1), dim=1)
         level = (w * logs.reshape(groups, -1).exp()).sum(1)
-        assert b * groups == x.shape[0]
         return level.clamp_min(FLOOR)
 
 
