@@ -24,6 +24,7 @@ standard deviation in the same [0, 1] units: exactly what the denoiser is condit
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -224,53 +225,108 @@ _TO_YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.1687, -0.3313, 0.5], [0.5, -0
 _TO_RGB = torch.linalg.inv(_TO_YCC)
 
 
+@dataclass(frozen=True)
+class IspCamera:
+    """One camera's pipeline settings for ``camera_isp``: drawn once per image, or once per
+    video sequence so that every frame of it comes from the same camera."""
+
+    ccm: torch.Tensor  # (3, 3) camera -> sRGB, rows sum to 1
+    red_gain: float
+    blue_gain: float
+    bright: float  # 1 / the raw exposure gain
+    shot: float  # shot-noise gain: variance = shot * raw + read
+    read: float
+    tone: bool  # a global tone curve (smoothstep) after the gamma
+    edge_aware: bool  # OpenCV's edge-aware demosaicking, else bilinear
+    chroma_nr: float  # std (px) of the chroma-only blur of the noise; 0 = none
+    chroma_keep: float  # share of the (blurred) chroma noise left (multi-scale chroma NR)
+    luma_nr: float  # share of the fine grain smoothed away in camera (0 = none)
+    luma_nr_px: float
+    sharpen: float  # unsharp-mask amount; 0 = none
+
+
+# How often phones and cameras do each step, and how hard. Calibrated against the real noise's
+# structure (``python -m models noise-fit``: lags 1-3 and the R/G/B correlations of the PolyU
+# tune half), with the ranges kept wide so that the mix covers cameras that do less.
+CHROMA_NR = (0.9, 2.0, 5.0, 0.3, 1.0)  # probability, blur std range (px), share kept
+LUMA_NR = (0.85, 0.5, 0.9, 1.0, 2.2)  # probability, share range, blur std range (px)
+SHARPEN = (0.2, 0.2, 0.8)  # probability, amount range
+
+
+def sample_isp(gen: torch.Generator, shot: tuple[float, float] = _SHOT) -> IspCamera:
+    """Draw a camera (see ``IspCamera``) from the ranges above and Brooks et al.'s."""
+    u = torch.rand(12, generator=gen).tolist()
+    ccm = _random_ccm(gen)
+    bright = max(0.5, 0.8 + 0.1 * float(torch.randn(1, generator=gen)))
+    log_shot = math.log(shot[0]) + u[3] * (math.log(shot[1]) - math.log(shot[0]))
+    log_read = 2.18 * log_shot + 1.2 + 0.26 * float(torch.randn(1, generator=gen))
+    u_keep = float(torch.rand(1, generator=gen))
+    lerp = lambda lo, hi, t: lo + t * (hi - lo)  # noqa: E731
+    return IspCamera(
+        ccm=ccm, red_gain=lerp(*_RED_GAIN, u[1]), blue_gain=lerp(*_BLUE_GAIN, u[2]), bright=bright,
+        shot=math.exp(log_shot), read=math.exp(log_read), tone=u[0] < 0.5, edge_aware=u[4] < 0.5,
+        chroma_nr=lerp(*CHROMA_NR[1:3], u[6]) if u[5] < CHROMA_NR[0] else 0.0, chroma_keep=lerp(*CHROMA_NR[3:], u_keep),
+        luma_nr=lerp(*LUMA_NR[1:3], u[8]) if u[7] < LUMA_NR[0] else 0.0, luma_nr_px=lerp(*LUMA_NR[3:], u[11]),
+        sharpen=lerp(*SHARPEN[1:], u[10]) if u[9] < SHARPEN[0] else 0.0,
+    )
+
+
+def _isp_one(x: torch.Tensor, cam: IspCamera, gen: torch.Generator) -> torch.Tensor:
+    """One clean sRGB image (3, H, W) through ``cam`` with fresh noise; 8-bit values in [0, 1]."""
+    _, h, w = x.shape
+    y = _smoothstep_inverse(x) if cam.tone else x
+    lin = srgb_to_linear(y)
+    cam_rgb = torch.einsum("ij,jhw->ihw", torch.linalg.inv(cam.ccm), lin)
+    gains = torch.tensor([cam.red_gain, 1.0, cam.blue_gain]).view(3, 1, 1)
+    raw = (cam_rgb / gains * cam.bright).clamp(0, 1)
+    var = cam.shot * raw + cam.read
+    mosaic_ok = h >= 2 and w >= 2
+    m = _bayer_masks(h, w, x.device)[0].to(x.dtype) if mosaic_ok else torch.ones_like(raw)
+    mosaic = ((raw + torch.randn(raw.shape, generator=gen) * var.sqrt()) * m).sum(0)  # (H, W)
+    if not mosaic_ok:
+        dem = mosaic[None].expand(3, -1, -1)
+    elif cam.edge_aware:
+        dem = _demosaic_ea(mosaic)
+    else:
+        dem = _demosaic(mosaic[None, None] * m[None])[0]
+    cam_out = (dem / cam.bright * gains).clamp(0, 1)
+    srgb = linear_to_srgb(torch.einsum("ij,jhw->ihw", cam.ccm, cam_out))
+    n = (_smoothstep(srgb) if cam.tone else srgb) - x
+    # in-camera noise reduction works on luma and chroma apart: chroma is blurred hard (the
+    # noise left is mostly in luma, so correlated across R, G, B), luma's fine grain partly
+    ycc = torch.einsum("ij,jhw->ihw", _TO_YCC, n)
+    if cam.chroma_nr:
+        ycc[1:] = cam.chroma_keep * _blur(ycc[1:], cam.chroma_nr)
+    if cam.luma_nr:
+        ycc[:1] = (1 - cam.luma_nr) * ycc[:1] + cam.luma_nr * _blur(ycc[:1], cam.luma_nr_px)
+    n = torch.einsum("ij,jhw->ihw", _TO_RGB, ycc)
+    if cam.sharpen:  # sharpening (unsharp mask) boosts the noise's high frequencies
+        n = n + cam.sharpen * (n - _blur(n, 1.2))
+    return torch.round((x + n).clamp(0, 1) * 255) / 255
+
+
 def camera_isp(
-    x: torch.Tensor, gen: torch.Generator, shot: tuple[float, float] = _SHOT, jpeg_share: float = 0.5
+    x: torch.Tensor, gen: torch.Generator, shot: tuple[float, float] = _SHOT, jpeg_share: float = 0.5,
+    cams: list[IspCamera] | None = None, quality: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Real-camera-like noise on clean sRGB ``x`` (B, 3, H, W), CPU; see the module docstring.
 
-    Returns (noisy 8-bit values in [0, 1], sigma map): the map is each image's noise std
-    (root mean square of noisy - clean over the image and channels), the level a noise
-    estimator reads from the frame, constant over the image.
+    Each image gets its own camera from ``sample_isp`` unless ``cams`` gives one per image
+    (e.g. the same camera for every frame of a sequence); the first ``jpeg_share`` of the batch
+    is JPEG'd at ``quality`` (random 50..95 when None).  Returns (noisy 8-bit values in [0, 1],
+    sigma map): the map is each image's noise std (root mean square of noisy - clean over the
+    image and channels), the level a noise estimator reads from the frame, constant over it.
     """
     b, _, h, w = x.shape
+    if cams is not None and len(cams) != b:
+        raise ValueError(f"camera_isp: {len(cams)} cameras for a batch of {b}")
     out = torch.empty_like(x)
     for i in range(b):
-        u = torch.rand(12, generator=gen).tolist()
-        ccm = _random_ccm(gen)
-        tone = u[0] < 0.5
-        y = _smoothstep_inverse(x[i]) if tone else x[i]
-        lin = srgb_to_linear(y)
-        cam = torch.einsum("ij,jhw->ihw", torch.linalg.inv(ccm), lin)
-        gains = torch.tensor([_RED_GAIN[0] + u[1] * (_RED_GAIN[1] - _RED_GAIN[0]), 1.0,
-                              _BLUE_GAIN[0] + u[2] * (_BLUE_GAIN[1] - _BLUE_GAIN[0])])
-        bright = max(0.5, 0.8 + 0.1 * float(torch.randn(1, generator=gen)))  # 1 / rgb gain
-        raw = (cam / gains.view(3, 1, 1) * bright).clamp(0, 1)
-        log_shot = math.log(shot[0]) + u[3] * (math.log(shot[1]) - math.log(shot[0]))
-        log_read = 2.18 * log_shot + 1.2 + 0.26 * float(torch.randn(1, generator=gen))
-        var = math.exp(log_shot) * raw + math.exp(log_read)
-        m = _bayer_masks(h, w, x.device)[0].to(x.dtype) if h >= 2 and w >= 2 else torch.ones_like(raw)
-        mosaic = ((raw + torch.randn(raw.shape, generator=gen) * var.sqrt()) * m).sum(0)  # (H, W)
-        if u[4] < 0.5 and h >= 2 and w >= 2:
-            dem = _demosaic_ea(mosaic)
-        else:
-            dem = _demosaic(mosaic[None, None] * m[None])[0] if h >= 2 and w >= 2 else mosaic[None].expand(3, -1, -1)
-        cam_out = (dem / bright * gains.view(3, 1, 1)).clamp(0, 1)
-        srgb = linear_to_srgb(torch.einsum("ij,jhw->ihw", ccm, cam_out))
-        y_out = _smoothstep(srgb) if tone else srgb
-        n = y_out - x[i]
-        if u[5] < 0.75:  # chroma noise reduction: the noise left is mostly in luma, and coarse
-            ycc = torch.einsum("ij,jhw->ihw", _TO_YCC, n)
-            ycc[1:] = _blur(ycc[1:], 1.0 + 2.0 * u[6])
-            n = torch.einsum("ij,jhw->ihw", _TO_RGB, ycc)
-        if u[7] < 0.5:  # in-camera denoising of the fine grain
-            n = (1 - 0.7 * u[8]) * n + 0.7 * u[8] * _blur(n, 0.7 + 0.8 * u[11])
-        if u[9] < 0.25:  # sharpening (unsharp mask) boosts the noise's high frequencies
-            n = n + (0.2 + 0.6 * u[10]) * (n - _blur(n, 1.2))
-        out[i] = torch.round((x[i] + n).clamp(0, 1) * 255) / 255
+        cam = cams[i] if cams is not None else sample_isp(gen, shot)
+        out[i] = _isp_one(x[i], cam, gen)
     k = round(b * jpeg_share)
     if k:
-        q = int(torch.randint(50, 96, (1,), generator=gen))
+        q = quality if quality is not None else int(torch.randint(50, 96, (1,), generator=gen))
         out[:k] = jpeg(out[:k], q)
     std = (out - x).pow(2).mean(dim=(1, 2, 3)).sqrt()  # (B,)
     return out, std.view(b, 1, 1, 1).expand(b, 1, h, w).contiguous()
