@@ -8,7 +8,7 @@ scene cut (``stream.scenecut``: a new shot in a video, a new photo in a folder),
 crosses between sequences: the auto noise level is estimated afresh there too.  The stage
 receives the denoised frame with ``original`` (the noisy input) and ``sigma`` (the noise level
 given to the model) filled in.
-``load_temporal(mode)`` finds the factory in ``stream.temporal.create_stage(mode)``.
+``load_temporal(mode, device)`` finds the factory in ``stream.temporal.create_stage``.
 """
 from __future__ import annotations
 
@@ -39,17 +39,16 @@ def default_estimator(model: str | None = None) -> Callable[[np.ndarray], float]
     return estimator_for(model)
 
 
-def load_temporal(mode: str) -> Callable[[], TemporalStage] | None:
-    """The factory for ``--temporal MODE`` (None for ``off``)."""
+def load_temporal(mode: str, device: str | None = None) -> Callable[[], TemporalStage] | None:
+    """The factory for ``--temporal MODE`` (None for ``off``); ``device``: where the smoothing
+    runs (``stream.session`` passes the engine's)."""
     if mode not in TEMPORAL_MODES:
         raise UserError(f"--temporal: expected one of {', '.join(TEMPORAL_MODES)}, got {mode!r}")
     if mode == "off":
         return None
-    try:
-        from . import temporal  # provided by the temporal issue
-    except ImportError:
-        raise UserError(f"--temporal {mode} is not available in this version") from None
-    return lambda: temporal.create_stage(mode)
+    from . import temporal
+
+    return lambda: temporal.create_stage(mode, device)
 
 
 class AutoSigma:
