@@ -141,6 +141,32 @@ def run_model(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float, dev
     return outs
 
 
+def run_twin_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
+                  device: torch.device, switch: bool = True,
+                  feed_smoothed: bool = False) -> list[np.ndarray]:
+    """A recurrent twin with the ``auto`` (still-camera) smoothing after it, run frame by frame
+    as the product's processor runs them.  ``switch``: the twin gets its previous output only
+    while the smoothing reads the camera as moving (``StillCameraFilter.camera_moving`` at
+    the frame before), so on a still camera it denoises frame by frame and the smoothing does
+    the long averaging.  ``feed_smoothed``: the previous output fed back is the smoothed one."""
+    filt = StillCameraFilter()
+    outs: list[np.ndarray] = []
+    prev: torch.Tensor | None = None
+    with torch.inference_mode():
+        for img in noisy:
+            x = torch.from_numpy(img).to(device).permute(2, 0, 1)[None].float() / 255
+            smap = torch.full_like(x[:, :1], sigma / 255)
+            use = prev if (prev is not None and prev.shape == x.shape
+                           and (not switch or filt.camera_moving)) else None
+            y8 = (model(x, smap, use).clamp(0, 1) * 255).round()
+            den = y8[0].permute(1, 2, 0).byte().cpu().numpy()
+            sm = filt(den, sigma, img)
+            prev = (torch.from_numpy(sm).to(device).permute(2, 0, 1)[None].float()
+                    if feed_smoothed else y8) / 255
+            outs.append(sm)
+    return outs
+
+
 def smooth(frames: list[np.ndarray], sigma: float, mode: str, device: torch.device,
            noisy: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """The stream's smoothing over denoised ``frames``; ``auto`` also reads the ``noisy``
@@ -179,6 +205,15 @@ def _timed(fn: Callable[[], list[np.ndarray]]) -> tuple[list[np.ndarray], float]
     return out, time.perf_counter() - t0
 
 
+# How a twin and the ``auto`` smoothing may be combined (besides the twin, then the smoothing):
+# its recurrence only while the camera moves (what ``--temporal auto`` runs for a twin
+# released with ``temporal_auto = switch``), and the smoothed frame fed back instead of its own.
+TWIN_VARIANTS = (
+    ("(recurrent while the camera moves)", {"switch": True}),
+    ("(fed the smoothed output)", {"switch": False, "feed_smoothed": True}),
+)
+
+
 def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: torch.device,
              smoothing: list[str], nlm: bool = True, seed: int = 0,
              twin_weights: Path | None = None) -> list[dict[str, object]]:
@@ -208,6 +243,10 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
             for mode in smoothing:
                 sm, s2 = _timed(lambda: smooth(out_t, sigma, mode, device, noisy))  # noqa: B023
                 rows.append(score(f"{twin} + {mode} smoothing", sm, clean, sec_t + s2, t_tag, s2))
+            if "auto" in smoothing:
+                for label, kw in TWIN_VARIANTS:
+                    sm, s3 = _timed(lambda: run_twin_auto(tmodel, noisy, sigma, device, **kw))  # noqa: B023
+                    rows.append(score(f"{twin} {label} + auto smoothing", sm, clean, s3, t_tag))
         log.info("%s done", name)
     if nlm:
         out, sec = _timed(lambda: nlm_multi(noisy, sigma))

@@ -11,7 +11,8 @@ sequences is then made there:
   forwards or backwards), one crop position for the whole window, random flips.
 
 Noise is added by the trainer (``add_noise``): one setting per sequence, white Gaussian
-(clipped and rounded to 8 bits like the frames the product receives) or camera-like.
+(clipped and rounded to 8 bits like the frames the product receives), camera-like, or a
+whole camera pipeline replayed with one camera per sequence (``models.noise.camera_isp``).
 """
 from __future__ import annotations
 
@@ -253,34 +254,54 @@ def _affine_grid(
 
 
 def add_noise(
-    clean: torch.Tensor, gen: torch.Generator, sigma_max: float = 55.0, camera: float = 0.25
+    clean: torch.Tensor, gen: torch.Generator, sigma_max: float = 55.0, camera: float = 0.25,
+    isp: float = 0.0, jpeg_share: float = 0.5, map_max: float = 75.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Noisy sequences and their noise maps (B, T, 1, P, P) in [0, 1] units.
 
     clean: (B, T, 3, P, P) in [0, 1].  One noise setting per sequence, fresh noise per frame.
     Most sequences get white Gaussian noise (sigma uniform in 0..sigma_max), clipped and
     rounded to 8 bits as the frames the product sees; a ``camera`` share gets the
-    signal-dependent Bayer-demosaicked noise of ``models.noise.camera``.
+    signal-dependent Bayer-demosaicked noise of ``models.noise.camera``; an ``isp`` share
+    (the last sequences of the batch) gets a whole camera pipeline replayed
+    (``models.noise.camera_isp``) with ONE camera per sequence (``sample_isp``), a
+    ``jpeg_share`` of those sequences JPEG'd at one quality for all their frames.  Their noise
+    map is the sequence's mean noise std (what a steady estimate reads), capped at ``map_max``.
     """
     from . import noise
 
     b, t, c, h, w = clean.shape
     dev = clean.device
-    n_cam = round(camera * b)
-    n_g = b - n_cam
+    n_isp = min(round(isp * b), b)
+    n_cam = min(round(camera * b), b - n_isp)
+    n_g = b - n_cam - n_isp
     flat = clean.reshape(b * t, c, h, w)
     sigma = torch.rand(n_g, generator=gen, device=gen.device).to(dev) * sigma_max / 255
     noisy_g, map_g = noise.gaussian(flat[: n_g * t], sigma.repeat_interleave(t), clip=True,
                                     generator=gen if gen.device == dev else None)
     outs, maps = [noisy_g], [map_g]
     if n_cam:
+        s0 = n_g * t
         shot = 10 ** (torch.rand(n_cam, generator=gen, device=gen.device) * 2.3 - 4.0)
         read = 10 ** (torch.rand(n_cam, generator=gen, device=gen.device) * 1.6 - 3.2)
-        noisy_c, map_c = noise.camera(flat[n_g * t:], shot.to(dev).repeat_interleave(t),
+        noisy_c, map_c = noise.camera(flat[s0:s0 + n_cam * t], shot.to(dev).repeat_interleave(t),
                                       read.to(dev).repeat_interleave(t),
                                       generator=gen if gen.device == dev else None)
         outs.append(noisy_c)
         maps.append(map_c)
+    if n_isp:
+        # camera_isp draws on the CPU: a CPU generator, seeded from the run's own
+        cpu_gen = gen if gen.device.type == "cpu" else torch.Generator().manual_seed(
+            int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device)))
+        for i in range(n_g + n_cam, b):
+            cam = noise.sample_isp(cpu_gen)
+            jpeg = float(torch.rand(1, generator=cpu_gen)) < jpeg_share
+            q = int(torch.randint(50, 96, (1,), generator=cpu_gen))
+            n_s, m_s = noise.camera_isp(clean[i].cpu(), cpu_gen, cams=[cam] * t,
+                                        jpeg_share=1.0 if jpeg else 0.0, quality=q)
+            level = m_s.mean().clamp_max(map_max / 255)
+            outs.append(n_s.to(dev))
+            maps.append(torch.full((t, 1, h, w), float(level), device=dev))
     noisy = torch.cat(outs).view(b, t, c, h, w)
     smap = torch.cat(maps).view(b, t, 1, h, w)
     return noisy, smap

@@ -240,6 +240,9 @@ class StillCameraFilter:
         self.resets = 0
         self.last_static = 0.0  # share of cells blended in the last frame
         self.still_camera = False
+        # the camera moved at the last frame: a pan tracked, or most cells moved (a fast pan
+        # or a cut); what ``--temporal auto`` uses to feed a recurrent twin its previous output
+        self.camera_moving = False
         self._hann: np.ndarray | None = None
 
     def __call__(self, frame: np.ndarray, sigma: float, noisy: np.ndarray | None = None) -> np.ndarray:
@@ -294,7 +297,10 @@ class StillCameraFilter:
         still = cv2.erode(still, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
         if float((still == 0).mean()) > p.cut:
             self.resets += 1
-            return self._start(y, g)
+            out = self._start(y, g)
+            self.camera_moving = True
+            return out
+        self.camera_moving = not self.still_camera
         n_eff = still * n
         w = n_eff / (n_eff + 1)  # weight of the running average, per cell
         self.cells = g + (self.cells - g) * w[..., None]
@@ -343,4 +349,5 @@ class StillCameraFilter:
         self.last_cells = None
         self.count = np.ones(g.shape[:2], np.float32)
         self.speed, self.still_camera, self.last_static = 0.0, True, 0.0
+        self.camera_moving = False
         return y

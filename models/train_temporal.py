@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--sigma-max", type=float, default=55.0)
     p.add_argument("--camera", type=float, default=0.25, help="share of camera-like noise")
+    p.add_argument("--isp", type=float, default=0.0,
+                   help="share of sequences through a replayed camera pipeline "
+                        "(models.noise.camera_isp), one camera per sequence")
+    p.add_argument("--jpeg-share", type=float, default=0.5,
+                   help="share of the --isp sequences JPEG'd (every frame, one quality)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--detach", action="store_true", help="no gradient through previous outputs")
     p.add_argument("--flicker-weight", type=float, default=1.0,
@@ -176,6 +181,22 @@ def _init_command(path: Path | None) -> str:
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
     return meta.get("command", "") + (f" (then: {meta['init_command']})" if meta.get("init_command") else "")
+
+
+def _init_lineage(path: Path | None) -> dict[str, str]:
+    """What the weights a run started from are: their file hash and their own lineage."""
+    if path is None:
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    out = {"init_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    if meta.get("lineage"):
+        out["init_lineage"] = meta["lineage"]
+    if meta.get("results"):
+        out["init_results"] = meta["results"]
+    return out
 
 
 def save_weights(model: torch.nn.Module, path: Path, meta: dict[str, str]) -> None:
@@ -323,7 +344,8 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
             g["lr"] = lr
         with torch.no_grad():
             clean = source.batch(args.batch, args.frames, args.patch, gen, motion)
-            noisy, smap = add_noise(clean, gen, args.sigma_max, args.camera)
+            noisy, smap = add_noise(clean, gen, args.sigma_max, args.camera, args.isp,
+                                    args.jpeg_share)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             out = unroll(model, noisy, smap, args.detach)
         out = out.float()
@@ -366,7 +388,10 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
         "seed": str(args.seed),
         "init": str(args.init or ""),
         "init_command": _init_command(args.init),
-        "noise": f"gaussian sigma 0..{args.sigma_max:g} clipped to 8 bits; {args.camera:g} camera-like",
+        "noise": (f"gaussian sigma 0..{args.sigma_max:g} clipped to 8 bits; {args.camera:g} camera-like; "
+                  f"{args.isp:g} camera_isp, one camera per sequence ({args.jpeg_share:g} of them "
+                  "JPEG'd, one quality per sequence)"),
+        **_init_lineage(args.init),
         "training": json.dumps({k: str(v) for k, v in vars(args).items()}),
         "results": json.dumps({"val_davis_bus_sigma20": v, "val_at_init": v0}),
     }

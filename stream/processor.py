@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 TemporalStage = Callable[[Frame], Frame]
 TEMPORAL_MODES = ("off", "auto", "light", "strong")
+# Smoothing modes that ``stream.temporal.plan`` may choose for ``--temporal auto`` (not asked
+# for by name): ``switch`` is the ``auto`` smoothing after a recurrent twin that is fed its
+# previous output only while the camera moves.
+PLANNED_MODES = ("switch",)
 
 
 def default_estimator(model: str | None = None) -> Callable[[np.ndarray], float]:
@@ -42,7 +46,7 @@ def default_estimator(model: str | None = None) -> Callable[[np.ndarray], float]
 def load_temporal(mode: str, device: str | None = None) -> Callable[[], TemporalStage] | None:
     """The factory for ``--temporal MODE`` (None for ``off``); ``device``: where the smoothing
     runs (``stream.session`` passes the engine's)."""
-    if mode not in TEMPORAL_MODES:
+    if mode not in TEMPORAL_MODES + PLANNED_MODES:
         raise UserError(f"--temporal: expected one of {', '.join(TEMPORAL_MODES)}, got {mode!r}")
     if mode == "off":
         return None
@@ -144,8 +148,11 @@ class Processor:
             self._new_sequence(frame.sequence)
         sigma = self.noise_level(frame.image)
         prev = None
+        # a smoothing stage may tell a recurrent model to go without its previous output
+        # (``switch``: while the camera is still, the smoothing does the averaging)
         if getattr(self.engine, "temporal", False) and self._prev is not None \
-                and self._prev.shape == frame.image.shape:
+                and self._prev.shape == frame.image.shape \
+                and getattr(self._temporal, "feed_back", True):
             prev = self._prev[None]
         out = self.engine.infer(frame.image[None], np.array([sigma], np.float32), prev)[0]
         if getattr(self.engine, "temporal", False):

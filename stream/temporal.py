@@ -13,6 +13,12 @@
   (``models.temporal_filter``): blend with the previous output where the difference is
   explained by the residual noise, keep the new frame where something moved; reset on cuts,
   size changes and a new ``Frame.sequence``.
+- ``switch`` (chosen by ``plan`` for a twin released with ``temporal_auto = switch``, not a
+  ``--temporal`` value): the ``auto`` smoothing, and the twin gets its previous output only
+  while the smoothing reads the camera as moving (``StillCameraFilter.camera_moving`` at the
+  frame before); on a still camera the twin denoises frame by frame and the smoothing does
+  the long averaging (the twin's outputs are correlated over time, so averaging them after
+  its recurrence gains less; ``models eval-video`` measures both).
 - ``off``: frame by frame.
 
 ``plan(model, mode)`` turns the options into (model to run, smoothing mode);
@@ -34,7 +40,7 @@ log = logging.getLogger(__name__)
 # Smoothing used by ``auto`` when the model has no trained recurrent twin: the still-camera
 # aware filter, itself called ``auto``.
 AUTO_FALLBACK = "auto"
-SMOOTHING = ("auto", *MODES)
+SMOOTHING = ("auto", "switch", *MODES)
 # Noise level assumed for frames that arrive without one (0..255).
 DEFAULT_SIGMA = 15.0
 
@@ -91,8 +97,14 @@ class SmoothingStage:
         self.mode = mode
         self.device = device
         self.filter: RecursiveFilter | StillCameraFilter = (
-            StillCameraFilter() if mode == "auto" else RecursiveFilter(mode))
+            StillCameraFilter() if mode in ("auto", "switch") else RecursiveFilter(mode))
         self.sequence: int | None = None
+
+    @property
+    def feed_back(self) -> bool:
+        """Whether a recurrent model before this stage gets its previous output for the next
+        frame (the processor asks): always, except ``switch`` while the camera is still."""
+        return self.mode != "switch" or bool(getattr(self.filter, "camera_moving", True))
 
     def __call__(self, frame: Frame) -> Frame:
         if frame.sequence != self.sequence:

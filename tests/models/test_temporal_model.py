@@ -98,6 +98,29 @@ def test_add_noise_levels():
     assert float(smap[0].std()) < 1e-6
 
 
+def test_add_noise_isp_one_camera_per_sequence():
+    """The replayed camera pipeline: the last ``isp`` share of the batch, one camera (and one
+    JPEG choice) per sequence, fresh noise per frame, a constant noise map per sequence equal
+    to the sequence's measured noise std, on the 8-bit grid like a decoded frame."""
+    gen0 = torch.Generator().manual_seed(3)
+    clean = (0.2 + 0.6 * torch.rand(1, 1, 3, 32, 32, generator=gen0)).expand(6, 4, 3, 32, 32).clone()
+    gen = torch.Generator().manual_seed(2)
+    noisy, smap = add_noise(clean, gen, sigma_max=55.0, camera=0.0, isp=0.5, jpeg_share=0.0)
+    assert noisy.shape == clean.shape and smap.shape == (6, 4, 1, 32, 32)
+    isp = noisy[3:]
+    torch.testing.assert_close(isp * 255, (isp * 255).round(), atol=1e-4, rtol=0)
+    for i in range(3, 6):
+        std = (noisy[i] - clean[i]).pow(2).mean(dim=(1, 2, 3)).sqrt()  # per frame
+        assert float(smap[i].std()) < 1e-6
+        assert float(smap[i, 0, 0, 0, 0]) == pytest.approx(float(std.mean()), rel=1e-4)
+        # one camera: every frame's noise level within 15 % of the sequence's
+        assert float((std / std.mean() - 1).abs().max()) < 0.15
+        assert float((noisy[i, 0] - noisy[i, 1]).abs().mean()) > 0  # fresh noise
+    # different sequences get different cameras (levels spread)
+    levels = [float(smap[i, 0, 0, 0, 0]) for i in range(3, 6)]
+    assert max(levels) > 1.05 * min(levels)
+
+
 @pytest.mark.parametrize("name", [n.removesuffix("-temporal") for n in models.model_names()
                                   if models.get_spec(n).temporal])
 def test_temporal_init_reproduces_per_frame_model(tmp_path, name):

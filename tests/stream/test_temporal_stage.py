@@ -239,6 +239,7 @@ def test_cli_folder_smoothing_and_auto(tmp_path, monkeypatch, identity_engine):
     ``--temporal auto`` opens the recurrent twin when it has trained weights."""
     import models
     import stream.cli
+    import stream.session
 
     opened = []
 
@@ -246,7 +247,7 @@ def test_cli_folder_smoothing_and_auto(tmp_path, monkeypatch, identity_engine):
         opened.append(opts.model)
         return identity_engine
 
-    monkeypatch.setattr(stream.cli, "open_engine", fake_open)
+    monkeypatch.setattr(stream.session, "open_engine", fake_open)
     clean = [background()] * 6
     noisy = residual_noise(clean, seed=2)
     _write_folder(tmp_path / "in", noisy)
@@ -387,3 +388,72 @@ def test_eval_video_measures_the_same_auto_smoothing():
     eval_out = smooth([d for d, _ in pairs], NOISE, "auto", torch.device("cpu"), [n for _, n in pairs])
     for a, b in zip(run_auto(pairs), eval_out):
         np.testing.assert_array_equal(a, b)
+
+
+def panning_texture(n: int, speed: float, seed: int = 7) -> list[np.ndarray]:
+    """A textured scene whose camera pans ``speed`` px a frame (right and a little down)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    big = cv2.resize(background(120, 160), (320, 240)).astype(np.float32)
+    big += cv2.GaussianBlur(rng.normal(0, 40, big.shape).astype(np.float32), (0, 0), 1.5)
+    frames = []
+    for t in range(n):
+        shift = np.float32([[1, 0, -speed * t - 8], [0, 1, -0.4 * speed * t - 8]])
+        img = cv2.warpAffine(big, shift, (160, 112), flags=cv2.INTER_CUBIC)
+        frames.append(np.clip(np.rint(img), 0, 255).astype(np.uint8))
+    return frames
+
+
+@pytest.mark.parametrize("mode", ["auto", "switch"])
+def test_auto_no_trail_on_a_slow_pan(mode):
+    """A square moving 5 px a frame while the camera pans slowly (0.5 px a frame) over a
+    textured scene: where the square was one frame ago the output shows the (moved) scene
+    again at once, and the square is not washed out."""
+    scene = panning_texture(14, 0.5)
+    clean, masks = [], []
+    for i, img in enumerate(scene):
+        img, m = img.copy(), np.zeros(img.shape[:2], bool)
+        m[40:56, 8 + 5 * i:24 + 5 * i] = True
+        img[m] = (235, 220, 40)
+        clean.append(img)
+        masks.append(m)
+    outs = run_auto(product(clean, seed=2), stage=SmoothingStage(mode))
+    for t in range(1, len(clean)):
+        trail = masks[t - 1] & ~masks[t]
+        err = np.abs(outs[t].astype(np.float32) - clean[t])[trail].mean()
+        assert err < 1.5 * RESIDUAL, f"frame {t}: trail error {err:.1f}"
+        obj_err = np.abs(outs[t].astype(np.float32) - clean[t])[masks[t]].mean()
+        assert obj_err < 1.5 * RESIDUAL, f"frame {t}: object error {obj_err:.1f}"
+
+
+def test_switch_feeds_the_twin_only_while_the_camera_moves():
+    """``switch`` (what ``auto`` runs after a twin released with ``temporal_auto = switch``):
+    on a still camera the processor gives the recurrent model no previous output (the
+    smoothing averages instead), on a pan it does; ``auto`` always gives it.  (The identity
+    engine passes its input on, so the frames carry a denoiser's residual noise.)"""
+    still = residual_noise([background()] * 6)
+    pan = residual_noise(panning_texture(8, 2.0), seed=3)
+    for frames, fed in ((still, [False] * 6), (pan, [False, False] + [True] * 6)):
+        engine = RecordingEngine()
+        proc = Processor(engine, sigma=RESIDUAL, temporal=lambda: create_stage("switch", "cpu"))
+        for i, img in enumerate(frames):
+            proc(Frame(image=img, index=i, sequence=0))
+        assert [p is not None for p in engine.prevs] == fed
+    engine = RecordingEngine()
+    proc = Processor(engine, sigma=RESIDUAL, temporal=lambda: create_stage("auto", "cpu"))
+    for i, img in enumerate(still):
+        proc(Frame(image=img, index=i, sequence=0))
+    assert [p is not None for p in engine.prevs] == [False] + [True] * 5
+
+
+def test_plan_switch_release(monkeypatch):
+    """A twin released with ``temporal_auto = switch`` runs with the ``switch`` smoothing."""
+    import models
+
+    monkeypatch.setattr(models, "load_metadata", lambda name: {"status": "trained", "temporal_auto": "switch"})
+    assert plan("fast", "auto") == ("fast-temporal", "switch")
+    assert plan("fast", "light") == ("fast", "light")
+    from stream.processor import load_temporal
+
+    assert load_temporal("switch")().mode == "switch"
