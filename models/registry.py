@@ -1,17 +1,28 @@
 """Registered denoisers: a small factory per variant, its shipped weights and their metadata.
 
 Weights ship as ``models/weights/<name>.safetensors``; their safetensors metadata holds the
-training command, data list hash, steps and measured PSNR (see ``models.train``).
+training command, data list hash, steps and measured PSNR (see ``models.train``).  Set
+``DENOISE_WEIGHTS_DIR`` to read ``<name>.safetensors`` from another folder instead (a training
+run's output, to evaluate or benchmark it through the product's code; no fallback).
+
+Re-parameterised models (``models.reparam``, e.g. ``fast-rep``) train in a wide form and are
+always handed out folded: ``create_model`` folds training-form weights at load time (metadata
+``form``: ``unfolded``, or training-form keys) and loads folded ones (``form: folded``) as is.
 """
 from __future__ import annotations
 
+import functools
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
 from .arch import NoiseMapUNet, UNetConfig
+from .reparam import RepNoiseMapUNet, is_unfolded
+
+WEIGHTS_ENV = "DENOISE_WEIGHTS_DIR"
 
 
 @dataclass(frozen=True)
@@ -21,12 +32,14 @@ class ModelSpec:
     summary: str
     tier: str  # "fast" (CPU, many streams per GPU) or "base" (GPU default)
     factory: Callable[[UNetConfig], NoiseMapUNet] = field(default=NoiseMapUNet)
+    lab: bool = False  # a training variant with no shipped weights: left out of model_names()
 
     @property
     def temporal(self) -> bool:
         return self.config.temporal
 
     def build(self) -> NoiseMapUNet:
+        """The training form (for a re-parameterised model, the unfolded one)."""
         return self.factory(self.config)
 
 
@@ -63,14 +76,32 @@ register(ModelSpec(
     "fast with its previous output as input (recurrent, causal); for video on CPUs",
     tier="fast",
 ))
+register(ModelSpec(
+    "fast-rep",
+    _REGISTRY["fast"].config,  # the deployed (folded) net is exactly fast's
+    "fast trained with re-parameterised blocks (3x3+1x1+1x3+3x1+identity, each with BatchNorm), "
+    "folded into fast's plain 3x3 convolutions when loaded",
+    tier="fast",
+    factory=functools.partial(RepNoiseMapUNet, bn=True),
+    lab=True,
+))
+register(ModelSpec(
+    "fast-rep-nobn",
+    _REGISTRY["fast"].config,
+    "fast-rep with a learnt per-channel scale per branch instead of BatchNorm (merged on the fly)",
+    tier="fast",
+    factory=functools.partial(RepNoiseMapUNet, bn=False),
+    lab=True,
+))
 
 
 class UnknownModelError(ValueError):
     pass
 
 
-def model_names() -> list[str]:
-    return sorted(_REGISTRY)
+def model_names(lab: bool = False) -> list[str]:
+    """Registered names; with ``lab``, also training variants that ship no weights."""
+    return sorted(n for n, s in _REGISTRY.items() if lab or not s.lab)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -78,11 +109,13 @@ def get_spec(name: str) -> ModelSpec:
         return _REGISTRY[name]
     except KeyError:
         raise UnknownModelError(
-            f"unknown model {name!r}; expected one of: {', '.join(model_names())}"
+            f"unknown model {name!r}; expected one of: {', '.join(model_names(lab=True))}"
         ) from None
 
 
 def weights_path(name: str) -> Path:
+    if os.environ.get(WEIGHTS_ENV):
+        return Path(os.environ[WEIGHTS_ENV]).expanduser() / f"{name}.safetensors"
     return Path(str(resources.files("models") / "weights" / f"{name}.safetensors"))
 
 
@@ -98,7 +131,9 @@ def load_metadata(name: str) -> dict[str, str]:
 
 
 def create_model(name: str, pretrained: bool = True, weights: str | Path | None = None) -> NoiseMapUNet:
-    """Build a registered model in eval mode, with its shipped (or the given) weights."""
+    """Build a registered model in eval mode, with its shipped (or the given) weights; a
+    re-parameterised model comes folded (its deploy form, a plain ``NoiseMapUNet``)."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     spec = get_spec(name)
@@ -107,7 +142,15 @@ def create_model(name: str, pretrained: bool = True, weights: str | Path | None 
         path = Path(weights) if weights is not None else weights_path(name)
         if not path.exists():
             raise FileNotFoundError(f"no weights for model {name!r} at {path}")
-        model.load_state_dict(load_file(str(path)))
+        state = load_file(str(path))
+        if isinstance(model, RepNoiseMapUNet):
+            with safe_open(str(path), framework="pt") as f:
+                form = (f.metadata() or {}).get("form") or ("unfolded" if is_unfolded(state) else "folded")
+            if form == "folded":
+                model = NoiseMapUNet(spec.config)
+        model.load_state_dict(state)
+    if isinstance(model, RepNoiseMapUNet):
+        model = model.eval().fold()
     return model.eval()
 
 
