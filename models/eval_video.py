@@ -9,7 +9,9 @@ carphone 0-59 and ``still_clip``, walkers over a CBSD68 photo), it adds seeded w
 - the same + the smoothing of ``--temporal auto|light|strong`` (``models.temporal_filter``,
   the math the stream's smoothing stage runs; ``auto`` also reads the noisy inputs);
 - the recurrent twin (``<model>-temporal``), fed its previous 8-bit output as in the product,
-  alone and + each smoothing mode;
+  alone and + each smoothing mode; the same net never given its previous output (what the
+  recurrence itself adds); and with ``auto``: the twin fed its previous output only while the
+  camera moves (``switch``, ``TWIN_VARIANTS``) or fed the smoothed output;
 - OpenCV ``fastNlMeansDenoisingColoredMulti`` (5-frame window centred on the frame: it looks
   two frames ahead, which a live stream cannot) unless ``--no-nlm``.
 
@@ -216,7 +218,8 @@ TWIN_VARIANTS = (
 
 def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: torch.device,
              smoothing: list[str], nlm: bool = True, seed: int = 0,
-             twin_weights: Path | None = None) -> list[dict[str, object]]:
+             twin_weights: Path | None = None,
+             model_weights: Path | None = None) -> list[dict[str, object]]:
     noisy = add_noise(clean, sigma, seed)
     rows = [score("noisy input", noisy, clean, 0.0)]
     for name in models:
@@ -225,7 +228,10 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
             raise ValueError(f"--model expects per-frame models; {name} is recurrent")
         status = load_metadata(name).get("status", "trained")
         tag = "untrained placeholder" if status == "untrained placeholder" else ""
-        model = create_model(name).to(device)
+        own = model_weights if name == models[0] else None
+        model = create_model(name, weights=own).to(device)
+        if own is not None:
+            tag = f"weights {own.name}"
         out, sec = _timed(lambda: run_model(model, noisy, sigma, device, False))  # noqa: B023
         rows.append(score(f"{name} per frame", out, clean, sec, tag))
         for mode in smoothing:
@@ -240,6 +246,9 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
             tmodel = create_model(twin, weights=twin_weights).to(device)
             out_t, sec_t = _timed(lambda: run_model(tmodel, noisy, sigma, device, True))  # noqa: B023
             rows.append(score(f"{twin} (recurrent)", out_t, clean, sec_t, t_tag))
+            # the same net never given its previous output: what the recurrence itself adds
+            out_n, sec_n = _timed(lambda: run_model(tmodel, noisy, sigma, device, False))  # noqa: B023
+            rows.append(score(f"{twin} without its previous output", out_n, clean, sec_n, t_tag))
             for mode in smoothing:
                 sm, s2 = _timed(lambda: smooth(out_t, sigma, mode, device, noisy))  # noqa: B023
                 rows.append(score(f"{twin} + {mode} smoothing", sm, clean, sec_t + s2, t_tag, s2))
@@ -356,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-nlm", action="store_true", help="skip OpenCV NLM (slow: ~3 s a frame)")
     p.add_argument("--temporal-weights", type=Path,
                    help="weights for the recurrent twin (a candidate, instead of the shipped ones)")
+    p.add_argument("--model-weights", type=Path,
+                   help="weights for the (first) per-frame model instead of the shipped ones; "
+                        "the --product rows still run the shipped weights")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (0: torch's default); one measured 50x faster than "
                         "the default on the busy 2-core machine")
@@ -384,9 +396,11 @@ def main(argv: list[str] | None = None) -> int:
     if dev == "auto":
         dev = "cuda" if torch.cuda.is_available() else "cpu"
     models = [m.strip() for m in args.model.split(",") if m.strip()]
-    if args.temporal_weights is not None and not args.temporal_weights.is_file():
-        print(f"error: --temporal-weights: no such file {args.temporal_weights}", file=sys.stderr)
-        return 2
+    for flag, path in (("--temporal-weights", args.temporal_weights),
+                       ("--model-weights", args.model_weights)):
+        if path is not None and not path.is_file():
+            print(f"error: {flag}: no such file {path}", file=sys.stderr)
+            return 2
     names = [c[0] for c in SUITE] if args.suite == "all" else \
         [c.strip() for c in (args.suite or "").split(",") if c.strip()]
     clips: dict[str, list[np.ndarray]] = {}
@@ -408,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
                  args.sigma, dev)
         try:
             rows = evaluate(clean, args.sigma, models, torch.device(dev), smoothing,
-                            nlm=not args.no_nlm, seed=args.seed, twin_weights=args.temporal_weights)
+                            nlm=not args.no_nlm, seed=args.seed, twin_weights=args.temporal_weights,
+                            model_weights=args.model_weights)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
