@@ -196,6 +196,10 @@ def _init_lineage(path: Path | None) -> dict[str, str]:
         out["init_lineage"] = meta["lineage"]
     if meta.get("results"):
         out["init_results"] = meta["results"]
+    if meta.get("estimator"):
+        # the noise reading the product gives the model (``models.estimate.estimator_for``):
+        # the twin's noise maps follow its per-frame model's mix, so the same reading
+        out["estimator"] = meta["estimator"]
     return out
 
 
