@@ -37,7 +37,8 @@ def _size(text: str) -> tuple[int, int]:
 def cmd_build(args: argparse.Namespace) -> int:
     from models import load_metadata
 
-    from .export import ensure_onnx, export_onnx, onnx_path_for, validate
+    from .export import ensure_onnx, export_onnx, onnx_path_for
+    from .validate import validate
 
     try:
         profile = cache.Profile(args.min, args.opt, args.max, (1, 1, args.max_batch))

@@ -284,7 +284,7 @@ def load_photo(path: str | None, max_hw: tuple[int, int] = (719, 1279)) -> tuple
         except ImportError:
             pass
         log.warning("could not read %s; using a synthetic image", path)
-    from .export import synthetic_image
+    from .validate import synthetic_image
 
     img = (synthetic_image(321, 481) * 255).round().astype(np.uint8)
     return img, "synthetic 481x321"
@@ -293,8 +293,8 @@ def load_photo(path: str | None, max_hw: tuple[int, int] = (719, 1279)) -> tuple
 def accuracy(models: list[str], dev: torch.device, photo: np.ndarray) -> list[dict[str, Any]]:
     """PSNR (dB) between uint8 outputs of the product path: device vs CPU fp32."""
     from models import create_model
+    from models.metrics import psnr
 
-    from .export import psnr
     from .torch_backend import TorchEngine
 
     rng = np.random.default_rng(1)

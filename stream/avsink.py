@@ -23,8 +23,10 @@ import av
 import numpy as np
 
 from .avutil import ColorInfo, av_message, rgb_to_frame
+from .base import Sink, Source
 from .errors import UserError
 from .frame import Frame
+from .options import EncodeOptions
 from .pixfmt import (
     check_encoder_options,
     choose_pix_fmt,
@@ -32,8 +34,7 @@ from .pixfmt import (
     hi_pix_fmt,
     rgb48_to_frame,
 )
-from .sinks import Sink
-from .sources import Source, is_url
+from .urls import is_url
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +69,22 @@ def partial_path(final: Path) -> Path:
 class AVSink(Sink):
     """A file (format from the suffix), a URL (``udp://``, ``srt://``: MPEG-TS) or ``-``."""
 
-    def __init__(self, spec: str, opts: Any, source: Source | None) -> None:
+    def __init__(self, spec: str, opts: EncodeOptions | None, source: Source | None) -> None:
         super().__init__(spec)
+        opts = opts or EncodeOptions()
         self.spec = spec
         self.source = source
-        self.codec = resolve_codec(getattr(opts, "codec", None) or
+        self.codec = resolve_codec(opts.codec or
                                    ("wrapped_avframe" if spec == "-" else DEFAULT_CODEC))
-        self.crf = getattr(opts, "crf", None)
-        self.preset = getattr(opts, "preset", None)
-        self.pix_fmt_wanted = getattr(opts, "pix_fmt", None)
-        self.fps = getattr(opts, "fps", None)
-        self.bitrate: int | None = getattr(opts, "bitrate", None)
-        self.gop: int | None = getattr(opts, "gop", None)
-        self.encoder_opts: dict[str, str] = dict(getattr(opts, "encoder_opt", None) or [])
+        self.crf = opts.crf
+        self.preset = opts.preset
+        self.pix_fmt_wanted = opts.pix_fmt
+        self.fps = opts.fps
+        self.bitrate: int | None = opts.bitrate
+        self.gop: int | None = opts.gop
+        self.encoder_opts: dict[str, str] = dict(opts.encoder_opts)
         self.audio_codec: av.Codec | None = None
-        if getattr(opts, "audio_codec", None):
+        if opts.audio_codec:
             from .audio import resolve_audio_codec
 
             self.audio_codec = resolve_audio_codec(opts.audio_codec)
@@ -123,7 +125,7 @@ class AVSink(Sink):
             self._remove_partial()
             raise UserError(f"cannot write {spec}: {av_message(exc)}") from None
         supported = self.container.supported_codecs
-        if not getattr(opts, "codec", None) and supported and not self.stdout \
+        if not opts.codec and supported and not self.stdout \
                 and self.codec.canonical_name not in supported \
                 and self.container.format.name != "mpegts":
             # e.g. .webm cannot hold H.264: use the container's own default (VP9 there)

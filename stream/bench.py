@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+
+from .camera import parse_size
+from .errors import EXIT_USAGE, UserError, configure_logging
+from .options import DenoiseOptions, EncodeOptions, RunOptions
+from .session import open_engine, plan
 
 SIZES = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 SAMPLE = Path(__file__).with_name("samples") / "sample.mp4"
@@ -47,24 +50,20 @@ def make_input(path: Path, width: int, height: int, frames: int) -> None:
             out.mux(p)
 
 
-def run_one(engine: Any, width: int, height: int, frames: int, sigma: float | None,
-            workdir: Path, codec: str | None, temporal: Any = None) -> dict[str, Any]:
+def run_one(engine: Any, width: int, height: int, frames: int, options: RunOptions,
+            workdir: Path) -> dict[str, Any]:
+    from .openers import open_sink, open_source
     from .pipeline import Pipeline
-    from .processor import Processor
-    from .sinks import open_sink
-    from .sources import open_source
+    from .session import make_processor
 
     src_path, out_path = workdir / f"in_{height}.mp4", workdir / f"out_{height}.mp4"
     make_input(src_path, width, height, frames)
     # warm up the engine at this size so one-off set-up is not counted
     engine.infer(np.zeros((1, height, width, 3), np.uint8), np.array([10.0], np.float32))
-    opts = SimpleNamespace(overwrite=True, codec=codec, crf=None, preset=None, pix_fmt=None,
-                           fps=None)
-    source = open_source(str(src_path), opts)
-    sink = open_sink(str(out_path), opts, source)
+    source = open_source(str(src_path), options)
+    sink = open_sink(str(out_path), options, source)
     try:
-        result = Pipeline(source, Processor(engine, sigma=sigma, temporal=temporal),
-                          [sink]).run()
+        result = Pipeline(source, make_processor(options.denoise, engine), [sink]).run()
     finally:
         source.close()
     t = result.timings
@@ -89,36 +88,32 @@ def main(argv: list[str] | None = None) -> int:
                    help="off|auto|light|strong, as python -m stream (default auto); its time "
                         "counts as denoise")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log messages")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-
-    from .cli import open_engine
-    from .errors import UserError
+    configure_logging(args.verbose)
 
     sizes = []
     for name in args.sizes.split(","):
         name = name.strip()
         if name in SIZES:
             sizes.append(SIZES[name])
-        elif "x" in name and all(s.isdigit() for s in name.split("x", 1)):
-            w, h = name.split("x", 1)
-            sizes.append((int(w), int(h)))
-        else:
+            continue
+        try:
+            sizes.append(parse_size(name))
+        except ValueError:
             print(f"error: unknown size {name!r}; expected {', '.join(SIZES)} or WxH",
                   file=sys.stderr)
-            return 2
+            return EXIT_USAGE
+    denoise = DenoiseOptions(model=args.model, sigma=args.sigma, backend=args.backend,
+                             device=args.device, precision=args.precision,
+                             temporal=args.temporal)
     try:
-        from .cli import default_model
-        from .processor import load_temporal
-        from .temporal import plan
-
-        model, mode = plan(args.model or default_model(args.device), args.temporal)
-        temporal = load_temporal(mode)
-        engine = open_engine(SimpleNamespace(model=model, backend=args.backend,
-                                             device=args.device, precision=args.precision))
+        denoise = plan(denoise)
+        engine = open_engine(denoise)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    mode = denoise.temporal
     import torch
 
     header = (f"model {engine.model}, backend {engine.name}, temporal {mode}, sigma "
@@ -127,13 +122,18 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print(f"{'size':>10} {'fps':>7} {'decode ms':>10} {'denoise ms':>11} {'encode ms':>10}")
     rows = []
-    with engine, tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
-        for width, height in sizes:
-            row = run_one(engine, width, height, args.frames, args.sigma, Path(tmp), args.codec,
-                          temporal)
-            rows.append(row)
-            print(f"{row['size']:>10} {row['fps']:7.2f} {row['decode_ms']:10.1f} "
-                  f"{row['denoise_ms']:11.1f} {row['encode_ms']:10.1f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
+        try:
+            for width, height in sizes:
+                tmpdir = Path(tmp)
+                options = RunOptions(input=str(tmpdir / f"in_{height}.mp4"), denoise=denoise,
+                                     encode=EncodeOptions(codec=args.codec, overwrite=True))
+                row = run_one(engine, width, height, args.frames, options, tmpdir)
+                rows.append(row)
+                print(f"{row['size']:>10} {row['fps']:7.2f} {row['decode_ms']:10.1f} "
+                      f"{row['denoise_ms']:11.1f} {row['encode_ms']:10.1f}", flush=True)
+        finally:
+            engine.close()
     if args.json:
         args.json.write_text(json.dumps({"header": header, "model": engine.model,
                                          "backend": engine.name, "temporal": mode,

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from .base import Source, SourceInfo
 from .errors import UserError
 from .frame import Frame
 from .live import LiveControls
-from .sources import Source, SourceInfo
 
 log = logging.getLogger(__name__)
 

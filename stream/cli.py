@@ -9,22 +9,18 @@ import argparse
 import contextlib
 import logging
 import math
-import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import UserError
-from .livecli import add_live_options, run_live, wants_live
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError, configure_logging
+from .livecli import add_live_options, run_live
+from .openers import is_live_run
+from .options import RunOptions
 
 log = logging.getLogger("stream")
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-# Other modules add options here (each gets the parser), e.g. the live path's --preview.
-OPTION_HOOKS: list[Callable[[argparse.ArgumentParser], None]] = [add_live_options]
 
 
 MAX_STRENGTH = 10.0  # at 10 a noise level of 7.5 already reaches the models' cap (75)
@@ -192,42 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="S", help="network inputs: give up when opening, or waiting for "
                    "data, takes longer than S seconds (default 10)")
     o.add_argument("--version", action="version", version=f"denoise-stream {package_version()}")
-    for hook in OPTION_HOOKS:
-        hook(p)
+    add_live_options(p)
     return p
-
-
-def default_model(device: str) -> str:
-    """``base`` where a CUDA GPU will run it, ``fast`` on CPUs."""
-    if device == "cpu":
-        return "fast"
-    try:
-        import torch
-
-        return "base" if torch.cuda.is_available() else "fast"
-    except Exception:  # noqa: BLE001
-        return "fast"
-
-
-def open_engine(opts: argparse.Namespace) -> Any:
-    import engines
-
-    model = opts.model or default_model(opts.device)
-    extra = {"threads": opts.threads} if getattr(opts, "threads", None) else {}
-    try:
-        return engines.open_engine(model=model, backend=opts.backend, device=opts.device,
-                                   precision=opts.precision, **extra)
-    except engines.EngineError as exc:
-        raise UserError(str(exc)) from None
-
-
-def discard_sink(sink: Any) -> None:
-    """Close a sink after a failure: a file output's partial file is removed (see AVSink)."""
-    discard = getattr(sink, "discard", None)
-    try:
-        (discard or sink.close)()
-    except Exception as exc:  # noqa: BLE001 - the first error is the one to report
-        log.debug("closing %s after an error: %s", sink, exc)
 
 
 @contextlib.contextmanager
@@ -248,99 +210,60 @@ def _terminate_as_interrupt() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def run(opts: argparse.Namespace) -> int:
-    from .pipeline import Pipeline
-    from .processor import Processor, load_temporal
+def run(options: RunOptions) -> int:
+    """A file job (or the live path, for a camera, ``--realtime``, the window, ``vcam``)."""
     from .progress import Progress
-    from .sinks import open_sink
-    from .sources import open_source
+    from .session import open_session
 
-    if wants_live(opts):  # camera, --realtime, preview window, virtual camera: livecli.py
-        return run_live(opts)
-    if not opts.outputs:
+    if is_live_run(options):  # camera, --realtime, preview window, virtual camera: livecli.py
+        return run_live(options)
+    if not options.outputs:
         raise UserError("no output given; e.g. python -m stream in.mp4 out.mp4")
-    from .temporal import plan  # --temporal auto may pick the model's recurrent twin
-
-    opts.model, opts.temporal = plan(opts.model or default_model(opts.device), opts.temporal)
-    temporal = load_temporal(opts.temporal)
-    if opts.duration == 0:
-        raise UserError("--duration: expected a time above 0, got 0")
-    source = open_source(opts.input, opts)
-    if (opts.start or opts.duration) and not hasattr(source, "start"):
-        source.close()
-        raise UserError("--start and --duration take a video input; for images and folders "
-                        "use --frames N")
-    sinks: list[Any] = []
+    session = open_session(options)
+    reading = options.reading
+    total = session.source.info.frames
+    if reading.start or reading.duration:
+        total = None  # a part of the input: the container's count says nothing
+    if reading.frames is not None:
+        total = min(total, reading.frames) if total else reading.frames
+    progress = Progress(total=total, enabled=not options.quiet)
     try:
-        for spec in opts.outputs:
-            sinks.append(open_sink(spec, opts, source))
-        engine = open_engine(opts)
-    except BaseException:
-        for sink in sinks:
-            discard_sink(sink)
-        source.close()
-        raise
-    pipeline: Pipeline | None = None
-    try:
-        processor = Processor(engine, sigma=opts.sigma, strength=opts.strength,
-                              temporal=temporal)
-        total = source.info.frames
-        if opts.start or opts.duration:
-            total = None  # a part of the input: the container's count says nothing
-        if opts.frames is not None:
-            total = min(total, opts.frames) if total else opts.frames
-        progress = Progress(total=total, enabled=not opts.quiet)
-        pipeline = Pipeline(source, processor, sinks, on_frame=progress.update,
-                            max_frames=opts.frames)
-        try:
-            result = pipeline.run()
-        except ValueError as exc:  # engines.EngineError: one line, e.g. a size a plan lacks
-            if type(exc).__name__ != "EngineError":
-                raise
-            raise UserError(str(exc)) from None
-        finally:
-            progress.close()
+        result = session.run(on_frame=progress.update)
     finally:
-        engine.close()
-        if pipeline is None or not pipeline.reader_stuck:
-            source.close()
+        progress.close()
+    source, engine, processor = session.source, session.engine, session.processor
     if result.frames == 0 and not result.interrupted:
         why = f" ({source.warnings[0]})" if source.warnings else ""
-        name = "stdin" if opts.input == "-" else opts.input
-        if opts.start and not source.warnings:
-            raise UserError(f"no frames at or after --start {opts.start:g} s in {name}; "
+        name = "stdin" if options.input == "-" else options.input
+        if reading.start and not source.warnings:
+            raise UserError(f"no frames at or after --start {reading.start:g} s in {name}; "
                             "nothing was written")
         raise UserError(f"no frames could be decoded from {name}{why}; nothing was written")
     log.info("stage times (ms/frame): %s", ", ".join(
         f"{k} {t.ms:.1f}" for k, t in result.timings.items()))
     for warning in source.warnings:
-        log.warning("%s: %s", opts.input, warning)
-    if not opts.quiet:
-        sigma = f"{processor.mean_sigma:.1f}" + (" (auto)" if opts.sigma is None else "")
+        log.warning("%s: %s", options.input, warning)
+    if not options.quiet:
+        sigma = f"{processor.mean_sigma:.1f}" + (" (auto)" if options.denoise.sigma is None else "")
         state = "interrupted after" if result.interrupted else "denoised"
-        temporal_note = f", temporal {opts.temporal}" if opts.temporal != "off" else ""
+        smoothing = session.denoise.temporal
+        temporal_note = f", temporal {smoothing}" if smoothing != "off" else ""
         print(f"{state} {result.frames} frames in {result.seconds:.1f} s "
               f"({result.fps:.1f} fps), model {engine.model}, backend {engine.name}, "
-              f"sigma {sigma}{temporal_note} -> {', '.join(opts.outputs)}", file=sys.stderr)
+              f"sigma {sigma}{temporal_note} -> {', '.join(options.outputs)}", file=sys.stderr)
     return EXIT_INTERRUPTED if result.interrupted else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["bench"] and not os.path.exists("bench"):
-        from .bench import main as bench_main
-
-        return bench_main(args[1:])
     parser = build_parser()
     try:
-        opts = parser.parse_args(args)
+        options = RunOptions.from_args(parser.parse_args(argv))
     except SystemExit as exc:  # --help, --version (0) or a usage error (2, one line printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    level = logging.WARNING - 10 * min(opts.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    configure_logging(options.verbose)
     try:
         with _terminate_as_interrupt():
-            return run(opts)
+            return run(options)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .base import Source, SourceInfo
 from .errors import UserError
 from .frame import Frame
-from .sources import Source, SourceInfo, rgb48_to_rgb24
+from .sources import rgb48_to_rgb24
 
 
 @dataclass

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .base import Source
 from .frame import Frame
-from .sources import Source
 
 
 class LiveControls:
@@ -174,25 +174,20 @@ class RateMeter:
 
 @dataclass
 class LiveStats:
-    """Per-stage times and end-to-end latencies, thread-safe, summarised at exit (``--stats``).
+    """End-to-end latencies and the output rate, thread-safe, summarised at exit (``--stats``;
+    the per-stage times are the pipeline's own).
 
-    Kept in bounded deques (the last ``keep`` samples) so an all-day camera session does not
-    grow memory; ``frames`` and ``dropped`` count everything.
+    Latencies are kept in a bounded deque (the last 100 000) so an all-day camera session
+    does not grow memory; ``frames`` and ``dropped`` count everything.
     """
 
-    keep = 100_000
     frames: int = 0
     dropped: int = 0
-    stages: dict[str, deque[float]] = field(default_factory=dict)
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
     fps: RateMeter = field(default_factory=RateMeter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _first_output: float = field(default=0.0, repr=False)
     _last_output: float = field(default=0.0, repr=False)
-
-    def add_stage(self, stage: str, seconds: float) -> None:
-        with self._lock:
-            self.stages.setdefault(stage, deque(maxlen=self.keep)).append(seconds)
 
     def add_output(self, frame: Frame, now: float | None = None) -> float:
         """Record one frame delivered to the outside world; returns its latency in seconds."""
@@ -216,17 +211,12 @@ class LiveStats:
         """Numbers for ``--stats`` (milliseconds), also handy as JSON."""
         with self._lock:
             lat = [x * 1000 for x in self.latencies]
-            stages = {k: [x * 1000 for x in v] for k, v in self.stages.items()}
             span = self._last_output - self._first_output
             fps = (self.frames - 1) / span if self.frames > 1 and span > 0 else 0.0
         return {
             "frames": self.frames,
             "dropped": self.dropped,
             "fps": fps,  # output rate from the first frame out to the last
-            "stages_ms": {
-                k: {"mean": sum(v) / len(v), "p50": percentile(v, 50), "p95": percentile(v, 95)}
-                for k, v in stages.items() if v
-            },
             "latency_ms": {f"p{q}": percentile(lat, q) for q in (50, 90, 95, 99)}
             | {"max": max(lat) if lat else math.nan},
         }
@@ -257,7 +247,6 @@ class RealtimeSource(Source):
         self.is_video = inner.is_video
         self.info = inner.info
         self.warnings = inner.warnings
-        self.side_packets = inner.side_packets
         self.waited = 0.0  # seconds frames were held back to keep the pace
 
     def _waited(self, seconds: float) -> None:

@@ -225,6 +225,26 @@ class PreviewWindow:
                 self._drawn.notify_all()
 
 
+class PreviewSink:
+    """The preview window as a pipeline output (the window draws on its own thread)."""
+
+    main_thread = False
+
+    def __init__(self, window: PreviewWindow) -> None:
+        self.window = window
+        self.description = "preview window"
+        self.frames_written = 0
+
+    def write(self, frame: Frame) -> None:
+        # Waiting for the picture to be on screen makes the latency end-to-end (and a window
+        # that draws slowly hold back the path, whose live queue then drops the oldest frame).
+        self.window.wait_drawn(self.window.show(frame))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        self.window.close()
+
+
 def display_missing(platform: str | None = None, env: dict[str, str] | None = None) -> str:
     """Why no window can open here ("" when one can). Qt aborts the whole process when it
     finds no X or Wayland display, so this is checked before asking it."""

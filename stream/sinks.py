@@ -1,43 +1,26 @@
 """Where frames go: video files, network streams and Y4M on stdout (see avsink.py), single
 images, folders of images.
 
-A sink is a small class with ``write(frame)`` and ``close()``; ``main_thread = True`` asks the
-pipeline to call it from the calling thread (GUI windows).  ``open_sink(spec, opts, source)``
-picks one by what ``spec`` names; other modules add kinds by inserting an opener into
-``SINK_OPENERS`` (first one that returns a sink wins).
+The interface is ``stream.base.Sink`` (``main_thread = True`` asks the pipeline to call it
+from the calling thread: GUI windows); ``stream.openers`` holds the table of every kind
+(preview window and virtual camera too) and picks one by what a spec names.
 """
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .base import Sink, Source
 from .errors import UserError
 from .frame import Frame
-from .sources import IMAGE_SUFFIXES, Source, is_url
+from .options import EncodeOptions
+from .sources import IMAGE_SUFFIXES, is_url
 
 log = logging.getLogger(__name__)
-
-
-class Sink:
-    main_thread: bool = False
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-        self.frames_written = 0
-
-    def write(self, frame: Frame) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.description!r})"
 
 
 ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff"}
@@ -189,11 +172,11 @@ def check_output_path(path: Path, input_spec: str | None, overwrite: bool,
         raise UserError(f"cannot write {path}: permission denied")
 
 
-def open_path_sink(spec: str, opts: Any, source: Source | None) -> Sink | None:
+def open_path_sink(spec: str, opts: EncodeOptions | None, source: Source | None) -> Sink | None:
     """Files, folders, URLs and ``-``."""
     from .avsink import AVSink  # PyAV encoders: files, network streams, Y4M on stdout
 
-    overwrite = bool(getattr(opts, "overwrite", False))
+    overwrite = bool(opts and opts.overwrite)
     input_spec = source.description if source is not None else None
     if spec == "-" or is_url(spec):
         return AVSink(spec, opts, source)
@@ -216,15 +199,3 @@ def open_path_sink(spec: str, opts: Any, source: Source | None) -> Sink | None:
             and not suffix:
         return ImageSink(path, source)
     return AVSink(spec, opts, source)
-
-
-# Openers tried in order; each returns a Sink, None (not mine) or raises UserError.
-SINK_OPENERS: list[Callable[[str, Any, Source | None], Sink | None]] = [open_path_sink]
-
-
-def open_sink(spec: str, opts: Any = None, source: Source | None = None) -> Sink:
-    for opener in SINK_OPENERS:
-        sink = opener(spec, opts, source)
-        if sink is not None:
-            return sink
-    raise UserError(f"cannot open output {spec!r}")

@@ -1,100 +1,29 @@
 """Where frames come from: video files and URLs (PyAV), Y4M on stdin, single images, folders.
 
-A source is a small class with ``frames()`` (an iterator run on the reader thread) and
-``close()``.  ``open_source(spec, opts)`` picks one by what ``spec`` names; other modules add
-kinds by inserting an opener into ``SOURCE_OPENERS`` (first one that returns a source wins).
+The interface is ``stream.base.Source``; ``stream.openers`` holds the table of every kind
+(cameras too) and picks one by what a spec names.
 """
 from __future__ import annotations
 
-import collections
 import logging
-import os
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 
 from .avutil import ColorInfo, av_message, frame_to_rgb
+from .base import Source, SourceInfo
 from .errors import UserError
 from .frame import Frame
+from .options import InputOptions
 from .urls import DEFAULT_TIMEOUT, check_url, is_url, open_error, open_url
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-
-
-@dataclass
-class SourceInfo:
-    """What sinks need to know before the first frame (all optional: live sources lack some)."""
-
-    width: int | None = None
-    height: int | None = None
-    rate: Fraction | None = None  # nominal frames per second
-    time_base: Fraction | None = None
-    frames: int | None = None  # expected frame count, when the container says
-    rotation: int = 0  # display rotation, degrees counter-clockwise
-    color: ColorInfo = field(default_factory=ColorInfo)
-    copy_streams: list[Any] = field(default_factory=list)  # input av streams to copy as-is
-    grey: bool = False  # a video of one channel: sinks write it back as grey (see avsink)
-    pix_fmt: str | None = None  # the decoded frames' format, e.g. yuv444p (kept where it can be)
-    bits: int = 8  # bits per component; above 8, see Source.hi_frames
-
-
-class Source:
-    """Base class.  ``live`` sources get the drop-oldest queue policy (see pipeline.py)."""
-
-    live: bool = False
-    is_video: bool = True  # False for an image or a folder of images
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-        self.info = SourceInfo()
-        self.warnings: list[str] = []
-        # Packets of copied streams (audio...): the reader thread appends each, in demux order,
-        # to every queue handed out by add_side_reader() (one per file sink); bounded because
-        # the reader blocks on the frame queue, and nothing is kept when no sink asked.
-        self._side_readers: list[collections.deque[Any]] = []
-        self.side_packets: collections.deque[Any] = collections.deque()  # unused; kept for API
-        self.finished = False  # set when the input was read to its end
-        self.frames_read = 0  # frames yielded so far
-        # Inputs of more than 8 bits: frame index -> (H, W, 3) uint16 RGB of the frames in
-        # flight.  The denoiser works on 8 bits (Frame.image); a sink that can write more adds
-        # the change it made to this picture (avsink), so the input's finer levels survive.
-        self.hi_frames: dict[int, np.ndarray] = {}
-
-    def _keep_hi(self, index: int, hi: np.ndarray) -> None:
-        self.hi_frames[index] = hi
-        for old in [i for i in self.hi_frames if i < index - 64]:  # the queues hold ~10
-            del self.hi_frames[old]
-
-    def frames(self) -> Iterator[Frame]:
-        raise NotImplementedError
-
-    def add_side_reader(self) -> collections.deque[Any]:
-        """A queue that will receive the copied streams' packets (a wrapper holding the real
-        source as ``inner`` hands out the inner source's)."""
-        inner = getattr(self, "inner", None)
-        if isinstance(inner, Source):
-            return inner.add_side_reader()
-        queue: collections.deque[Any] = collections.deque()
-        self._side_readers.append(queue)
-        return queue
-
-    def _push_side(self, packet: Any) -> None:
-        for i, queue in enumerate(self._side_readers):
-            queue.append(packet if i == 0 else _clone_packet(packet))
-
-    def close(self) -> None:
-        pass
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.description!r})"
 
 
 def frame_to_rgb48(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
@@ -109,27 +38,18 @@ def rgb48_to_rgb24(hi: np.ndarray) -> np.ndarray:
     return ((hi.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
-def _clone_packet(packet: Any) -> Any:
-    """A copy for a second sink: muxing consumes a packet's data."""
-    copy = av.Packet(bytes(packet))
-    copy.stream = packet.stream
-    copy.pts, copy.dts, copy.duration = packet.pts, packet.dts, packet.duration
-    copy.time_base = packet.time_base
-    copy.is_keyframe = packet.is_keyframe
-    return copy
-
-
 class AVSource(Source):
     """Any file or URL PyAV opens; ``-`` reads Y4M from stdin.  Decodes the first video stream."""
 
-    def __init__(self, spec: str, opts: Any = None) -> None:
+    def __init__(self, spec: str, opts: InputOptions | None = None) -> None:
         super().__init__(spec)
         self.spec = spec
-        self.timeout = float(getattr(opts, "timeout", None) or DEFAULT_TIMEOUT)
+        opts = opts or InputOptions()
+        self.timeout = float(opts.timeout or DEFAULT_TIMEOUT)
         # --start/--duration, seconds: the part of the input to denoise (its timestamps then
         # count from the start, and copied audio/subtitles are cut and shifted to match)
-        self.start = float(getattr(opts, "start", None) or 0.0)
-        self.duration: float | None = getattr(opts, "duration", None)
+        self.start = float(opts.start or 0.0)
+        self.duration: float | None = opts.duration
         try:
             if spec == "-":
                 from .y4m import EXAMPLE, open_checked
@@ -160,7 +80,7 @@ class AVSource(Source):
         if not moving:
             self.container.close()
             raise UserError(f"{spec} has no video stream")
-        pick = getattr(opts, "video_stream", None)
+        pick = opts.video_stream
         if pick is not None and pick >= len(moving):
             self.container.close()
             raise UserError(f"--video-stream {pick}: {spec} has {len(moving)} video "
@@ -184,7 +104,7 @@ class AVSource(Source):
             self.container.close()
             raise UserError(f"cannot read {spec}: the video stream has no picture size")
         rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
-        copied = ("subtitle",) if getattr(opts, "no_audio", False) else ("audio", "subtitle")
+        copied = ("subtitle",) if opts.no_audio else ("audio", "subtitle")
         self.info = SourceInfo(
             width=cc.width, height=cc.height,
             rate=Fraction(rate) if rate else None,
@@ -352,43 +272,3 @@ class AVSource(Source):
 
     def close(self) -> None:
         self.container.close()
-
-
-def _natural_key(path: Path) -> tuple[str, str]:
-    return (path.name.lower(), path.name)
-
-
-def open_path_source(spec: str, opts: Any) -> Source | None:
-    """Files, folders, URLs and ``-``.  Returns None for specs it does not understand."""
-    if spec == "-" or is_url(spec):
-        return AVSource(spec, opts)
-    path = Path(spec)
-    if not path.exists():
-        raise UserError(f"input not found: {spec}")
-    if path.is_dir():
-        images = sorted((p for p in path.iterdir()
-                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
-        if not images:
-            raise UserError(f"no images in folder {spec}")
-        from .images import ImagesSource
-
-        return ImagesSource(images, spec)
-    if not os.access(path, os.R_OK):
-        raise UserError(f"cannot read {spec}: permission denied")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        from .images import ImagesSource
-
-        return ImagesSource([path], spec)
-    return AVSource(spec, opts)
-
-
-# Openers tried in order; each returns a Source, None (not mine) or raises UserError.
-SOURCE_OPENERS: list[Callable[[str, Any], Source | None]] = [open_path_source]
-
-
-def open_source(spec: str, opts: Any = None) -> Source:
-    for opener in SOURCE_OPENERS:
-        source = opener(spec, opts)
-        if source is not None:
-            return source
-    raise UserError(f"cannot open input {spec!r}")

@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from .base import Sink, Source
 from .errors import UserError
 from .frame import Frame
-from .sinks import Sink
-from .sources import Source
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +94,8 @@ def is_vcam_spec(spec: str) -> bool:
     return spec == "vcam" or spec.startswith("vcam:")
 
 
-def open_vcam_sink(spec: str, opts: Any, source: Source | None) -> Sink | None:
-    """Sink opener for ``vcam`` / ``vcam:DEVICE`` (registered in ``sinks.SINK_OPENERS``)."""
+def open_vcam_sink(spec: str, source: Source | None) -> Sink | None:
+    """The sink for ``vcam`` / ``vcam:DEVICE`` (``stream.openers`` decides when it applies)."""
     if not is_vcam_spec(spec):
         return None
     device = spec.partition(":")[2] or None

@@ -17,6 +17,6 @@ def random_net(model: str, seed: int = 0) -> torch.nn.Module:
 
 def frames(b: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     """Noisy smooth frames (B, H, W, 3) uint8."""
-    from engines.export import synthetic_image
+    from engines.validate import synthetic_image
 
     return np.stack([(synthetic_image(h, w, seed + i) * 255).round().astype(np.uint8) for i in range(b)])

@@ -30,7 +30,7 @@ def test_build_plan_without_tensorrt_is_a_user_error(tmp_path, capsys, monkeypat
         pytest.skip("tensorrt is installed here")
     except ImportError:
         pass
-    from engines import export
+    from engines import export, validate
 
     def fake_ensure(model, precision, directory=None, weights=None):
         p = tmp_path / "g.onnx"
@@ -38,7 +38,7 @@ def test_build_plan_without_tensorrt_is_a_user_error(tmp_path, capsys, monkeypat
         return p
 
     monkeypatch.setattr(export, "ensure_onnx", fake_ensure)
-    monkeypatch.setattr(export, "validate", lambda *a, **k: [])
+    monkeypatch.setattr(validate, "validate", lambda *a, **k: [])
     assert main(["build", "--model", "fast", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: tensorrt is not installed") and err.endswith("or use --onnx-only")

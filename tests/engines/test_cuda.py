@@ -7,7 +7,7 @@ import torch
 from engine_helpers import frames, random_net
 
 from engines import open_engine
-from engines.export import psnr
+from models.metrics import psnr
 
 pytestmark = [
     pytest.mark.gpu,

@@ -6,7 +6,7 @@ import pytest
 from engine_helpers import frames, random_net
 
 from engines import EngineError, open_engine
-from engines.export import psnr
+from models.metrics import psnr
 
 
 @pytest.fixture(scope="module")

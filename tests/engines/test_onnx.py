@@ -10,7 +10,8 @@ from engine_helpers import frames, random_net
 
 from engines import open_engine
 from engines.cache import read_sidecar
-from engines.export import psnr, validate
+from engines.validate import validate
+from models.metrics import psnr
 
 ODD = [(37, 53), (67, 41), (121, 203)]
 

@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install '.[onnx]')")
 cv2 = pytest.importorskip("cv2")
 
-from engines.export import psnr
+from models.metrics import psnr
 
 
 @pytest.mark.slow

@@ -53,7 +53,7 @@ def test_tensorrt_matches_torch(tmp_path):
         pytest.skip("no CUDA device")
     from engine_helpers import frames
 
-    from engines.export import psnr
+    from models.metrics import psnr
 
     f = frames(1, 270, 481)
     with open_engine("fast", backend="tensorrt", cache_dir=tmp_path) as t, \

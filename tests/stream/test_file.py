@@ -60,8 +60,9 @@ def test_psnr_gain_at_sigma_25(tmp_path, read, model):
 def test_ffv1_is_lossless_through_identity(tmp_path, read, monkeypatch, identity_engine):
     """With an identity engine the ffv1 output equals the decoded input bit for bit."""
     import stream.cli
+    import stream.session
 
-    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: identity_engine)
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: identity_engine)
     frames = add_noise(moving_scene(5, 40, 30), 20)
     clip = write_clip(tmp_path / "in.mkv", frames, codec="ffv1", pix_fmt="bgr0", audio=False)
     out = tmp_path / "out.mkv"

@@ -333,7 +333,7 @@ def test_crf_range_follows_the_codec_the_container_picks(tmp_path, clip_with_aud
 
 def test_engine_error_mid_run_is_one_line(tmp_path, capsys, monkeypatch, clip_with_audio):
     from engines.base import EngineError
-    from stream import cli
+    from stream import session
 
     class Refusing:
         name = model = "refusing"
@@ -345,7 +345,7 @@ def test_engine_error_mid_run_is_one_line(tmp_path, capsys, monkeypatch, clip_wi
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(cli, "open_engine", lambda opts: Refusing())
+    monkeypatch.setattr(session, "open_engine", lambda opts: Refusing())
     line = one_error_line(capsys, [str(clip_with_audio.path), str(tmp_path / "o.mp4"), *FAST])
     assert line == "error: 1920x1080 batch 1 is outside the TensorRT profile 128x128.."
     assert list(tmp_path.iterdir()) == []

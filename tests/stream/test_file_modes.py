@@ -21,8 +21,9 @@ def imread_rgb(path) -> np.ndarray:
 
 def test_single_image(tmp_path, monkeypatch, identity_engine):
     import stream.cli
+    import stream.session
 
-    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: identity_engine)
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: identity_engine)
     img = add_noise(moving_scene(1, 37, 23), 15)[0]
     src = tmp_path / "in.png"
     cv2.imwrite(str(src), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
@@ -44,6 +45,7 @@ def test_image_with_real_model(tmp_path):
 
 def test_folder_keeps_names_order_and_sizes(tmp_path, monkeypatch):
     import stream.cli
+    import stream.session
 
     seen: list[tuple[int, int, str | None]] = []
 
@@ -57,16 +59,14 @@ def test_folder_keeps_names_order_and_sizes(tmp_path, monkeypatch):
             pass
 
     # record which sequence each frame belongs to through the temporal hook
-    import stream.processor as proc
-
     def factory():
         def stage(frame):
             seen.append((frame.sequence, frame.index, frame.name))
             return frame
         return stage
 
-    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: Recorder())
-    monkeypatch.setattr(proc, "load_temporal", lambda mode: factory)
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: Recorder())
+    monkeypatch.setattr(stream.session, "load_temporal", lambda mode, device=None: factory)
     src = tmp_path / "frames"
     src.mkdir()
     sizes = {"b_002.png": (20, 16), "a_001.png": (20, 16), "c_003.jpg": (30, 22),
@@ -127,8 +127,9 @@ def test_y4m_planes_hold_the_frames(tmp_path, monkeypatch, capsysbinary, identit
                                     size):
     """Identity engine: the Y4M planes are the input's pixels in BT.601 limited range."""
     import stream.cli
+    import stream.session
 
-    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: identity_engine)
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: identity_engine)
     clip = write_clip(tmp_path / "in.mkv", add_noise(moving_scene(3, *size), 10),
                       codec="ffv1", pix_fmt="bgr0", audio=False)
     assert main([str(clip.path), "-", "--temporal", "off", "--quiet"]) == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import IdentityEngine, add_noise, moving_scene, read_video, write_clip
 
-from stream import cli
+from stream import cli, session
 
 ARGS = ["--sigma", "5", "--temporal", "off", "--quiet", "--codec", "ffv1"]
 
@@ -24,7 +24,7 @@ def clip(tmp_path_factory):
 
 @pytest.fixture
 def identity(monkeypatch):
-    monkeypatch.setattr(cli, "open_engine", lambda opts: IdentityEngine())
+    monkeypatch.setattr(session, "open_engine", lambda opts: IdentityEngine())
 
 
 @pytest.mark.parametrize("args, first, count", [

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import IdentityEngine, add_noise, moving_scene, write_clip
 
-from stream import cli
+from stream import cli, session
 
 RUNS = 100  # per container; about 20 ms a run with the stand-in engine
 SEED = 12
@@ -62,7 +62,7 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
 
 @pytest.mark.parametrize("kind", ["mp4", "mkv", "y4m", "png"])
 def test_fuzzed_headers_never_traceback(originals, tmp_path, capsys, monkeypatch, kind):
-    monkeypatch.setattr(cli, "open_engine", lambda opts: IdentityEngine())
+    monkeypatch.setattr(session, "open_engine", lambda opts: IdentityEngine())
     rng = np.random.default_rng([SEED, ["mp4", "mkv", "y4m", "png"].index(kind)])
     codes = {0: 0, 2: 0}
     for i in range(RUNS):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import IdentityEngine
 
-from stream import cli
+from stream import cli, session
 
 FAST = ["--model", "fast", "--backend", "torch", "--device", "cpu", "--quiet", "--temporal",
         "off"]
@@ -74,7 +74,7 @@ def test_8bit_output_asked_for(tmp_path):
 def test_no_banding_on_a_clean_ramp(tmp_path, monkeypatch):
     """A clean 10-bit ramp through a do-nothing denoiser comes out as it went in (within
     the colour conversions), not in 8-bit steps of 4 levels."""
-    monkeypatch.setattr(cli, "open_engine", lambda opts: IdentityEngine())
+    monkeypatch.setattr(session, "open_engine", lambda opts: IdentityEngine())
     src = tmp_path / "g.mkv"
     write_10bit(src, "yuv444p10le", noise=0.0)
     out = tmp_path / "o.mkv"
@@ -99,7 +99,7 @@ def test_codec_without_deep_formats_warns_and_writes_8_bits(tmp_path, caplog):
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
 def test_16bit_image_in_16bit_out(tmp_path, monkeypatch, suffix):
-    monkeypatch.setattr(cli, "open_engine", lambda opts: IdentityEngine())
+    monkeypatch.setattr(session, "open_engine", lambda opts: IdentityEngine())
     rgb = gradient16(0.0)
     alpha = np.tile(np.linspace(0, 65535, W).astype(np.uint16), (H, 1))
     src = tmp_path / f"g{suffix}"

@@ -219,7 +219,7 @@ def test_live_processor_follows_strength_and_temporal_keys(monkeypatch):
             return frame
         return apply
 
-    monkeypatch.setattr(stream.processor, "load_temporal", lambda mode: stage)
+    monkeypatch.setattr(stream.processor, "load_temporal", lambda mode, device=None: stage)
     controls.temporal = True
     live(_frame(2))
     live(_frame(3))
@@ -228,7 +228,7 @@ def test_live_processor_follows_strength_and_temporal_keys(monkeypatch):
     live(_frame(4))
     assert seen == [2, 3]
 
-    def unavailable(mode):
+    def unavailable(mode, device=None):
         raise UserError("--temporal auto is not available in this version")
 
     monkeypatch.setattr(stream.processor, "load_temporal", unavailable)

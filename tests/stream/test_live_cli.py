@@ -17,6 +17,7 @@ from conftest import IdentityEngine, add_noise, moving_scene, write_clip
 
 import stream.camera
 import stream.cli
+import stream.session
 from stream.cli import main
 
 
@@ -48,7 +49,7 @@ def _stats(err: str) -> dict[str, float]:
 def test_file_as_live_source_through_the_live_path(clip20, tmp_path, read, monkeypatch,
                                                    capsys):
     engine = IdentityEngine()
-    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: engine)
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: engine)
     out = tmp_path / "out.mkv"
     t0 = time.perf_counter()
     assert main([str(clip20.path), str(out), "--realtime", "--stats", "--codec", "ffv1",
@@ -65,7 +66,7 @@ def test_file_as_live_source_through_the_live_path(clip20, tmp_path, read, monke
 
 def test_slow_processor_drops_oldest_frames_and_counts_them(clip20, tmp_path, read,
                                                             monkeypatch, capsys):
-    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: SlowEngine(0.15))
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: SlowEngine(0.15))
     out = tmp_path / "out.mkv"
     assert main([str(clip20.path), str(out), "--realtime", "--stats", "--codec", "ffv1",
                  "--sigma", "5"]) == 0
@@ -126,7 +127,7 @@ def test_camera_to_file_then_ctrl_c(tmp_path, read, monkeypatch, capsys):
         return None
 
     monkeypatch.setattr(stream.camera, "_open_capture", factory)
-    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: IdentityEngine())
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: IdentityEngine())
     out = tmp_path / "cam.mkv"
     assert main(["webcam", str(out), "--codec", "ffv1", "--sigma", "5", "--stats"]) == 130
     err = capsys.readouterr().err
@@ -155,7 +156,7 @@ def test_no_virtual_camera_names_the_fix(clip20, monkeypatch, capsys):
         pytest.skip("a virtual camera backend works here")
     except RuntimeError:
         pass
-    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: IdentityEngine())
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: IdentityEngine())
     assert main([str(clip20.path), "vcam"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: no virtual camera")
@@ -202,9 +203,66 @@ def test_udp_stream_read_back_over_loopback(clip20, monkeypatch):
     listener = threading.Thread(target=receive, daemon=True)
     listener.start()
     time.sleep(0.5)  # let the receiver bind before the first packet
-    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: IdentityEngine())
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: IdentityEngine())
     # Not --realtime: a file source never drops, so all 20 frames must arrive.
     assert main([str(clip20.path), f"udp://127.0.0.1:{port}", "--sigma", "5", "--quiet"]) == 0
     listener.join(20)
     assert "error" not in received, received.get("error")
     assert received["frames"] == [(64, 48)] * 20
+
+
+class RecurrentEngine(IdentityEngine):
+    """A stand-in for a recurrent model: records whether each frame got the previous output."""
+
+    temporal = True
+
+    def __init__(self, model: str) -> None:
+        super().__init__()
+        self.model = model
+        self.prevs: list[bool] = []
+
+    def infer(self, frames, sigma, prev=None):
+        self.prevs.append(prev is not None)
+        return super().infer(frames, sigma, prev)
+
+
+def test_temporal_key_cannot_switch_off_a_recurrent_model(clip20, tmp_path, monkeypatch,
+                                                          caplog):
+    """``--temporal auto`` with base picks the released recurrent twin (base-temporal, light
+    smoothing after it).  Pressing ``t`` must leave the HUD at "temporal on": the recurrent
+    model keeps running whatever the key says (it once showed "temporal off")."""
+    import stream.livecli
+
+    engines: list[RecurrentEngine] = []
+
+    def fake_open(denoise):
+        engines.append(RecurrentEngine(denoise.model))
+        return engines[-1]
+
+    seen: list[tuple[int, bool]] = []
+
+    class PressT(stream.livecli.LiveProcessor):
+        def __call__(self, frame):
+            if frame.index == 3:
+                self.controls.temporal = False  # the t key
+            out = super().__call__(frame)
+            seen.append((frame.index, self.controls.temporal))
+            return out
+
+    import models
+
+    real = models.load_metadata  # base-temporal released for auto with light smoothing after it
+    monkeypatch.setattr(models, "load_metadata", lambda name: {"status": "trained",
+                        "temporal_auto": "light"} if name == "base-temporal" else real(name))
+    monkeypatch.setattr(stream.session, "open_engine", fake_open)
+    monkeypatch.setattr(stream.livecli, "LiveProcessor", PressT)
+    out = tmp_path / "out.mkv"
+    with caplog.at_level("WARNING"):
+        assert main([str(clip20.path), str(out), "--realtime", "--codec", "ffv1",
+                     "--sigma", "5", "--quiet", "--model", "base", "--temporal", "auto"]) == 0
+    (engine,) = engines
+    assert engine.model == "base-temporal"
+    assert "the recurrent model base-temporal stays on" in caplog.text
+    assert seen and all(on for _, on in seen), seen  # the HUD reads controls.temporal
+    # every frame after the first got its predecessor's output, before and after the key
+    assert engine.prevs[0] is False and all(engine.prevs[1:]), engine.prevs

@@ -18,18 +18,18 @@ pytestmark = pytest.mark.skipif(shutil.which("Xvfb") is None,
 
 SCRIPT = """
 import sys, threading
-import stream.cli, stream.livecli, stream.preview
+import stream.cli, stream.openers, stream.preview, stream.session
 sys.path.append({tests!r})
 from conftest import IdentityEngine
 stream.preview.GUI_ON_MAIN_THREAD = True
-stream.cli.open_engine = lambda opts: IdentityEngine()
-windows, opener = [], stream.livecli.open_preview_sink
-def spy(spec, opts, source):
-    sink = opener(spec, opts, source)
+stream.session.open_engine = lambda opts: IdentityEngine()
+windows = []
+def spy(spec, run, source, controls):
+    sink = stream.openers.open_preview(spec, run, source, controls)
     if sink is not None:
         windows.append(sink.window)
     return sink
-stream.livecli.open_preview_sink = spy
+stream.openers.SINK_OPENERS = (spy, *stream.openers.SINK_OPENERS[1:])
 code = stream.cli.main([{clip!r}, "--stats", "--sigma", "5", "--view", "split"])
 print("shown", windows[0].shown, "gui-thread", windows[0].gui_thread)
 sys.exit(code)

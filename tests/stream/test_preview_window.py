@@ -195,25 +195,22 @@ def test_cli_default_output_is_the_preview(display, tmp_path, monkeypatch, capsy
     from conftest import IdentityEngine, add_noise, moving_scene, write_clip
 
     import stream.cli
-    import stream.livecli
+    import stream.openers
+    import stream.session
 
     clip = write_clip(tmp_path / "in.mp4", add_noise(moving_scene(15, 64, 48), 10),
                       audio=False)
     windows = []
-    opener = stream.livecli.open_preview_sink
 
-    def spy(spec, opts, source):
-        sink = opener(spec, opts, source)
+    def spy(spec, run, source, controls):
+        sink = stream.openers.open_preview(spec, run, source, controls)
         if sink is not None:
             windows.append(sink.window)
         return sink
 
-    import stream.sinks
-
-    # The spy goes into a copy of the opener list, so it does not outlive this test.
-    monkeypatch.setattr(stream.sinks, "SINK_OPENERS", list(stream.sinks.SINK_OPENERS))
-    monkeypatch.setattr(stream.livecli, "open_preview_sink", spy)
-    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: IdentityEngine())
+    # The table is a module constant: the spy replaces its preview opener for this test.
+    monkeypatch.setattr(stream.openers, "SINK_OPENERS", (spy, *stream.openers.SINK_OPENERS[1:]))
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: IdentityEngine())
     assert stream.cli.main([str(clip.path), "--view", "split", "--stats", "--sigma", "5"]) == 0
     err = capsys.readouterr().err
     m = re.search(r"stats: (\d+) frames shown/sent, (\d+) dropped", err)
@@ -234,14 +231,12 @@ def test_paused_live_run_is_near_idle(display, tmp_path, monkeypatch, capsys):
     from conftest import IdentityEngine, add_noise, moving_scene, write_clip
 
     import stream.cli
-    import stream.livecli
-    import stream.sinks
+    import stream.session
 
     clip = write_clip(tmp_path / "in.mp4", add_noise(moving_scene(250, 64, 48), 10),
                       audio=False)  # 10 s at 25 fps: still playing when paused
-    monkeypatch.setattr(stream.sinks, "SINK_OPENERS", list(stream.sinks.SINK_OPENERS))
     engine = IdentityEngine()
-    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: engine)
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: engine)
     codes: list[int] = []
     run = threading.Thread(target=lambda: codes.append(
         stream.cli.main([str(clip.path), "--sigma", "5", "--quiet"])))

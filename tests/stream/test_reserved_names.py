@@ -40,7 +40,7 @@ def test_dot_slash_is_always_a_path(tmp_path, monkeypatch, capsys):
 
 
 def test_reserved_words_still_mean_their_device_without_a_file(tmp_path, monkeypatch):
-    from stream.livecli import is_camera_input
+    from stream.openers import is_camera_input
 
     monkeypatch.chdir(tmp_path)
     assert is_camera_input("webcam") and is_camera_input("0")

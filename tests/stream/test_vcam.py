@@ -9,6 +9,7 @@ import pytest
 from conftest import IdentityEngine, add_noise, moving_scene, write_clip
 
 import stream.cli
+import stream.session
 import stream.vcam
 from stream.cli import main
 from stream.frame import Frame
@@ -54,7 +55,7 @@ def test_file_to_virtual_camera_through_the_cli(tmp_path, monkeypatch, capsys):
         return cams[-1]
 
     monkeypatch.setattr(stream.vcam, "open_camera", fake_open)
-    monkeypatch.setattr(stream.cli, "open_engine", lambda opts: IdentityEngine())
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: IdentityEngine())
     assert main([str(clip.path), "vcam:/dev/video42", "--sigma", "5", "--stats"]) == 0
     err = capsys.readouterr().err
     m = re.search(r"stats: (\d+) frames shown/sent, (\d+) dropped", err)

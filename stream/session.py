@@ -1,0 +1,164 @@
+"""One run, assembled in one place: the options become a source, sinks, an engine and a
+processor, for a file job (``stream.cli``), a live one (``stream.livecli``) and the bench.
+
+This is the only module that picks the model (``base`` on a CUDA GPU, ``fast`` otherwise),
+the temporal mode (``stream.temporal.plan``: ``--temporal auto`` may pick the model's
+recurrent twin) and where the smoothing runs (on the engine's device, so ``--device cpu``
+keeps it on the CPU).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .base import Sink, Source
+from .errors import UserError
+from .live import LiveControls
+from .openers import open_sink, open_source
+from .options import DenoiseOptions, RunOptions
+from .pipeline import Pipeline, PipelineResult
+from .processor import TEMPORAL_MODES, Processor, load_temporal
+
+log = logging.getLogger(__name__)
+
+
+def default_model(device: str) -> str:
+    """``base`` where a CUDA GPU will run it, ``fast`` on CPUs."""
+    if device == "cpu":
+        return "fast"
+    try:
+        import torch
+
+        return "base" if torch.cuda.is_available() else "fast"
+    except Exception:  # noqa: BLE001 - no usable torch: the CPU choice
+        return "fast"
+
+
+def plan(denoise: DenoiseOptions) -> DenoiseOptions:
+    """The options with the model and the smoothing mode decided (``--temporal auto``: the
+    model's released recurrent twin, or the still-camera smoothing)."""
+    from .temporal import plan as temporal_plan
+
+    if denoise.temporal not in TEMPORAL_MODES:
+        raise UserError(f"--temporal: expected one of {', '.join(TEMPORAL_MODES)}, "
+                        f"got {denoise.temporal!r}")
+    model, smoothing = temporal_plan(denoise.model or default_model(denoise.device),
+                                     denoise.temporal)
+    return dataclasses.replace(denoise, model=model, temporal=smoothing)
+
+
+def open_engine(denoise: DenoiseOptions) -> Any:
+    """``engines.open_engine`` for planned options (tests replace this)."""
+    import engines
+
+    extra = {"threads": denoise.threads} if denoise.threads else {}
+    try:
+        return engines.open_engine(model=denoise.model, backend=denoise.backend,
+                                   device=denoise.device, precision=denoise.precision, **extra)
+    except engines.EngineError as exc:
+        raise UserError(str(exc)) from None
+
+
+def smoothing_device(engine: Any) -> str:
+    """The temporal smoothing runs where the engine runs: CUDA only for a CUDA engine."""
+    device = str(getattr(engine, "device", "cpu"))
+    return device if device.startswith("cuda") else "cpu"
+
+
+def make_processor(denoise: DenoiseOptions, engine: Any) -> Processor:
+    """The processing stage for planned options and an open engine."""
+    return Processor(engine, sigma=denoise.sigma, strength=denoise.strength,
+                     temporal=load_temporal(denoise.temporal, smoothing_device(engine)))
+
+
+def discard_sink(sink: Any) -> None:
+    """Close a sink after a failure: a file output's partial file is removed (see AVSink)."""
+    discard = getattr(sink, "discard", None)
+    try:
+        (discard or sink.close)()
+    except Exception as exc:  # noqa: BLE001 - the first error is the one to report
+        log.debug("closing %s after an error: %s", sink, exc)
+
+
+@dataclass
+class Session:
+    """An assembled run: call ``run`` once; it closes the engine and the source."""
+
+    options: RunOptions
+    denoise: DenoiseOptions  # planned: model and smoothing decided
+    source: Source
+    sinks: list[Sink]
+    engine: Any
+    processor: Processor
+    controls: LiveControls | None = None
+
+    @property
+    def recurrent(self) -> bool:
+        """The engine runs a recurrent model: temporal by itself, whatever the smoothing."""
+        return bool(getattr(self.engine, "temporal", False))
+
+    def run(self, process: Callable[[Any], Any] | None = None, *,
+            runner: Callable[[Pipeline], PipelineResult] | None = None,
+            **pipeline_options: Any) -> PipelineResult:
+        """Join the pieces in a ``Pipeline`` and run it (``runner``: how, e.g. with the window
+        loop on the main thread).  An engine error part way is one line (UserError)."""
+        from engines.base import EngineError
+
+        pipeline: Pipeline | None = None
+        try:
+            pipeline = Pipeline(self.source, process or self.processor, self.sinks,
+                                max_frames=self.options.reading.frames,
+                                stop_event=self.controls.stop if self.controls else None,
+                                **pipeline_options)
+            try:
+                return (runner or Pipeline.run)(pipeline)
+            except EngineError as exc:  # e.g. a size a TensorRT plan lacks
+                raise UserError(str(exc)) from None
+        finally:
+            if self.controls is not None:
+                self.controls.stop.set()
+            self.engine.close()
+            # A reader stuck in a blocking read (stdin, a stalled network) keeps the source:
+            # closing it under that thread could crash the decoder; the process exits anyway.
+            if pipeline is None or not pipeline.reader_stuck:
+                self.source.close()
+
+
+def open_session(options: RunOptions, outputs: tuple[str, ...] | None = None, *,
+                 controls: LiveControls | None = None,
+                 wrap_source: Callable[[Source], Source] | None = None) -> Session:
+    """Open the source, the sinks (``outputs``, default the options') and the engine; on any
+    failure what was opened is closed again (a file output's partial file removed)."""
+    denoise = plan(options.denoise)
+    reading = options.reading
+    if reading.duration == 0:
+        raise UserError("--duration: expected a time above 0, got 0")
+    source = open_source(options.input, options, controls)
+    if (reading.start or reading.duration) and not hasattr(source, "start"):
+        source.close()
+        raise UserError("--start and --duration take a video input; for images and folders "
+                        "use --frames N")
+    if wrap_source is not None:
+        source = wrap_source(source)
+    sinks: list[Sink] = []
+    try:
+        for spec in options.outputs if outputs is None else outputs:
+            sinks.append(open_sink(spec, options, source, controls))
+        engine = open_engine(denoise)
+    except BaseException:
+        for sink in sinks:
+            discard_sink(sink)
+        source.close()
+        raise
+    try:
+        processor = make_processor(denoise, engine)
+    except BaseException:
+        engine.close()
+        for sink in sinks:
+            discard_sink(sink)
+        source.close()
+        raise
+    return Session(options, denoise, source, sinks, engine, processor, controls)
