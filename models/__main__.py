@@ -7,7 +7,8 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": "train", "eval": "evaluate", "list": "listing", "eval-video": "eval_video",
-                "noise-fit": "noise_fit", "explain": "explain", "train-estimator": "train_estimator"}
+                "noise-fit": "noise_fit", "explain": "explain", "train-estimator": "train_estimator",
+                "eval-downstream": "eval_downstream"}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m models {{{','.join(commands)}}} ...", file=sys.stderr)
         return 2
