@@ -13,6 +13,7 @@ which is what export (ONNX, TensorRT) and ``engines.open_engine`` get
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -131,3 +132,21 @@ class RepNoiseMapUNet(NoiseMapUNet):
 def is_unfolded(state: dict[str, torch.Tensor]) -> bool:
     """Whether a state dict holds a ``RepNoiseMapUNet``'s training form."""
     return any(".branches." in k for k in state)
+
+
+def save_folded(name: str, src: str, dst: str, metadata: dict[str, str] | None = None) -> None:
+    """Write the deploy form of a re-parameterised model's training-form weights ``src`` to
+    ``dst`` (metadata ``form: folded``, the training run's metadata kept), so a product that
+    loads them pays no folding at start-up; ``create_model`` loads either form."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from .registry import get_spec
+
+    net = get_spec(name).build()
+    net.load_state_dict(load_file(src))
+    with safe_open(src, framework="pt") as f:
+        meta = dict(f.metadata() or {})
+    meta.update(metadata or {}, form="folded", folded_from=f"{name} training form ({Path(src).name})")
+    state = {k: v.detach().float().contiguous() for k, v in net.eval().fold().state_dict().items()}
+    save_file(state, dst, metadata=meta)

@@ -118,6 +118,23 @@ def test_create_model_folds_unfolded_and_loads_folded(unfolded_weights, tmp_path
     assert type(create_model("fast-rep", pretrained=False)) is NoiseMapUNet
 
 
+def test_save_folded_writes_the_deploy_form(unfolded_weights, tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    from models.reparam import save_folded
+
+    path, net = unfolded_weights
+    dst = tmp_path / "fast.safetensors"
+    save_folded("fast-rep", str(path), str(dst), {"estimator": "net"})
+    with safe_open(str(dst), framework="pt") as f:
+        assert f.metadata()["form"] == "folded" and f.metadata()["estimator"] == "net"
+        assert set(f.keys()) == set(get_spec("fast").build().state_dict())
+    x, s = torch.rand(1, 3, 29, 41), torch.full((1, 1, 29, 41), 0.05)
+    with torch.no_grad():  # the folded file is plain fast's format: loads as fast or as fast-rep
+        for name in ("fast", "fast-rep"):
+            assert (create_model(name, weights=dst)(x, s) - net(x, s)).abs().max() <= 1e-4
+
+
 def test_open_engine_gets_the_folded_net(unfolded_weights) -> None:
     from engines import open_engine
 
