@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import cache
-from .base import BackendUnavailable, EngineError
+from .base import BackendUnavailable, EngineError, parse_size
 
 log = logging.getLogger("engines")
 
@@ -23,19 +23,16 @@ THRESHOLD_DB = {"fp32": 45.0, "fp16": 38.0}
 VALIDATE_SIZES = [(37, 61), (121, 203), (255, 321)]
 
 
-class UserError(Exception):
-    pass
-
-
 def _size(text: str) -> tuple[int, int]:
+    """WxH on the command line -> (H, W) for the engines."""
     try:
-        return cache.parse_size(text)
+        w, h = parse_size(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    return h, w
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from models import load_metadata
 
     from .export import ensure_onnx, export_onnx, onnx_path_for
     from .validate import validate
@@ -43,7 +40,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     try:
         profile = cache.Profile(args.min, args.opt, args.max, (1, 1, args.max_batch))
     except ValueError as e:
-        raise UserError(str(e)) from None
+        raise EngineError(str(e)) from None
     directory = cache.cache_dir(args.out)
     directory.mkdir(parents=True, exist_ok=True)
     if args.force:
@@ -51,9 +48,6 @@ def cmd_build(args: argparse.Namespace) -> int:
     else:
         onnx = ensure_onnx(args.model, args.precision, directory)
     print(f"ONNX: {onnx} (dynamic batch, height, width; {args.precision})")
-    if load_metadata(args.model).get("status") == "untrained placeholder":
-        print("note: the shipped weights are untrained placeholders; the tests compare backends "
-              "with random weights")
     try:
         rows = validate(onnx, args.model, args.precision, VALIDATE_SIZES)
     except BackendUnavailable as e:
@@ -64,8 +58,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"  ONNX Runtime vs PyTorch fp32 at {r['width']}x{r['height']}: "
               f"max abs error {r['max_abs_err']:.2e}, PSNR {r['psnr_db']:.1f} dB")
     if worst < THRESHOLD_DB[args.precision]:
-        print(f"error: validation below {THRESHOLD_DB[args.precision]} dB", file=sys.stderr)
-        return 1
+        raise EngineError(f"validation below {THRESHOLD_DB[args.precision]} dB")
     if args.onnx_only:
         return 0
     from .build import TrtOps, ensure_plan
@@ -73,11 +66,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     try:
         ops = TrtOps()
     except BackendUnavailable as e:
-        raise UserError(f"{e}; the ONNX file is ready, or use --onnx-only") from None
+        raise EngineError(f"{e}; the ONNX file is ready, or use --onnx-only") from None
     import torch
 
     if not torch.cuda.is_available():
-        raise UserError("building a TensorRT plan needs a CUDA GPU; use --onnx-only here")
+        raise EngineError("building a TensorRT plan needs a CUDA GPU; use --onnx-only here")
     multiple = int(cache.read_sidecar(onnx)["multiple"])
     loaded = ensure_plan(args.model, args.precision, profile, onnx, multiple, directory, ops,
                          force=args.force)
@@ -142,7 +135,8 @@ def parser() -> argparse.ArgumentParser:
     from models import model_names
 
     ap = argparse.ArgumentParser(prog="python -m engines", description="Build, benchmark and list denoiser engines.")
-    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("-v", "--verbose", action="count", default=0,
+                    help="more log messages (-vv: debug)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="export ONNX, validate it, build a TensorRT plan")
     b.add_argument("--model", default="base", help=f"one of {', '.join(model_names())}")
@@ -176,6 +170,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # INFO by default: build and bench report their steps (-v, -vv: debug, as python -m stream)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from models import get_spec
@@ -185,11 +180,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 get_spec(args.model)
             except ValueError as e:
-                raise UserError(str(e)) from None
+                raise EngineError(str(e)) from None
         if getattr(args, "streams", 1) < 1:
-            raise UserError(f"--streams: expected 1 or more, got {args.streams}")
+            raise EngineError(f"--streams: expected 1 or more, got {args.streams}")
         return int(args.func(args))
-    except (UserError, EngineError) as e:
+    except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

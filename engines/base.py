@@ -8,6 +8,7 @@ returns (B, H, W, 3) uint8 RGB.  Temporal models also take ``prev``, the previou
 from __future__ import annotations
 
 import logging
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,15 @@ def check_choice(what: str, value: str, allowed: tuple[str, ...]) -> str:
     if base not in allowed:
         raise EngineError(f"unknown {what} {value!r}; expected one of: {', '.join(allowed)}")
     return value
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1280x720"`` (width x height, as every command line takes sizes) -> (1280, 720), as
+    (W, H).  The engines keep (H, W), the order of array shapes, and swap where they read it."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX*]\s*(\d+)\s*", text)
+    if not m or int(m.group(1)) <= 0 or int(m.group(2)) <= 0:
+        raise ValueError(f"expected a size like 1280x720, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
 
 
 def check_inputs(

@@ -69,17 +69,6 @@ class Profile:
                 and self.min[1] <= w <= self.max[1])
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'1920x1080' (width x height) -> (1080, 1920) as (H, W)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"expected a size like 1920x1080, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise ValueError(f"expected a positive size like 1920x1080, got {text!r}")
-    return h, w
-
-
 @dataclass(frozen=True)
 class PlanKey:
     """Everything a TensorRT plan depends on."""

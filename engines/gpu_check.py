@@ -38,9 +38,10 @@ COMPILE_MODE = "max-autotune-no-cudagraphs"
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
-    from .cache import parse_size
+    """``"1280x720,1920x1080"`` (WxH) -> [(720, 1280), (1080, 1920)] as (H, W)."""
+    from .base import parse_size
 
-    return [parse_size(s) for s in text.split(",") if s]
+    return [(h, w) for w, h in (parse_size(s) for s in text.split(",") if s)]
 
 
 def label(hw: tuple[int, int]) -> str:
@@ -377,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     report["accuracy"] = accuracy(models, dev, photo)
     save()
     # Leave the compile child most of what is left after the eager/graph measurements; one
-    # max-autotune compile of `base` at 1080p took about 52 s on an H100 (gpu.md).
+    # max-autotune compile of `base` at 1080p took about 52 s on an H100.
     compile_s = 0.0 if args.no_compile else min(100.0, 0.55 * args.budget_s)
     if compile_s and compile_s < 55:
         report["speed"].append({"variant": "torch.compile", "skipped":

@@ -73,7 +73,6 @@ class OnnxRuntimeEngine(Engine):
         threads: int | None = None,
         onnx_path: str | Path | None = None,
         net: Any = None,
-        **_: Any,
     ) -> None:
         from models import get_spec
 

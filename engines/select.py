@@ -6,6 +6,7 @@ works one error that says why each failed.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,6 +74,26 @@ def _load(c: Candidate) -> Any:
     return mod
 
 
+def _options_for(c: Candidate, engine: Any, options: dict[str, Any], explicit: bool
+                 ) -> dict[str, Any]:
+    """The options ``engine`` takes.  One it does not take is an error for a backend asked
+    for by name; under ``auto`` it is left out for that backend (``threads`` means nothing to
+    TensorRT) and said in the log."""
+    params = inspect.signature(engine).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return options
+    unknown = sorted(set(options) - set(params))
+    if unknown and explicit:
+        raise EngineError(f"backend {c.backend} takes no option {', '.join(unknown)}; "
+                          f"expected some of: {', '.join(sorted(set(params) - set(FIXED)))}")
+    if unknown:
+        log.info("engine %s: ignoring %s (not its option)", c.label, ", ".join(unknown))
+    return {k: v for k, v in options.items() if k not in unknown}
+
+
+# What open_engine itself passes every backend.
+FIXED = ("self", "model", "device", "precision", "weights")
+
 # Tests replace entries here to simulate what is installed.
 Loader = Callable[[Candidate], Any]
 loader: Loader = _load
@@ -86,7 +107,7 @@ def open_engine(
     weights: str | Path | None = None,
     **options: Any,
 ) -> Engine:
-    """Load ``model`` for the given backend/device/precision (see TEAM.md "Engines interface").
+    """Load ``model`` for the given backend/device/precision (the interface: engines/base.py).
 
     ``options`` go to the backend (e.g. ``compile=True`` for torch, ``cache_dir`` for
     onnxruntime/tensorrt).  Raises EngineError with one line when nothing can run.
@@ -107,7 +128,8 @@ def open_engine(
     for c in tried:
         try:
             mod = loader(c)
-            eng = mod.ENGINE(model, device=c.device, precision=precision, weights=weights, **options)
+            eng = mod.ENGINE(model, device=c.device, precision=precision, weights=weights,
+                             **_options_for(c, mod.ENGINE, options, explicit=backend != "auto"))
         except BackendUnavailable as e:
             reasons.append(f"{c.label}: {e}")
             log.debug("engine %s unavailable: %s", c.label, e)

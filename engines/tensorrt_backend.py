@@ -55,7 +55,6 @@ class TensorRTEngine(Engine):
         profile: Profile | None = None,
         cuda_graphs: bool = True,
         onnx_path: str | Path | None = None,
-        **_: Any,
     ) -> None:
         from models import get_spec
 

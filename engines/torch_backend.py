@@ -62,7 +62,6 @@ class TorchEngine(Engine):
         channels_last: bool = True,
         net: torch.nn.Module | None = None,
         threads: int | None = None,
-        **_: Any,
     ) -> None:
         from models import create_model, get_spec
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .camera import parse_size
+from engines.base import parse_size
+
 from .errors import EXIT_USAGE, UserError, configure_logging
 from .options import DenoiseOptions, EncodeOptions, RunOptions
 from .session import open_engine, plan

@@ -53,14 +53,6 @@ def parse_camera_spec(spec: str) -> int | str:
     raise CameraError(f"expected a camera (webcam, 0, /dev/video0), got {spec!r}")
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``"1280x720"`` -> (1280, 720)."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX*]\s*(\d+)\s*", text)
-    if not m or int(m.group(1)) <= 0 or int(m.group(2)) <= 0:
-        raise ValueError(f"expected a size like 1280x720, got {text!r}")
-    return int(m.group(1)), int(m.group(2))
-
-
 def _fourcc_text(value: float) -> str:
     code = int(value)
     text = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))

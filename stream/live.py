@@ -9,7 +9,6 @@ end-to-end latency.
 from __future__ import annotations
 
 import math
-import queue
 import threading
 import time
 from collections import deque
@@ -59,36 +58,6 @@ class LiveControls:
             if self.stop.is_set():
                 return False
         return not self.stop.is_set()
-
-
-class DropOldestQueue(queue.Queue):
-    """A bounded ``queue.Queue`` whose ``put`` never blocks: when full it drops the oldest.
-
-    Only items for which ``droppable(item)`` is true are dropped (by default :class:`Frame`
-    objects), so an end-of-stream marker or an error always gets through. ``dropped`` counts
-    the frames thrown away.
-    """
-
-    def __init__(
-        self, maxsize: int = 1, droppable: Callable[[Any], bool] | None = None
-    ) -> None:
-        if maxsize < 1:
-            raise ValueError(f"expected maxsize >= 1, got {maxsize}")
-        super().__init__(maxsize)
-        self.dropped = 0
-        self._droppable = droppable or (lambda item: isinstance(item, Frame))
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        with self.not_full:
-            while self._qsize() >= self.maxsize:
-                victim = next((x for x in self.queue if self._droppable(x)), None)
-                if victim is None:  # only markers waiting: keep them all
-                    break
-                self.queue.remove(victim)
-                self.dropped += 1
-            self._put(item)
-            self.unfinished_tasks += 1
-            self.not_empty.notify()
 
 
 def paced(

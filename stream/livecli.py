@@ -15,8 +15,9 @@ import sys
 import threading
 from typing import Any
 
+from engines.base import parse_size
+
 from .base import Source
-from .camera import parse_size
 from .errors import EXIT_INTERRUPTED, UserError
 from .frame import Frame
 from .openers import is_live_sink, is_preview

@@ -39,38 +39,66 @@ class StageTime:
         return 1000.0 * self.seconds / self.count if self.count else 0.0
 
 
+class DropOldestQueue(queue.Queue):
+    """A bounded ``queue.Queue`` whose ``put`` never blocks: when full it drops the oldest.
+
+    Only items for which ``droppable(item)`` is true are dropped (by default :class:`Frame`
+    objects), so an end-of-stream marker or an error always gets through. ``dropped`` counts
+    the frames thrown away.
+    """
+
+    def __init__(
+        self, maxsize: int = 1, droppable: Callable[[Any], bool] | None = None
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError(f"expected maxsize >= 1, got {maxsize}")
+        super().__init__(maxsize)
+        self.dropped = 0
+        self._droppable = droppable or (lambda item: isinstance(item, Frame))
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        with self.not_full:
+            while self._qsize() >= self.maxsize:
+                victim = next((x for x in self.queue if self._droppable(x)), None)
+                if victim is None:  # only markers waiting: keep them all
+                    break
+                self.queue.remove(victim)
+                self.dropped += 1
+            self._put(item)
+            self.unfinished_tasks += 1
+            self.not_empty.notify()
+
+
 class FrameQueue:
     """A bounded queue with a policy for when it is full.
 
     ``block`` (files): the producer waits, nothing is lost.  ``drop-oldest`` (live sources):
     the oldest waiting frame is discarded and counted in ``dropped``, so the consumer always
-    gets the newest frames and latency stays bounded.
+    gets the newest frames and latency stays bounded; the end-of-stream marker waits for room
+    instead, so the last frame is never dropped.
     """
 
     def __init__(self, maxsize: int, stop: threading.Event, policy: str = "block") -> None:
         if policy not in ("block", "drop-oldest"):
             raise ValueError(f"expected queue policy 'block' or 'drop-oldest', got {policy!r}")
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self._q: queue.Queue[Any] = (
+            DropOldestQueue(maxsize, droppable=lambda item: item is not _EOS)
+            if policy == "drop-oldest" else queue.Queue(maxsize=maxsize))
         self._stop = stop
         self.policy = policy
-        self.dropped = 0
+
+    @property
+    def dropped(self) -> int:
+        return self._q.dropped if isinstance(self._q, DropOldestQueue) else 0
 
     def put(self, item: Any) -> bool:
         """Put ``item``; False if the stop event was set first."""
-        if self.policy == "drop-oldest" and item is not _EOS:
-            while True:
-                try:
-                    self._q.put_nowait(item)
-                    return True
-                except queue.Full:
-                    try:
-                        self._q.get_nowait()
-                        self.dropped += 1
-                    except queue.Empty:
-                        pass
-        while not self._stop.is_set():
+        if isinstance(self._q, DropOldestQueue) and item is not _EOS:
+            self._q.put(item)  # never blocks
+            return True
+        while not self._stop.is_set():  # the end marker waits its turn: the last frame counts
             try:
-                self._q.put(item, timeout=_TICK)
+                queue.Queue.put(self._q, item, timeout=_TICK)
                 return True
             except queue.Full:
                 continue

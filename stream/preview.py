@@ -18,7 +18,8 @@ import cv2
 
 from .errors import UserError
 from .frame import Frame
-from .live import DropOldestQueue, LiveControls, LiveStats
+from .live import LiveControls, LiveStats
+from .pipeline import DropOldestQueue
 from .views import Hud, PreviewState, render
 
 log = logging.getLogger(__name__)

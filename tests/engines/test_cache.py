@@ -39,9 +39,13 @@ def test_key_is_stable():
 
 
 def test_parse_size_and_profile_checks():
-    assert cache.parse_size("1920x1080") == (1080, 1920)
-    with pytest.raises(ValueError, match="expected a size like 1920x1080, got '1080p'"):
-        cache.parse_size("1080p")
+    from engines.__main__ import _size
+    from engines.base import parse_size
+
+    assert parse_size("1920x1080") == (1920, 1080)  # (W, H), as written
+    assert _size("1920x1080") == (1080, 1920)  # the engines' (H, W)
+    with pytest.raises(ValueError, match="expected a size like 1280x720, got '1080p'"):
+        parse_size("1080p")
     with pytest.raises(ValueError, match="min <= opt <= max"):
         cache.Profile(min=(1080, 1920), opt=(720, 1280), max=(2160, 3840))
     assert PROFILE.describe() == "256x256..1920x1080..3840x2160"

@@ -62,13 +62,40 @@ def test_auto_on_cpu_logs_why_others_were_skipped(monkeypatch, caplog):
     assert eng.skipped == ["tensorrt-cuda: no tensorrt", "torch-cuda: no GPU", "onnxruntime-cpu: no onnxruntime"]
 
 
-def test_cpu_order_follows_measured_preference(monkeypatch):
+def test_cpu_default_is_onnxruntime_then_torch(monkeypatch):
+    """README's measured order on a CPU: ONNX Runtime first, PyTorch when it cannot run."""
+    assert [c.label for c in select.candidates("auto", "cpu")] == ["onnxruntime-cpu", "torch-cpu"]
     load = fake_loader({"onnxruntime-cpu": None, "torch-cpu": None})
     monkeypatch.setattr(select, "loader", load)
-    monkeypatch.setattr(select, "CPU_ORDER", ("onnxruntime", "torch"))
     assert open_engine("fast", device="cpu").name == "onnxruntime-cpu"
-    monkeypatch.setattr(select, "CPU_ORDER", ("torch", "onnxruntime"))
-    assert open_engine("fast", device="cpu").name == "torch-cpu"
+    assert load.tried == ["onnxruntime-cpu"]
+    load = fake_loader({"onnxruntime-cpu": "no onnxruntime", "torch-cpu": None})
+    monkeypatch.setattr(select, "loader", load)
+    eng = open_engine("fast", device="cpu")
+    assert eng.name == "torch-cpu" and eng.skipped == ["onnxruntime-cpu: no onnxruntime"]
+
+
+def test_unknown_options_are_rejected_by_a_named_backend(monkeypatch):
+    class Strict:
+        def __init__(self, model, device="cpu", precision="auto", weights=None, threads=None):
+            self.name, self.model, self.threads = "strict", model, threads
+
+    class Mod:
+        ENGINE = Strict
+
+    monkeypatch.setattr(select, "loader", lambda c: Mod)
+    with pytest.raises(EngineError, match=r"^backend torch takes no option compille; "
+                                          r"expected some of: threads$"):
+        open_engine("fast", backend="torch", device="cpu", compille=True)
+    # auto: an option one backend does not take (threads on TensorRT) is left out for it
+    assert open_engine("fast", device="cpu", threads=2).threads == 2
+    assert open_engine("fast", device="cpu", compille=True).name == "strict"
+
+
+def test_real_backends_take_no_stray_options():
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(EngineError, match="takes no option colour"):
+        open_engine("fast", backend="onnxruntime", device="cpu", colour="red")
 
 
 def test_nothing_works_one_error_listing_each(monkeypatch):

@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 from conftest import add_noise, moving_scene, write_clip
 
+from models.metrics import psnr
 from stream.cli import main
 
 FAST = ["--model", "fast", "--backend", "torch", "--device", "cpu", "--quiet"]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
 
 
 def sha(path) -> str:
@@ -40,11 +36,6 @@ def test_mp4_with_audio_end_to_end(clip_with_audio, tmp_path, read, ffprobe):
 
 @pytest.mark.parametrize("model", ["fast", "base"])
 def test_psnr_gain_at_sigma_25(tmp_path, read, model):
-    import models
-
-    status = models.load_metadata(model).get("status")
-    if status in ("untrained placeholder", "interim"):
-        pytest.skip(f"the shipped {model!r} weights are marked {status!r}")
     clean = moving_scene(6, 96, 64)
     noisy = add_noise(clean, 25)
     clip = write_clip(tmp_path / "noisy.mkv", noisy, codec="ffv1", pix_fmt="bgr0")
@@ -52,8 +43,26 @@ def test_psnr_gain_at_sigma_25(tmp_path, read, model):
     assert main([str(clip.path), str(out), "--sigma", "25", "--codec", "ffv1", "--model", model,
                  "--backend", "torch", "--device", "cpu", "--quiet"]) == 0
     res = read(out)["frames"]
-    before = np.mean([psnr(n, c) for n, c in zip(noisy, clean)])
-    after = np.mean([psnr(o, c) for o, c in zip(res, clean)])
+    before = np.mean([psnr(n, c, 255) for n, c in zip(noisy, clean)])
+    after = np.mean([psnr(o, c, 255) for o, c in zip(res, clean)])
+    assert after >= before + 3, (before, after)
+
+
+def test_default_path_is_onnxruntime_on_the_cpu(tmp_path, read, capsys):
+    """No --model, --backend, --device or --temporal: what a user on a CPU gets (fast on ONNX
+    Runtime, the still-camera smoothing after it), through the command line."""
+    pytest.importorskip("onnxruntime")
+    clean = moving_scene(6, 96, 64)
+    noisy = add_noise(clean, 25)
+    clip = write_clip(tmp_path / "noisy.mkv", noisy, codec="ffv1", pix_fmt="bgr0")
+    out = tmp_path / "out.mkv"
+    assert main([str(clip.path), str(out), "--sigma", "25", "--codec", "ffv1"]) == 0
+    summary = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "model fast, backend onnxruntime-cpu, sigma 25.0, temporal auto" in summary, summary
+    res = read(out)["frames"]
+    assert len(res) == 6
+    before = np.mean([psnr(n, c, 255) for n, c in zip(noisy, clean)])
+    after = np.mean([psnr(o, c, 255) for o, c in zip(res, clean)])
     assert after >= before + 3, (before, after)
 
 

@@ -171,44 +171,44 @@ def test_no_pyvirtualcam_names_the_extra(clip20, monkeypatch, capsys):
     assert "pip install 'denoise-stream[vcam]'" in err and err.count("\n") == 1
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_udp_stream_read_back_over_loopback(clip20, monkeypatch):
+    """The receiving socket is bound before the first datagram is sent (no wait for a
+    receiver to come up), so a file source's 20 frames must all arrive."""
+    import io
+
     import av
 
-    port = _free_udp_port()
-    received: dict[str, object] = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        datagrams: list[bytes] = []
+        done = threading.Event()
 
-    def receive() -> None:
-        frames = []
-        try:
-            # timeout (microseconds): end of stream = 3 s without a packet
-            with av.open(f"udp://127.0.0.1:{port}?timeout=3000000&fifo_size=100000",
-                         format="mpegts", timeout=10) as c:
-                vs = c.streams.video[0]
+        def receive() -> None:  # until the sender has finished and the socket is drained
+            sock.settimeout(0.2)
+            while True:
                 try:
-                    for f in c.decode(vs):
-                        frames.append((f.width, f.height))
-                except (av.error.FFmpegError, OSError):
-                    pass
-        except Exception as exc:  # noqa: BLE001 - reported by the assertions below
-            received["error"] = exc
-        received["frames"] = frames
+                    datagrams.append(sock.recv(65536))
+                except TimeoutError:
+                    if done.is_set():
+                        return
 
-    listener = threading.Thread(target=receive, daemon=True)
-    listener.start()
-    time.sleep(0.5)  # let the receiver bind before the first packet
-    monkeypatch.setattr(stream.session, "open_engine", lambda opts: IdentityEngine())
-    # Not --realtime: a file source never drops, so all 20 frames must arrive.
-    assert main([str(clip20.path), f"udp://127.0.0.1:{port}", "--sigma", "5", "--quiet"]) == 0
-    listener.join(20)
-    assert "error" not in received, received.get("error")
-    assert received["frames"] == [(64, 48)] * 20
+        listener = threading.Thread(target=receive, daemon=True)
+        listener.start()
+        monkeypatch.setattr(stream.session, "open_engine", lambda opts: IdentityEngine())
+        # Not --realtime: a file source never drops, so all 20 frames must arrive.
+        try:
+            assert main([str(clip20.path), f"udp://127.0.0.1:{port}", "--sigma", "5",
+                          "--quiet"]) == 0
+        finally:
+            done.set()
+            listener.join(20)
+    assert datagrams
+    with av.open(io.BytesIO(b"".join(datagrams)), format="mpegts") as c:
+        frames = [(f.width, f.height) for f in c.decode(c.streams.video[0])]
+    assert frames == [(64, 48)] * 20
 
 
 class RecurrentEngine(IdentityEngine):
