@@ -19,17 +19,13 @@ pytestmark = pytest.mark.skipif(shutil.which("Xvfb") is None,
 SCRIPT = """
 import sys, threading
 import stream.cli, stream.openers, stream.preview, stream.session
-sys.path.append({tests!r})
+sys.path += [{tests!r}, {tests!r} + "/stream"]
 from conftest import IdentityEngine
+from stream_helpers import openers_spying_on_windows
 stream.preview.GUI_ON_MAIN_THREAD = True
 stream.session.open_engine = lambda opts: IdentityEngine()
 windows = []
-def spy(spec, run, source, controls):
-    sink = stream.openers.open_preview(spec, run, source, controls)
-    if sink is not None:
-        windows.append(sink.window)
-    return sink
-stream.openers.SINK_OPENERS = (spy, *stream.openers.SINK_OPENERS[1:])
+stream.openers.SINK_OPENERS = openers_spying_on_windows(windows)
 code = stream.cli.main([{clip!r}, "--stats", "--sigma", "5", "--view", "split"])
 print("shown", windows[0].shown, "gui-thread", windows[0].gui_thread)
 sys.exit(code)

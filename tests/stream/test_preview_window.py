@@ -11,6 +11,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+from stream_helpers import openers_spying_on_windows
 
 from stream.frame import Frame
 from stream.live import LiveControls, LiveStats
@@ -219,15 +220,8 @@ def test_cli_default_output_is_the_preview(display, tmp_path, monkeypatch, capsy
     clip = write_clip(tmp_path / "in.mp4", add_noise(moving_scene(15, 64, 48), 10),
                       audio=False)
     windows = []
-
-    def spy(spec, run, source, controls):
-        sink = stream.openers.open_preview(spec, run, source, controls)
-        if sink is not None:
-            windows.append(sink.window)
-        return sink
-
     # The table is a module constant: the spy replaces its preview opener for this test.
-    monkeypatch.setattr(stream.openers, "SINK_OPENERS", (spy, *stream.openers.SINK_OPENERS[1:]))
+    monkeypatch.setattr(stream.openers, "SINK_OPENERS", openers_spying_on_windows(windows))
     monkeypatch.setattr(stream.session, "open_engine", lambda opts: IdentityEngine())
     assert stream.cli.main([str(clip.path), "--view", "split", "--stats", "--sigma", "5"]) == 0
     err = capsys.readouterr().err
@@ -263,15 +257,8 @@ def test_paused_live_run_waits_everywhere(display, tmp_path, monkeypatch, capsys
         sources.append(source)
         return source
 
-    def window_spy(spec, run, source, controls):
-        sink = stream.openers.open_preview(spec, run, source, controls)
-        if sink is not None:
-            windows.append(sink.window)
-        return sink
-
     monkeypatch.setattr(stream.openers, "SOURCE_OPENERS", (source_spy,))
-    monkeypatch.setattr(stream.openers, "SINK_OPENERS",
-                        (window_spy, *stream.openers.SINK_OPENERS[1:]))
+    monkeypatch.setattr(stream.openers, "SINK_OPENERS", openers_spying_on_windows(windows))
     monkeypatch.setattr(stream.session, "open_engine", lambda opts: engine)
     codes: list[int] = []
     run = threading.Thread(target=lambda: codes.append(
