@@ -9,6 +9,7 @@ Stages run in parallel threads, so fps can beat 1000 / the sum of the stages.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -23,7 +24,7 @@ from engines.base import parse_size
 
 from .errors import EXIT_USAGE, UserError, configure_logging
 from .options import DenoiseOptions, EncodeOptions, RunOptions
-from .session import open_engine, plan
+from .session import open_engine, open_session, plan
 
 SIZES = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 SAMPLE = Path(__file__).with_name("samples") / "sample.mp4"
@@ -53,20 +54,13 @@ def make_input(path: Path, width: int, height: int, frames: int) -> None:
 
 def run_one(engine: Any, width: int, height: int, frames: int, options: RunOptions,
             workdir: Path) -> dict[str, Any]:
-    from .openers import open_sink, open_source
-    from .pipeline import Pipeline
-    from .session import make_processor
-
+    """One size through the file path's assembly (``stream.session``), the engine reused."""
     src_path, out_path = workdir / f"in_{height}.mp4", workdir / f"out_{height}.mp4"
     make_input(src_path, width, height, frames)
     # warm up the engine at this size so one-off set-up is not counted
     engine.infer(np.zeros((1, height, width, 3), np.uint8), np.array([10.0], np.float32))
-    source = open_source(str(src_path), options)
-    sink = open_sink(str(out_path), options, source)
-    try:
-        result = Pipeline(source, make_processor(options.denoise, engine), [sink]).run()
-    finally:
-        source.close()
+    options = dataclasses.replace(options, input=str(src_path), outputs=(str(out_path),))
+    result = open_session(options, engine=engine).run()
     t = result.timings
     encode = sum(v.seconds for k, v in t.items() if k.startswith("write:"))
     return {"size": f"{width}x{height}", "frames": result.frames, "seconds": result.seconds,
@@ -125,11 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
         try:
+            options = RunOptions(input="", denoise=denoise,
+                                 encode=EncodeOptions(codec=args.codec, overwrite=True))
             for width, height in sizes:
-                tmpdir = Path(tmp)
-                options = RunOptions(input=str(tmpdir / f"in_{height}.mp4"), denoise=denoise,
-                                     encode=EncodeOptions(codec=args.codec, overwrite=True))
-                row = run_one(engine, width, height, args.frames, options, tmpdir)
+                row = run_one(engine, width, height, args.frames, options, Path(tmp))
                 rows.append(row)
                 print(f"{row['size']:>10} {row['fps']:7.2f} {row['decode_ms']:10.1f} "
                       f"{row['denoise_ms']:11.1f} {row['encode_ms']:10.1f}", flush=True)

@@ -94,6 +94,7 @@ class Session:
     engine: Any
     processor: Processor
     controls: LiveControls | None = None
+    owns_engine: bool = True  # False: the caller's engine (the bench reuses one across sizes)
 
     @property
     def recurrent(self) -> bool:
@@ -120,7 +121,8 @@ class Session:
         finally:
             if self.controls is not None:
                 self.controls.stop.set()
-            self.engine.close()
+            if self.owns_engine:
+                self.engine.close()
             # A reader stuck in a blocking read (stdin, a stalled network) keeps the source:
             # closing it under that thread could crash the decoder; the process exits anyway.
             if pipeline is None or not pipeline.reader_stuck:
@@ -129,10 +131,14 @@ class Session:
 
 def open_session(options: RunOptions, outputs: tuple[str, ...] | None = None, *,
                  controls: LiveControls | None = None,
-                 wrap_source: Callable[[Source], Source] | None = None) -> Session:
-    """Open the source, the sinks (``outputs``, default the options') and the engine; on any
-    failure what was opened is closed again (a file output's partial file removed)."""
-    denoise = plan(options.denoise)
+                 wrap_source: Callable[[Source], Source] | None = None,
+                 engine: Any = None) -> Session:
+    """Open the source, the sinks (``outputs``, default the options') and the engine (unless
+    an open one is given: then ``options.denoise`` must be planned already, and the engine
+    stays open); on any failure what was opened is closed again (a file output's partial
+    file removed)."""
+    owns_engine = engine is None
+    denoise = plan(options.denoise) if owns_engine else options.denoise
     reading = options.reading
     if reading.duration == 0:
         raise UserError("--duration: expected a time above 0, got 0")
@@ -147,7 +153,8 @@ def open_session(options: RunOptions, outputs: tuple[str, ...] | None = None, *,
     try:
         for spec in options.outputs if outputs is None else outputs:
             sinks.append(open_sink(spec, options, source, controls))
-        engine = open_engine(denoise)
+        if engine is None:
+            engine = open_engine(denoise)
     except BaseException:
         for sink in sinks:
             discard_sink(sink)
@@ -156,9 +163,10 @@ def open_session(options: RunOptions, outputs: tuple[str, ...] | None = None, *,
     try:
         processor = make_processor(denoise, engine)
     except BaseException:
-        engine.close()
+        if owns_engine:
+            engine.close()
         for sink in sinks:
             discard_sink(sink)
         source.close()
         raise
-    return Session(options, denoise, source, sinks, engine, processor, controls)
+    return Session(options, denoise, source, sinks, engine, processor, controls, owns_engine)
