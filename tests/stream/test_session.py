@@ -54,3 +54,37 @@ def test_options_are_frozen():
     run = RunOptions(input="in.mp4", outputs=("out.mp4",))
     with pytest.raises(dataclasses.FrozenInstanceError):
         run.denoise.model = "base"  # type: ignore[misc]
+
+
+class Closing:
+    live = False
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+@pytest.mark.parametrize("stuck", [False, True])
+@pytest.mark.parametrize("live", [False, True])
+def test_a_stuck_reader_keeps_its_source_on_both_paths(stuck, live):
+    """Session.run, which the file and the live path share, closes the engine always and the
+    source only when its reader thread has stopped: closing a source under a reader stuck in
+    a blocking read (stdin, a stalled network) could crash the decoder."""
+    from stream.live import LiveControls
+    from stream.pipeline import PipelineResult
+    from stream.session import Session
+
+    source, engine = Closing(), Closing()
+    controls = LiveControls() if live else None
+    session = Session(RunOptions(input="x"), DenoiseOptions(model="fast", temporal="off"),
+                      source, [], engine, processor=lambda frame: frame, controls=controls)
+
+    def runner(pipeline):
+        pipeline.reader_stuck = stuck
+        return PipelineResult()
+
+    session.run(runner=runner)
+    assert engine.closed == 1 and source.closed == (0 if stuck else 1)
+    assert controls is None or controls.stop.is_set()
