@@ -8,8 +8,8 @@ eager fp32, eager fp16 channels_last, CUDA graph fp16 and bf16, torch.compile
 budget, 2160p only when time remains), the uint8 upload/download round trip, and the
 product path (``open_engine(backend="torch", device="cuda")``, uploads and downloads
 included).  Then CUDA fp16/bf16/fp32 outputs against the CPU fp32 output on a real photo
-(PSNR of the uint8 outputs), with the shipped weights and with seeded random weights (the
-shipped ones may be identity placeholders).  Prints a table, writes JSON.  Needs only torch,
+(PSNR of the uint8 outputs; ``engines.gpu_accuracy``), with the shipped weights and with
+seeded random weights.  Prints a table, writes JSON.  Needs only torch,
 numpy, safetensors (and OpenCV for ``--image``): no PyAV, ONNX or TensorRT.
 
 Smoke test without a GPU: ``python -m engines.gpu_check --device cpu --sizes 64x64 --json x.json``
@@ -270,61 +270,6 @@ def run_compile(args: argparse.Namespace, deadline: float) -> list[dict[str, Any
     return rows
 
 
-def load_photo(path: str | None, max_hw: tuple[int, int] = (719, 1279)) -> tuple[np.ndarray, str]:
-    """A real photo cropped to odd sizes (at most 719x1279), or a synthetic image."""
-    if path:
-        try:
-            import cv2
-
-            bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-            if bgr is not None:
-                img = bgr[..., ::-1]
-                h = min(img.shape[0], max_hw[0]) - (1 - min(img.shape[0], max_hw[0]) % 2)
-                w = min(img.shape[1], max_hw[1]) - (1 - min(img.shape[1], max_hw[1]) % 2)
-                return np.ascontiguousarray(img[:h, :w]), f"{Path(path).name} crop {w}x{h}"
-        except ImportError:
-            pass
-        log.warning("could not read %s; using a synthetic image", path)
-    from .validate import synthetic_image
-
-    img = (synthetic_image(321, 481) * 255).round().astype(np.uint8)
-    return img, "synthetic 481x321"
-
-
-def accuracy(models: list[str], dev: torch.device, photo: np.ndarray) -> list[dict[str, Any]]:
-    """PSNR (dB) between uint8 outputs of the product path: device vs CPU fp32."""
-    from models import create_model
-    from models.metrics import psnr
-
-    from .torch_backend import TorchEngine
-
-    rng = np.random.default_rng(1)
-    noisy = np.clip(photo + rng.normal(0, 25, photo.shape), 0, 255).round().astype(np.uint8)[None]
-    sig = np.array([25.0], np.float32)
-    precisions = ["fp16", "bf16", "fp32"] if dev.type == "cuda" else ["bf16"]
-    rows = []
-    for model in models:
-        for weights in ("shipped", "random"):
-            torch.manual_seed(0)
-            net = create_model(model, pretrained=weights == "shipped")
-            with TorchEngine(model, device="cpu", precision="fp32", net=net) as ref_eng:
-                ref = ref_eng.infer(noisy, sig)
-            for p in precisions:
-                row: dict[str, Any] = {"model": model, "weights": weights, "precision": p,
-                                       "device": str(dev)}
-                try:
-                    with TorchEngine(model, device=str(dev), precision=p, net=net) as eng:
-                        got = eng.infer(noisy, sig)
-                    row["psnr_vs_cpu_fp32_db"] = round(psnr(got, ref, 255), 2)
-                    row["max_abs_diff_uint8"] = int(np.abs(got.astype(int) - ref).max())
-                    row["psnr_vs_noisy_input_db"] = round(psnr(got, noisy, 255), 2)
-                except Exception as e:  # noqa: BLE001 - recorded in the JSON, the run goes on
-                    row["error"] = f"{type(e).__name__}: {e}"[:300]
-                rows.append(row)
-                log.info("%s", row)
-    return rows
-
-
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'model':6} {'size':>9}  {'variant':42} {'median ms':>9} {'p90 ms':>8} {'fps':>8}  note"]
     for r in rows:
@@ -373,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     def save() -> None:
         report["elapsed_s"] = round(time.time() - start, 1)
         Path(args.json).write_text(json.dumps(report, indent=2))
+
+    from .gpu_accuracy import accuracy, load_photo
 
     photo, report["photo"] = load_photo(args.image)
     report["accuracy"] = accuracy(models, dev, photo)
