@@ -7,8 +7,8 @@ import torch
 
 
 def random_net(model: str, seed: int = 0) -> torch.nn.Module:
-    """A seeded random-weight network: the shipped weights may be identity placeholders,
-    which would hide layout bugs."""
+    """A seeded random-weight network: the comparisons between backends then do not depend
+    on what the shipped weights learnt (a near-identity model would hide layout bugs)."""
     from models import create_model
 
     torch.manual_seed(seed)
