@@ -239,18 +239,15 @@ class IspCamera:
     tone: bool  # a global tone curve (smoothstep) after the gamma
     edge_aware: bool  # OpenCV's edge-aware demosaicking, else bilinear
     chroma_nr: float  # std (px) of the chroma-only blur of the noise; 0 = none
-    chroma_keep: float  # share of the (blurred) chroma noise left (multi-scale chroma NR)
-    luma_nr: float  # share of the fine grain smoothed away in camera (0 = none)
-    luma_nr_px: float
+    grain_nr: float  # share of the fine grain (all channels) smoothed away in camera; 0 = none
+    grain_nr_px: float
     sharpen: float  # unsharp-mask amount; 0 = none
 
 
-# How often phones and cameras do each step, and how hard. Calibrated against the real noise's
-# structure (``python -m models noise-fit``: lags 1-3 and the R/G/B correlations of the PolyU
-# tune half), with the ranges kept wide so that the mix covers cameras that do less.
-CHROMA_NR = (0.9, 2.0, 5.0, 0.3, 1.0)  # probability, blur std range (px), share kept
-LUMA_NR = (0.85, 0.5, 0.9, 1.0, 2.2)  # probability, share range, blur std range (px)
-SHARPEN = (0.2, 0.2, 0.8)  # probability, amount range
+# How often phones and cameras do each step, and how hard (probability, then the range).
+CHROMA_NR = (0.75, 1.0, 3.0)  # chroma-only blur std (px)
+GRAIN_NR = (0.5, 0.0, 0.7, 0.7, 1.5)  # share of the grain blurred away, blur std (px)
+SHARPEN = (0.25, 0.2, 0.8)  # unsharp-mask amount
 
 
 def sample_isp(gen: torch.Generator, shot: tuple[float, float] = _SHOT) -> IspCamera:
@@ -260,13 +257,12 @@ def sample_isp(gen: torch.Generator, shot: tuple[float, float] = _SHOT) -> IspCa
     bright = max(0.5, 0.8 + 0.1 * float(torch.randn(1, generator=gen)))
     log_shot = math.log(shot[0]) + u[3] * (math.log(shot[1]) - math.log(shot[0]))
     log_read = 2.18 * log_shot + 1.2 + 0.26 * float(torch.randn(1, generator=gen))
-    u_keep = float(torch.rand(1, generator=gen))
     lerp = lambda lo, hi, t: lo + t * (hi - lo)  # noqa: E731
     return IspCamera(
         ccm=ccm, red_gain=lerp(*_RED_GAIN, u[1]), blue_gain=lerp(*_BLUE_GAIN, u[2]), bright=bright,
         shot=math.exp(log_shot), read=math.exp(log_read), tone=u[0] < 0.5, edge_aware=u[4] < 0.5,
-        chroma_nr=lerp(*CHROMA_NR[1:3], u[6]) if u[5] < CHROMA_NR[0] else 0.0, chroma_keep=lerp(*CHROMA_NR[3:], u_keep),
-        luma_nr=lerp(*LUMA_NR[1:3], u[8]) if u[7] < LUMA_NR[0] else 0.0, luma_nr_px=lerp(*LUMA_NR[3:], u[11]),
+        chroma_nr=lerp(*CHROMA_NR[1:], u[6]) if u[5] < CHROMA_NR[0] else 0.0,
+        grain_nr=lerp(*GRAIN_NR[1:3], u[8]) if u[7] < GRAIN_NR[0] else 0.0, grain_nr_px=lerp(*GRAIN_NR[3:], u[11]),
         sharpen=lerp(*SHARPEN[1:], u[10]) if u[9] < SHARPEN[0] else 0.0,
     )
 
@@ -292,14 +288,12 @@ def _isp_one(x: torch.Tensor, cam: IspCamera, gen: torch.Generator) -> torch.Ten
     cam_out = (dem / cam.bright * gains).clamp(0, 1)
     srgb = linear_to_srgb(torch.einsum("ij,jhw->ihw", cam.ccm, cam_out))
     n = (_smoothstep(srgb) if cam.tone else srgb) - x
-    # in-camera noise reduction works on luma and chroma apart: chroma is blurred hard (the
-    # noise left is mostly in luma, so correlated across R, G, B), luma's fine grain partly
-    ycc = torch.einsum("ij,jhw->ihw", _TO_YCC, n)
-    if cam.chroma_nr:
-        ycc[1:] = cam.chroma_keep * _blur(ycc[1:], cam.chroma_nr)
-    if cam.luma_nr:
-        ycc[:1] = (1 - cam.luma_nr) * ycc[:1] + cam.luma_nr * _blur(ycc[:1], cam.luma_nr_px)
-    n = torch.einsum("ij,jhw->ihw", _TO_RGB, ycc)
+    if cam.chroma_nr:  # chroma noise reduction: the noise left is mostly in luma, and coarse
+        ycc = torch.einsum("ij,jhw->ihw", _TO_YCC, n)
+        ycc[1:] = _blur(ycc[1:], cam.chroma_nr)
+        n = torch.einsum("ij,jhw->ihw", _TO_RGB, ycc)
+    if cam.grain_nr:  # in-camera denoising of the fine grain
+        n = (1 - cam.grain_nr) * n + cam.grain_nr * _blur(n, cam.grain_nr_px)
     if cam.sharpen:  # sharpening (unsharp mask) boosts the noise's high frequencies
         n = n + cam.sharpen * (n - _blur(n, 1.2))
     return torch.round((x + n).clamp(0, 1) * 255) / 255
