@@ -22,7 +22,9 @@ $PY -m models train --model base --device $DEV --minutes "$MIN" --batch 32 --dat
 $PY -m models train --model fast --device $DEV --minutes "$MIN" --batch 64 --data .gpudata --out $R/fast > $R/fast.log 2>&1 &
 $PY -m models.train_temporal --model base-temporal --device $DEV --minutes "$MIN" --lr 1e-3 --data .gpudata --out $R/base-temporal > $R/temporal.log 2>&1 &
 wait
-for m in base fast base-temporal; do cp $R/$m/$m.safetensors "$OUT/" && cp $R/$m/$m.safetensors models/weights/; done
+# Candidates go to $OUT only: shipping one means measuring it against the shipped weights first
+# (README), never overwriting them here.
+for m in base fast base-temporal; do cp $R/$m/$m.safetensors "$OUT/"; done
 tail -n 4 $R/*.log
 if true; then
   timeout ${CHECK_S:-100} $PY -m engines.cuda_timings --budget 70 --image .gpudata/bsds500/val/101087.jpg --json "$OUT/cuda_timings.json" > $R/gpu_check.log 2>&1

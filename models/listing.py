@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
             "params": sum(t.numel() for t in model.parameters()),
             "gmac_per_mp": round(count_macs(model, 1024, 1024) / 1024**2 / 1000, 2),  # MAC/px -> GMAC/MP
             "psnr_cbsd68": c.get("cbsd68_psnr", {}),
-            "trained": meta.get("status") != "untrained placeholder" and bool(meta),
+            "trained": meta.get("status") == "trained",
             "summary": spec.summary,
         })
     if args.json:

@@ -50,6 +50,7 @@ CORR_KEYS = ("lag1", "lag2", "lag3", "rg", "rb", "gb")
 def synthetic_correlations(data: Path, n: int = 48, seed: int = 0) -> dict[str, dict[str, float]]:
     """Median noise correlations of each synthesis on ``n`` 128 x 128 CBSD432 crops."""
     paths = split_paths(data, "cbsd432")[:n]
+    n = len(paths)
     x = torch.stack([torch.from_numpy(read_rgb(p)[:128, :128].copy()).permute(2, 0, 1).float() / 255 for p in paths])
     gen = torch.Generator().manual_seed(seed)
     shot = 10 ** (torch.rand(n, generator=gen) * 2.3 - 4.0)
