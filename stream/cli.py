@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError, configure_logging
 from .livecli import add_live_options, run_live
-from .openers import is_live_run
+from .openers import is_existing_path, is_live_run
 from .options import RunOptions
 
 log = logging.getLogger("stream")
@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=number_arg(1, 256, integer=True), default=None,
                    metavar="N", help="CPU threads for the denoiser (torch-cpu, onnxruntime-cpu; "
                    "default half the cores)")
+    g.add_argument("--profile", default=None, metavar="NAME",
+                   help="a camera profile (python -m stream calibrate; python -m stream "
+                        "profiles lists them): its tuned weights and noise map")
     g.add_argument("--temporal", default="auto", metavar="MODE",
                    help="off|auto|light|strong (default auto: the model's recurrent twin when "
                         "one is released, else light motion-adaptive smoothing)")
@@ -254,7 +257,15 @@ def run(options: RunOptions) -> int:
     return EXIT_INTERRUPTED if result.interrupted else 0
 
 
+SUBCOMMANDS = ("calibrate", "profiles")  # an existing file or folder of that name wins
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SUBCOMMANDS and not is_existing_path(args[0]):
+        from . import calibrate
+
+        return calibrate.main(args[1:]) if args[0] == "calibrate" else calibrate.profiles_main(args[1:])
     parser = build_parser()
     try:
         options = RunOptions.from_args(parser.parse_args(argv))

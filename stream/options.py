@@ -23,6 +23,8 @@ class DenoiseOptions:
     precision: str = "auto"
     threads: int | None = None
     temporal: str = "auto"  # off|auto|light|strong
+    profile: str | None = None  # a camera profile (python -m stream calibrate): weights, noise map
+    weights: str | None = None  # set by the session from the profile: the tuned weights
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ class RunOptions:
             denoise=DenoiseOptions(model=ns.model, sigma=ns.sigma, strength=ns.strength,
                                    backend=ns.backend, device=ns.device,
                                    precision=ns.precision, threads=ns.threads,
-                                   temporal=ns.temporal),
+                                   temporal=ns.temporal,
+                                   profile=getattr(ns, "profile", None)),
             reading=InputOptions(timeout=ns.timeout, start=ns.start, duration=ns.duration,
                                  video_stream=ns.video_stream, no_audio=ns.no_audio,
                                  frames=ns.frames),

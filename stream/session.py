@@ -3,7 +3,8 @@ processor, for a file job (``stream.cli``), a live one (``stream.livecli``) and 
 
 This is the only module that picks the model (``base`` on a CUDA GPU, ``fast`` otherwise),
 the temporal mode (``stream.temporal.plan``: ``--temporal auto`` may pick the model's
-recurrent twin) and where the smoothing runs (on the engine's device, so ``--device cpu``
+recurrent twin), a camera profile's weights and noise map (``--profile``, stream/profiles.py)
+and where the smoothing runs (on the engine's device, so ``--device cpu``
 keeps it on the CPU).
 """
 from __future__ import annotations
@@ -21,6 +22,8 @@ from .openers import open_sink, open_source
 from .options import DenoiseOptions, RunOptions
 from .pipeline import Pipeline, PipelineResult
 from .processor import TEMPORAL_MODES, Processor, load_temporal
+from .profiles import NlfEngine, nlf_level
+from .profiles import load as load_profile
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,13 @@ def plan(denoise: DenoiseOptions) -> DenoiseOptions:
     if denoise.temporal not in TEMPORAL_MODES:
         raise UserError(f"--temporal: expected one of {', '.join(TEMPORAL_MODES)}, "
                         f"got {denoise.temporal!r}")
+    if denoise.profile is not None:  # the profile's model, tuned weights (stream/profiles.py)
+        profile = load_profile(denoise.profile, denoise.model)
+        model, smoothing = temporal_plan(profile.model, denoise.temporal)
+        if model != profile.model:  # a recurrent twin: the profile tuned the per-frame model
+            model, smoothing = profile.model, "light"
+        return dataclasses.replace(denoise, model=model, temporal=smoothing,
+                                   weights=str(profile.weights))
     model, smoothing = temporal_plan(denoise.model or default_model(denoise.device),
                                      denoise.temporal)
     return dataclasses.replace(denoise, model=model, temporal=smoothing)
@@ -56,10 +66,16 @@ def open_engine(denoise: DenoiseOptions) -> Any:
 
     extra = {"threads": denoise.threads} if denoise.threads else {}
     try:
-        return engines.open_engine(model=denoise.model, backend=denoise.backend,
-                                   device=denoise.device, precision=denoise.precision, **extra)
+        engine = engines.open_engine(model=denoise.model, backend=denoise.backend,
+                                     device=denoise.device, precision=denoise.precision,
+                                     weights=denoise.weights, **extra)
     except engines.EngineError as exc:
         raise UserError(str(exc)) from None
+    if denoise.profile is not None and denoise.sigma is None:
+        profile = load_profile(denoise.profile, denoise.model)
+        if profile.noise_map == "nlf":
+            return NlfEngine(engine, profile)
+    return engine
 
 
 def smoothing_device(engine: Any) -> str:
@@ -70,8 +86,12 @@ def smoothing_device(engine: Any) -> str:
 
 def make_processor(denoise: DenoiseOptions, engine: Any) -> Processor:
     """The processing stage for planned options and an open engine."""
+    estimator = None
+    if isinstance(engine, NlfEngine):  # the profile's level, shaped per pixel by the engine
+        estimator = nlf_level(load_profile(denoise.profile, denoise.model))
     return Processor(engine, sigma=denoise.sigma, strength=denoise.strength,
-                     temporal=load_temporal(denoise.temporal, smoothing_device(engine)))
+                     temporal=load_temporal(denoise.temporal, smoothing_device(engine)),
+                     estimator=estimator)
 
 
 def discard_sink(sink: Any) -> None:

@@ -1,0 +1,65 @@
+"""``--profile NAME``: a camera profile (``python -m stream calibrate``) in a run.
+
+The profile gives the weights (its fine-tuned model) and, when its calibration measured that
+better (``noise_map: nlf``), the noise map: its noise level function read per pixel from the
+frame's brightness, scaled so that its root mean square is the level the processor decided
+(``--strength`` and the cap still apply; the processor's estimate then is the NLF's level).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+
+
+def load(name: str, model: str | None) -> Any:
+    """The profile ``name`` for a run asked to use ``model`` (None: the profile's)."""
+    from models.calibrate import CalibrationError, load_profile
+
+    try:
+        profile = load_profile(name)
+    except CalibrationError as exc:
+        raise UserError(str(exc)) from None
+    if model is not None and model != profile.model:
+        raise UserError(f"--profile {name} was made for model {profile.model}, not {model}; "
+                        f"drop --model or calibrate {model} (python -m stream calibrate ... "
+                        f"--model {model})")
+    return profile
+
+
+def nlf_level(profile: Any) -> Callable[[np.ndarray], float]:
+    """The frame's noise level by the profile: root mean square of its NLF map."""
+    from models.calibrate import nlf_map
+
+    return lambda image: float(np.sqrt(np.mean(nlf_map(image, profile.nlf) ** 2)))
+
+
+class NlfEngine:
+    """An engine whose per-frame level becomes the profile's per-pixel map of that level."""
+
+    def __init__(self, engine: Any, profile: Any) -> None:
+        self._engine = engine
+        self._nlf = profile.nlf
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def infer(self, frames: np.ndarray, sigma: Any, prev: np.ndarray | None = None) -> np.ndarray:
+        from models.calibrate import nlf_map
+
+        sig = np.asarray(sigma, np.float32)
+        if sig.ndim > 1 or frames.ndim != 4:  # already a map: as given
+            return self._engine.infer(frames, sigma, prev)
+        sig = np.broadcast_to(sig, (frames.shape[0],))
+        maps = []
+        for frame, s in zip(frames, sig):
+            m = nlf_map(frame, self._nlf)
+            rms = float(np.sqrt(np.mean(m * m)))
+            maps.append(m * (float(s) / rms) if rms > 0 else np.full_like(m, float(s)))
+        return self._engine.infer(frames, np.stack(maps).astype(np.float32), prev)
+
+    def close(self) -> None:
+        self._engine.close()

@@ -1,0 +1,131 @@
+"""Camera calibration's measurement and profile files (models/calibrate.py), on tiny data."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models import create_model
+from models.calibrate import (
+    CalibrationError,
+    NlfAccumulator,
+    Profile,
+    list_profiles,
+    load_profile,
+    measure_clip,
+    measure_pairs,
+    nlf_map,
+    save_profile,
+    still_segments,
+)
+from models.data import read_rgb
+from models.noise import camera_isp, sample_isp
+
+PHOTO = Path(__file__).resolve().parents[1] / "data" / "astronaut_crop.png"
+
+
+def still_clip(n: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(clean (H, W, 3), noisy (n, H, W, 3)) uint8: one still photo through one replayed
+    camera (no JPEG), fresh noise per frame (``seed``; the camera is always the same)."""
+    clean = read_rgb(PHOTO)[:96, :128]
+    cam = sample_isp(torch.Generator().manual_seed(0), shot=(4e-3, 4e-3))
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(clean).permute(2, 0, 1).float().div(255)[None].expand(n, -1, -1, -1).contiguous()
+    noisy, _ = camera_isp(x, gen, jpeg_share=0.0, cams=[cam] * n)
+    return clean, (noisy * 255).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def test_nlf_from_a_still_clip_matches_the_truth() -> None:
+    clean, frames = still_clip()
+    m = measure_clip(frames, "synthetic")
+    # the truth: the same frames' spread around the pipeline's expected output (200 frames'
+    # mean; the replayed pipeline's noise is not zero-mean around the clean photo)
+    expected = still_clip(200, seed=5)[1].astype(np.float64).mean(0)
+    truth = NlfAccumulator()
+    for f in frames:
+        truth.add(clean, f.astype(np.float32) - expected)
+    t = truth.result().array()
+    got = m.nlf.array()
+    both = np.isfinite(t) & np.isfinite(got)
+    assert both.sum() >= 12
+    rel = np.abs(got[both] - t[both]) / t[both]
+    assert np.median(rel) < 0.03 and rel.max() < 0.12, rel  # the issue asks within 10 %
+    assert abs(m.nlf.level() - truth.result().level()) / truth.result().level() < 0.03
+    assert m.correlation["lag1"] > 0.2  # demosaicked camera noise is spatially correlated
+    assert m.used == len(frames) and len(m.samples) >= 4
+
+
+def test_still_segments_and_bad_clips() -> None:
+    _clean, frames = still_clip(16)
+    moved = np.roll(frames, 9, axis=2)  # the camera jumps after 10 frames
+    clip = np.concatenate([frames[:10], moved[10:]])
+    segs = still_segments(clip, min_len=5)
+    assert [(a, b) for a, b, _ in segs] == [(0, 10), (10, 16)]
+    assert all(mask.mean() > 0.8 for *_, mask in segs)
+    rng = np.random.default_rng(0)
+    with pytest.raises(CalibrationError, match="no still part"):
+        measure_clip(np.stack([np.roll(frames[i], 7 * i, axis=1) for i in range(16)])
+                     + rng.integers(0, 2, (16, 1, 1, 1), dtype=np.uint8) * 60, "moving")
+    with pytest.raises(CalibrationError, match="at least 8"):
+        measure_clip(frames[:3], "short")
+
+
+def test_pairs_and_nlf_map(tmp_path: Path) -> None:
+    clean, frames = still_clip(2)
+    import cv2
+
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(tmp_path / f"Cam_x_scene_{i}_real.png"), f[..., ::-1])
+        cv2.imwrite(str(tmp_path / f"Cam_x_scene_{i}_mean.png"), clean[..., ::-1])
+    from models.data import pair_paths
+
+    m = measure_pairs(pair_paths(tmp_path), str(tmp_path))
+    assert m.used == 2 and m.kind == "pairs"
+    level = nlf_map(frames[0], m.nlf)
+    assert level.shape == frames[0].shape[:2] and level.dtype == np.float32
+    rms = float(np.sqrt((level ** 2).mean()))
+    assert abs(rms - m.nlf.level()) / m.nlf.level() < 0.25
+
+
+def make_profile(name: str = "cam") -> Profile:
+    _clean, frames = still_clip(12)
+    m = measure_clip(frames, "synthetic")
+    return Profile(name=name, model="fast", base_hash="0" * 16, source="synthetic", kind="clip",
+                   used=m.used, data_hash=m.data_hash, nlf=m.nlf, correlation=m.correlation,
+                   size=m.size, gains={"seen_base": 30.0, "seen_tuned_estimate": 31.0})
+
+
+def test_profile_round_trip(tmp_path: Path) -> None:
+    p = make_profile()
+    state = create_model("fast").state_dict()
+    folder = save_profile(p, state, {"model": "fast"}, root=tmp_path)
+    assert sorted(x.name for x in folder.iterdir()) == ["noise.png", "profile.json", "weights.safetensors"]
+    back = load_profile("cam", root=tmp_path)
+    assert back.to_json() == p.to_json()
+    net = create_model("fast", weights=back.weights)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), state.values()))
+    assert [q.name for q in list_profiles(tmp_path)] == ["cam"]
+    assert math.isfinite(back.nlf.level())
+
+
+def test_failed_save_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = make_profile()
+    state = create_model("fast").state_dict()
+    save_profile(p, state, {}, root=tmp_path)
+    before = (tmp_path / "cam" / "profile.json").read_text()
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("models.calibrate.plot_nlf", broken)
+    p2 = make_profile()
+    p2.gains = {"seen_base": 1.0}
+    with pytest.raises(OSError):
+        save_profile(p2, state, {}, root=tmp_path)
+    assert [x.name for x in tmp_path.iterdir()] == ["cam"]  # no temporary folder left
+    assert (tmp_path / "cam" / "profile.json").read_text() == before
+    with pytest.raises(CalibrationError, match="no profile 'other'"):
+        load_profile("other", root=tmp_path)
