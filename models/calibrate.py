@@ -231,7 +231,10 @@ def measure_clip(frames: np.ndarray, source: str, min_len: int = 8,
     for start, end, mask in segments:
         seg = frames[start:end]
         n = end - start
-        mean = seg.astype(np.float32).mean(0)
+        mean = np.zeros(seg.shape[1:], np.float64)
+        for f in seg:  # frame by frame: a float copy of a whole 20 s clip would not fit
+            mean += f
+        mean = (mean / n).astype(np.float32)
         scale = np.sqrt(n / (n - 1))
         ref = np.clip(np.round(mean), 0, 255).astype(np.uint8)
         for k in range(n):
@@ -320,7 +323,8 @@ def save_profile(profile: Profile, state: dict, metadata: dict[str, str],
         meta = {**metadata, "profile": json.dumps(profile.to_json())}
         save_file({k: v.detach().float().contiguous().cpu() for k, v in state.items()},
                   str(tmp / "weights.safetensors"), metadata=meta)
-        cv2.imwrite(str(tmp / "noise.png"), plot_nlf(profile.nlf, f"{profile.name}: {profile.source}"))
+        cv2.imwrite(str(tmp / "noise.png"), plot_nlf(profile.nlf, f"{profile.name} ({profile.kind}, {profile.used} used): "
+                                                        f"level {profile.nlf.level():.2f}"))
         (tmp / "profile.json").write_text(json.dumps(profile.to_json(), indent=1) + "\n")
         tmp.chmod(0o755)  # mkdtemp makes it private; a profile is an ordinary folder
         old = None

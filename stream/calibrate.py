@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=number_arg(0, 600, low_open=True), default=20.0,
                    help="how much of the clip or camera to read (default 20)")
     p.add_argument("--model", default="fast", help="the model to tune (default fast)")
-    p.add_argument("--steps", type=number_arg(0, 1_000_000, integer=True), default=1000,
-                   help="fine-tune steps (default 1000; 0 measures only)")
+    p.add_argument("--steps", type=number_arg(0, 1_000_000, integer=True), default=1500,
+                   help="fine-tune steps (default 1500)")
     p.add_argument("--threads", type=number_arg(1, 256, integer=True), default=1)
     p.add_argument("-y", "--overwrite", action="store_true", help="replace a profile of that name")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -194,7 +194,7 @@ def calibrate(args: argparse.Namespace, argv: list[str]) -> int:
 
     t0 = time.perf_counter()
     try:
-        tuned, info = finetune(base, items, replay, cfg, on_step)
+        tuned, info = finetune(base, items, replay, m.nlf, cfg, on_step)
     finally:
         if bar is not None:
             bar.close()
