@@ -264,7 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     if pkg_log.getEffectiveLevel() > logging.INFO:
         pkg_log.setLevel(logging.INFO)
     try:
-        return _train(args, argv)
+        # explicit: an in-process caller may have turned gradients off globally (``models
+        # eval`` does, and the lab tests run it in the same process before this)
+        with torch.enable_grad():
+            return _train(args, argv)
     finally:
         pkg_log.removeHandler(handler)
         handler.close()
