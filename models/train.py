@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--init", type=Path, default=None, help="start from these weights (.safetensors)")
+    p.add_argument("--low", type=float, default=NoiseMix.low,
+                   help="share of Gaussian samples with sigma 0..5 (a quarter of them clean)")
     return p
 
 
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     sampler = PatchSampler(train_paths, dev, seed=args.seed)
     val_imgs = [torch.from_numpy(read_rgb(p)[:256, :256]).permute(2, 0, 1).float().div(255).to(dev) for p in val_paths]
     gen = torch.Generator().manual_seed(args.seed + 1)
-    mix = NoiseMix()
+    mix = NoiseMix(low=args.low)
 
     model = spec.build().to(dev).train()
     if cuda:
