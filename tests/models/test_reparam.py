@@ -33,6 +33,12 @@ def train_briefly(net: torch.nn.Module, steps: int = 8) -> torch.nn.Module:
     gen = torch.Generator().manual_seed(1)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
     net.train()
+    with torch.enable_grad():  # some commands run in-process turn grad off globally
+        _steps(net, opt, gen, steps)
+    return net.eval()
+
+
+def _steps(net: torch.nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, steps: int) -> None:
     for _ in range(steps):
         clean = torch.rand(4, 3, 32, 32, generator=gen)
         noisy = clean + torch.randn(clean.shape, generator=gen) * 0.1
@@ -40,7 +46,6 @@ def train_briefly(net: torch.nn.Module, steps: int = 8) -> torch.nn.Module:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return net.eval()
 
 
 @pytest.mark.parametrize("bn", [True, False])
