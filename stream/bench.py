@@ -5,6 +5,9 @@ Makes an H.264 input per size from the bundled sample (scaled), runs the same pi
 end to end plus the busy time per frame of each stage: decode (reader thread: demux, decode,
 YUV->RGB), denoise (processor: noise estimate + engine + temporal stage), encode (writer: RGB->YUV, x264, mux).
 Stages run in parallel threads, so fps can beat 1000 / the sum of the stages.
+
+``python -m stream.bench --compare``: quality and speed beside FFmpeg's filters
+(``stream.compare``).
 """
 from __future__ import annotations
 
@@ -69,6 +72,11 @@ def run_one(engine: Any, width: int, height: int, frames: int, options: RunOptio
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--compare" in argv:
+        from .compare import main as compare_main
+
+        return compare_main([a for a in argv if a != "--compare"])
     p = argparse.ArgumentParser(prog="python -m stream.bench", description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="480p,1080p",
                    help=f"comma-separated, from {', '.join(SIZES)} or WxH (default 480p,1080p)")
@@ -84,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                         "counts as denoise")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log messages")
+    p.add_argument("--compare", action="store_true",
+                   help="tiers vs FFmpeg filters: PSNR, SSIM, flicker, fps (--compare --help)")
     args = p.parse_args(argv)
     configure_logging(args.verbose)
 
