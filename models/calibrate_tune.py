@@ -160,7 +160,15 @@ def finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.T
              nlf: Nlf, cfg: TuneConfig, on_step: Callable[[int, float], None] | None = None
              ) -> tuple[torch.nn.Module, dict[str, float]]:
     """Tune a copy of ``model`` (the original stays as the distillation teacher); returns the
-    tuned model (eval mode) and {steps, minutes, loss}."""
+    tuned model (eval mode) and {steps, minutes, loss}.  Gradients are on whatever the caller
+    left (``models.evaluate.main`` turns them off for the whole process)."""
+    with torch.enable_grad():
+        return _finetune(model, items, replay, nlf, cfg, on_step)
+
+
+def _finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.Tensor],
+              nlf: Nlf, cfg: TuneConfig, on_step: Callable[[int, float], None] | None
+              ) -> tuple[torch.nn.Module, dict[str, float]]:
     import copy
 
     from .train import NoiseMix, noisy_batch
