@@ -224,9 +224,13 @@ def record(report: dict, names: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with torch.no_grad():  # not set_grad_enabled(False): an in-process caller keeps its gradients
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    torch.set_grad_enabled(False)
     try:
         models = {n: create_model(n) for n in args.model.split(",")}
         sigmas = [float(s) for s in args.sigma.split(",") if s]
