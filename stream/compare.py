@@ -264,11 +264,18 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
             cv2.line(img, (L, y), (W - R, y), (0, 0, 255), 1)
             cv2.putText(img, "noisy input", (W - R - 95, y - 5), font, 0.45, (0, 0, 255), 1)
         cv2.rectangle(img, (L, T), (W - R, H - B), (0, 0, 0), 1)
-        for r in mine:
+        placed: list[tuple[int, int, int]] = []  # labels drawn: (left, right, baseline)
+        for r in sorted(mine, key=lambda r: -r["psnr"]):
             colour = (200, 80, 0) if r["kind"] == "tier" else (0, 120, 0)
             x, y = xy(r["fps"], r["psnr"])
             cv2.circle(img, (x, y), 6 if r["kind"] == "tier" else 4, colour, -1, cv2.LINE_AA)
-            cv2.putText(img, r["method"], (x + 8, y - 6), font, 0.5, colour, 1, cv2.LINE_AA)
+            width = cv2.getTextSize(r["method"], font, 0.5, 1)[0][0]
+            left = x + 8 if x + 8 + width < W - R else x - 8 - width  # keep it inside
+            base = y - 6
+            while any(a < left + width and left < b and abs(base - c) < 14 for a, b, c in placed):
+                base += 14  # below a label it would overlap
+            placed.append((left, left + width, base))
+            cv2.putText(img, r["method"], (left, base), font, 0.5, colour, 1, cv2.LINE_AA)
         cv2.putText(img, f"sigma {sigma:g}: PSNR (dB) vs fps (denoising alone, log)", (L, T - 15),
                     font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(img, "blue: this project (tiers)   green: FFmpeg filters (best setting)",
