@@ -250,6 +250,10 @@ GRAIN_NR = (0.5, 0.0, 0.7, 0.7, 1.5)  # share of the grain blurred away, blur st
 SHARPEN = (0.25, 0.2, 0.8)  # unsharp-mask amount
 
 
+def _lerp(lo: float, hi: float, t: float) -> float:
+    return lo + t * (hi - lo)
+
+
 def sample_isp(gen: torch.Generator, shot: tuple[float, float] = _SHOT) -> IspCamera:
     """Draw a camera (see ``IspCamera``) from the ranges above and Brooks et al.'s."""
     u = torch.rand(12, generator=gen).tolist()
@@ -257,13 +261,12 @@ def sample_isp(gen: torch.Generator, shot: tuple[float, float] = _SHOT) -> IspCa
     bright = max(0.5, 0.8 + 0.1 * float(torch.randn(1, generator=gen)))
     log_shot = math.log(shot[0]) + u[3] * (math.log(shot[1]) - math.log(shot[0]))
     log_read = 2.18 * log_shot + 1.2 + 0.26 * float(torch.randn(1, generator=gen))
-    lerp = lambda lo, hi, t: lo + t * (hi - lo)  # noqa: E731
     return IspCamera(
-        ccm=ccm, red_gain=lerp(*_RED_GAIN, u[1]), blue_gain=lerp(*_BLUE_GAIN, u[2]), bright=bright,
+        ccm=ccm, red_gain=_lerp(*_RED_GAIN, u[1]), blue_gain=_lerp(*_BLUE_GAIN, u[2]), bright=bright,
         shot=math.exp(log_shot), read=math.exp(log_read), tone=u[0] < 0.5, edge_aware=u[4] < 0.5,
-        chroma_nr=lerp(*CHROMA_NR[1:], u[6]) if u[5] < CHROMA_NR[0] else 0.0,
-        grain_nr=lerp(*GRAIN_NR[1:3], u[8]) if u[7] < GRAIN_NR[0] else 0.0, grain_nr_px=lerp(*GRAIN_NR[3:], u[11]),
-        sharpen=lerp(*SHARPEN[1:], u[10]) if u[9] < SHARPEN[0] else 0.0,
+        chroma_nr=_lerp(*CHROMA_NR[1:], u[6]) if u[5] < CHROMA_NR[0] else 0.0,
+        grain_nr=_lerp(*GRAIN_NR[1:3], u[8]) if u[7] < GRAIN_NR[0] else 0.0, grain_nr_px=_lerp(*GRAIN_NR[3:], u[11]),
+        sharpen=_lerp(*SHARPEN[1:], u[10]) if u[9] < SHARPEN[0] else 0.0,
     )
 
 

@@ -12,7 +12,6 @@ always handed out folded: ``create_model`` folds training-form weights at load t
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -153,8 +152,3 @@ def create_model(name: str, pretrained: bool = True, weights: str | Path | None 
         model = model.eval().fold()
     return model.eval()
 
-
-def measured(name: str) -> dict[str, object]:
-    """Measured results stored with the weights (PSNR table etc.), parsed from JSON."""
-    meta = load_metadata(name)
-    return json.loads(meta.get("results", "{}"))

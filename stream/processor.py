@@ -43,7 +43,7 @@ def default_estimator(model: str | None = None) -> Callable[[np.ndarray], float]
     return estimator_for(model)
 
 
-def load_temporal(mode: str, device: str | None = None) -> Callable[[], TemporalStage] | None:
+def load_temporal(mode: str, device: str = "cpu") -> Callable[[], TemporalStage] | None:
     """The factory for ``--temporal MODE`` (None for ``off``); ``device``: where the smoothing
     runs (``stream.session`` passes the engine's)."""
     if mode not in TEMPORAL_MODES + PLANNED_MODES:

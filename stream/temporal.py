@@ -22,7 +22,7 @@
 - ``off``: frame by frame.
 
 ``plan(model, mode)`` turns the options into (model to run, smoothing mode);
-``create_stage(mode)`` makes a fresh Frame -> Frame smoothing stage for one sequence.
+``create_stage(mode, device)`` makes a fresh Frame -> Frame smoothing stage for one sequence.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def _released(name: str) -> str | None:
 
     meta = models.load_metadata(name)
     after = meta.get("temporal_auto")
-    if meta.get("status") == "untrained placeholder" or after not in ("yes", "off", *SMOOTHING):
+    if after not in ("yes", "off", *SMOOTHING):
         return None
     return "off" if after == "yes" else after
 
@@ -123,15 +123,7 @@ class SmoothingStage:
         return dataclasses.replace(frame, image=out)
 
 
-def _default_device() -> str:
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except Exception:  # noqa: BLE001
-        return "cpu"
-
-
-def create_stage(mode: str, device: str | None = None) -> SmoothingStage:
-    """A fresh smoothing stage for one sequence (``auto``: the still-camera aware filter)."""
-    return SmoothingStage(mode, device or _default_device())
+def create_stage(mode: str, device: str) -> SmoothingStage:
+    """A fresh smoothing stage for one sequence (``auto``: the still-camera aware filter), on
+    ``device`` (``stream.session`` passes the engine's)."""
+    return SmoothingStage(mode, device)
