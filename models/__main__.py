@@ -1,4 +1,4 @@
-"""``python -m models train|eval|list|eval-video``."""
+"""``python -m models train|eval|list|eval-video|...``: the lab's commands (``models.lab``) and ``list``."""
 from __future__ import annotations
 
 import sys
@@ -6,9 +6,9 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": "train", "eval": "evaluate", "list": "listing", "eval-video": "eval_video",
-                "noise-fit": "noise_fit", "explain": "explain", "train-estimator": "train_estimator",
-                "eval-downstream": "eval_downstream"}
+    commands = {"train": "lab.train", "eval": "lab.evaluate", "list": "listing", "eval-video": "lab.eval_video",
+                "noise-fit": "lab.noise_fit", "explain": "lab.explain", "train-estimator": "lab.train_estimator",
+                "eval-downstream": "lab.eval_downstream"}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m models {{{','.join(commands)}}} ...", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ beside synthetic pairs, and CLAIO's continual restoration: replay plus distillat
   takes both and the better one can be chosen after; most of them (``transplant``) carry the
   camera's noise moved onto other photos (``transplant_crops``), so the tune learns the
   noise and not the few scenes it was measured on;
-- replayed synthetic pairs (``models.train.noisy_batch`` with its ``NoiseMix``) on clean
+- replayed synthetic pairs (``models.lab.train.noisy_batch`` with its ``NoiseMix``) on clean
   photos (CBSD432 when ../shared/data is there, else the camera's own references): L1 to
   the clean crop;
 - distillation: L1 between the tuned and the original model's outputs on those synthetic
@@ -161,7 +161,7 @@ def finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.T
              ) -> tuple[torch.nn.Module, dict[str, float]]:
     """Tune a copy of ``model`` (the original stays as the distillation teacher); returns the
     tuned model (eval mode) and {steps, minutes, loss}.  Gradients are on whatever the caller
-    left (``models.evaluate.main`` turns them off for the whole process)."""
+    left (an in-process caller may have turned them off)."""
     with torch.enable_grad():
         return _finetune(model, items, replay, nlf, cfg, on_step)
 
@@ -171,7 +171,7 @@ def _finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.
               ) -> tuple[torch.nn.Module, dict[str, float]]:
     import copy
 
-    from .train import NoiseMix, noisy_batch
+    from .lab.train import NoiseMix, noisy_batch
 
     teacher = copy.deepcopy(model).eval()
     for p in teacher.parameters():
@@ -231,7 +231,7 @@ def _masked_psnr(a: torch.Tensor, b: torch.Tensor, mask: np.ndarray | None) -> f
 def gains(base: torch.nn.Module, tuned: torch.nn.Module, items: list[Prepared], limit: int = 8) -> dict[str, float]:
     """Mean PSNR on (up to ``limit`` of) the calibration's own images, which the tune has seen:
     noisy, the original model on the blind estimate, the tuned one on the estimate and on the
-    NLF map; held-out numbers come from ``models.calibrate_eval``."""
+    NLF map; held-out numbers come from ``models.lab.calibrate_eval``."""
     rows: dict[str, list[float]] = {"noisy": [], "base": [], "tuned_estimate": [], "tuned_nlf": []}
     step = max(1, len(items) // limit)
     for it in items[::step][:limit]:

@@ -2,7 +2,7 @@
 
 The PCA estimator (``models.estimate``) measures the finest-grained part of the noise and needs
 a hand-set correction for the coarse, colour-correlated noise of real cameras.  This small CNN
-is trained on exactly the noise synthesis the denoisers are trained on (``models.train``'s mix:
+is trained on exactly the noise synthesis the denoisers are trained on (``models.lab.train``'s mix:
 white, clipped, camera and replayed-camera-pipeline noise) to predict the noise map those
 denoisers are given, so its reading is, by construction, the level they expect.
 

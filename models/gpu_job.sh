@@ -20,7 +20,7 @@ $PY -c "import torch, cv2, safetensors; print('torch', torch.__version__, 'cv2',
 R=/tmp/runs; mkdir -p $R
 $PY -m models train --model base --device $DEV --minutes "$MIN" --batch 32 --data .gpudata --out $R/base > $R/base.log 2>&1 &
 $PY -m models train --model fast --device $DEV --minutes "$MIN" --batch 64 --data .gpudata --out $R/fast > $R/fast.log 2>&1 &
-$PY -m models.train_temporal --model base-temporal --device $DEV --minutes "$MIN" --lr 1e-3 --data .gpudata --out $R/base-temporal > $R/temporal.log 2>&1 &
+$PY -m models.lab.train_temporal --model base-temporal --device $DEV --minutes "$MIN" --lr 1e-3 --data .gpudata --out $R/base-temporal > $R/temporal.log 2>&1 &
 wait
 # Candidates go to $OUT only: shipping one means measuring it against the shipped weights first
 # (README), never overwriting them here.

@@ -1,7 +1,7 @@
 """Registered denoisers: a small factory per variant, its shipped weights and their metadata.
 
 Weights ship as ``models/weights/<name>.safetensors``; their safetensors metadata holds the
-training command, data list hash, steps and measured PSNR (see ``models.train``).  Set
+training command, data list hash, steps and measured PSNR (see ``models.lab.train``).  Set
 ``DENOISE_WEIGHTS_DIR`` to read ``<name>.safetensors`` from another folder instead (a training
 run's output, to evaluate or benchmark it through the product's code; no fallback).
 

@@ -16,7 +16,7 @@ leaves less noise than assumed is not blurred across motion.  A frame where most
 twin) tests motion on the *noisy input* instead, at half resolution, and averages long where
 the camera is still; see its docstring.
 
-Shared by ``stream.temporal`` (the pipeline stage) and ``models.eval_video`` (measurement),
+Shared by ``stream.temporal`` (the pipeline stage) and ``models.lab.eval_video`` (measurement),
 since ``models`` may not import ``stream``.  Torch tensors (CPU or CUDA) go through torch ops;
 numpy frames through the same math in OpenCV, which is about 5x faster on a CPU (a 640x360
 frame in a few ms, against about 30 ms single-threaded in torch) -- it matters on the live path.

@@ -1,7 +1,7 @@
 """``python -m stream.bench --compare``: this project's tiers beside FFmpeg's denoising filters.
 
 The clip (default: the bundled sample, first ``--frames`` frames) gets seeded white Gaussian
-noise of std sigma per ``--sigma`` (rounded and clipped to 8 bits; ``models.eval_video``'s
+noise of std sigma per ``--sigma`` (rounded and clipped to 8 bits; ``models.lab.eval_video``'s
 ``add_noise``), and the same noisy frames go to every method:
 
 - each tier (``--models``, default ``fast,base``) through the product's engine
@@ -11,7 +11,7 @@ noise of std sigma per ``--sigma`` (rounded and clipped to 8 bits; ``models.eval
   its setting named.  FFmpeg converts to a pixel format the filter takes (planar RGB where it
   can, else YUV) and back; no ``ffmpeg``: the filters are skipped with a note.
 
-Scores (``models.eval_video.score``): mean PSNR and SSIM against the clean frames, and flicker
+Scores (``models.lab.eval_video.score``): mean PSNR and SSIM against the clean frames, and flicker
 (mean |(out_t - out_t-1) - (clean_t - clean_t-1)| in 8-bit levels).  fps is the denoising alone:
 for a tier the engine loop (after a warm-up frame); for a filter, the wall time of a null-output
 run of the noisy frames looped to at least ``MIN_TIMED_S`` seconds, minus the same run without
@@ -145,7 +145,7 @@ def compare(clean: list[np.ndarray], sigmas: list[float], models: list[str],
             device: str = "auto", seed: int = 0,
             progress: Callable[[str], None] = lambda _: None) -> list[dict[str, Any]]:
     """One row per (sigma, method): method, kind, setting, psnr, ssim, flicker, fps."""
-    from models.eval_video import add_noise, score
+    from models.lab.eval_video import add_noise, score
 
     h, w = clean[0].shape[:2]
     rows: list[dict[str, Any]] = []

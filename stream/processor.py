@@ -117,7 +117,7 @@ class Processor:
 
     def noise_level(self, image: np.ndarray) -> float:
         """The noise level given to the model: fixed or estimated, times ``strength``, capped
-        at 75, the top of the range every shipped model was trained on (models/train.py):
+        at 75, the top of the range every shipped model was trained on (models/lab/train.py):
         above it a network's output is untested (at 1e6 it was black)."""
         trained_max = 75.0
         if self.sigma is not None:

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.eval_downstream import Detectors, iou, main, matches
+from models.lab.eval_downstream import Detectors, iou, main, matches
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, moving_scene
 
-from models.eval_video import add_noise, flicker, main
+from models.lab.eval_video import add_noise, flicker, main
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_eval_video_errors(frames_dir, tmp_path, capsys):
 
 
 def test_models_does_not_import_stream():
-    code = ("import sys, models.eval_video, models.temporal_filter, models.train_temporal; "
+    code = ("import sys, models.lab.eval_video, models.temporal_filter, models.lab.train_temporal; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('stream', 'engines')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.strip()
@@ -80,7 +80,7 @@ def test_models_does_not_import_stream():
 
 
 def test_frames_from_a_video_file(data_dir):
-    from models.eval_video import load_frames
+    from models.lab.eval_video import load_frames
 
     frames = load_frames(data_dir / "video" / "carphone_pristine.mp4", limit=3, start=2)
     assert len(frames) == 3 and frames[0].shape == (144, 176, 3) and frames[0].dtype == np.uint8
@@ -90,7 +90,7 @@ def test_frames_from_a_video_file(data_dir):
 def test_suite_of_moving_and_still_cameras(data_dir, tmp_path, capsys):
     """``--suite`` measures both kinds of camera; the still-camera clip made from photos is
     deterministic, and the ``auto`` smoothing gains most where the camera is still."""
-    from models.eval_video import SUITE, still_clip
+    from models.lab.eval_video import SUITE, still_clip
 
     assert {c[0] for c in SUITE} == {"bus", "bikes", "carphone", "still"}
     a, b = still_clip(data_dir, 4), still_clip(data_dir, 4)

@@ -10,7 +10,7 @@ import torch
 from models import create_model, get_spec, load_metadata, model_names
 from models.arch import count_macs
 from models.data import read_rgb
-from models.evaluate import add_noise, denoise
+from models.lab.evaluate import add_noise, denoise
 from models.metrics import psnr
 
 PHOTOS = sorted((Path(__file__).resolve().parents[1] / "data").glob("*.png"))

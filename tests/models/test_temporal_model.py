@@ -11,14 +11,14 @@ import pytest
 import torch
 
 import models
-from models.temporal_data import (
+from models.lab.temporal_data import (
     DAVIS_VAL_START,
     MotionConfig,
     SequenceSource,
     _affine_grid,
     add_noise,
 )
-from models.train_temporal import init_from_per_frame, main, unroll
+from models.lab.train_temporal import init_from_per_frame, main, unroll
 
 
 def _write(path: Path, img: np.ndarray) -> None:
@@ -165,7 +165,7 @@ def test_training_smoke_and_resume(tiny_data, tmp_path):
         m = f.metadata()
         keys = set(f.keys())
     assert m["steps"] == "2" and m["status"] == "trained"
-    assert "python -m models.train_temporal" in m["command"] and "--steps 2" in m["command"]
+    assert "python -m models.lab.train_temporal" in m["command"] and "--steps 2" in m["command"]
     assert "bsds500/train/0.jpg" in json.loads(m["data"])
     assert keys == set(models.get_spec("base-temporal").build().state_dict())
     assert main([*common, "--steps", "4"]) == 0  # resumes from the checkpoint
@@ -204,11 +204,11 @@ def test_fast_twin_follows_fast_config():
 
 
 def test_release_records_device_results_and_auto(tmp_path):
-    from models.train_temporal import release, save_weights
+    from models.lab.train_temporal import release, save_weights
 
     net = models.get_spec("fast-temporal").build()
     run = tmp_path / "run.safetensors"
-    save_weights(net, run, {"status": "trained", "command": "python -m models.train_temporal x",
+    save_weights(net, run, {"status": "trained", "command": "python -m models.lab.train_temporal x",
                             "steps": "7"})
     suite = tmp_path / "suite.json"
     suite.write_text(json.dumps({"clips": [{"frames": "bus", "rows": []}]}))

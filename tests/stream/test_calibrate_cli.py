@@ -1,7 +1,7 @@
 """``python -m stream calibrate``, ``profiles`` and ``--profile`` end to end, on tiny data.
 
 The fine-tune runs a few steps only (what is tested is the path, the files and the errors;
-the gains are measured by ``python -m models.calibrate_eval``), its replay uses the
+the gains are measured by ``python -m models.lab.calibrate_eval``), its replay uses the
 calibration's own references instead of CBSD432 and the forgetting check is skipped, so
 nothing here needs ../shared.
 """

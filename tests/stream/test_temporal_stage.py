@@ -208,7 +208,7 @@ def test_unknown_mode():
 
 def test_eval_video_measures_the_same_smoothing():
     """``models eval-video`` runs exactly the math of the stream stage."""
-    from models.eval_video import smooth
+    from models.lab.eval_video import smooth
 
     clean, _ = object_scene(6)
     noisy = residual_noise(clean)
@@ -379,7 +379,7 @@ def test_auto_rejects_a_noisy_input_of_another_size():
 
 
 def test_eval_video_measures_the_same_auto_smoothing():
-    from models.eval_video import smooth
+    from models.lab.eval_video import smooth
 
     clean, _ = object_scene(6)
     pairs = product(clean)

@@ -29,12 +29,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import noise
-from .data import DEFAULT_DATA, PatchSampler, list_digest, read_rgb, split_paths
-from .metrics import psnr
-from .registry import get_spec
+from .. import noise
+from ..data import DEFAULT_DATA, PatchSampler, list_digest, read_rgb, split_paths
+from ..metrics import psnr
+from ..registry import get_spec
 
-log = logging.getLogger("models.train")
+log = logging.getLogger("models.lab.train")
 
 
 @dataclass
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.init:
         from safetensors.torch import load_file
 
-        from .arch import load_compatible
+        from ..arch import load_compatible
 
         grown = load_compatible(model, load_file(str(args.init)))
         if grown:

@@ -1,7 +1,7 @@
 """Clip path of camera calibration: a 20 s 640x360 still scene from a replayed camera outside
 the training ranges, calibrated through the product, tested on other pictures of that camera.
 
-    python -m models.calibrate_clip_eval [FRAMES]        # FRAMES default 500 (20 s at 25 fps)
+    python -m models.lab.calibrate_clip_eval [FRAMES]        # FRAMES default 500 (20 s at 25 fps)
 
 The camera: ``models.noise.camera_isp`` with shot gain 5e-2 (trained 1e-4..2e-2), read 2e-3, red
 gain 2.8 (1.9..2.4), blue 1.3 (1.5..1.9), no JPEG; the scene the first DAVIS ``bus`` frame.

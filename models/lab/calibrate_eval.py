@@ -1,6 +1,6 @@
 """Measure camera calibration on real pairs, leaving scenes out, through the product.
 
-    python -m models.calibrate_eval --pairs ../shared/data/realnoise/polyu --out runs/calib \
+    python -m models.lab.calibrate_eval --pairs ../shared/data/realnoise/polyu --out runs/calib \
         --steps 1000 --json runs/calib/result.json
 
 For each camera (file name prefix) of the pairs: ``python -m stream calibrate --pairs DIR
@@ -26,11 +26,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .calibrate import camera_of
-from .data import pair_paths, read_rgb
-from .metrics import psnr
+from ..calibrate import camera_of
+from ..data import pair_paths, read_rgb
+from ..metrics import psnr
 
-log = logging.getLogger("models.calibrate_eval")
+log = logging.getLogger("models.lab.calibrate_eval")
 NLM_H = (3.0, 4.0, 5.0)  # PolyU's best h for fast's test half is 4 (README)
 
 
@@ -48,7 +48,7 @@ def product_psnr(noisy_dir: Path, out_dir: Path, clean: dict[str, np.ndarray], e
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m models.calibrate_eval", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m models.lab.calibrate_eval", description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=Path, required=True)
     p.add_argument("--out", type=Path, default=Path("runs/calib"))
     p.add_argument("--steps", type=int, default=1500)
@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     # forgetting: CBSD68 sigma 25 (standard protocol, told the level) of each tuned weights
     import torch
 
-    from . import create_model
-    from .data import DEFAULT_DATA, split_paths
+    from .. import create_model
+    from ..data import DEFAULT_DATA, split_paths
     from .evaluate import eval_synthetic
 
     torch.set_num_threads(1)

@@ -33,14 +33,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import DEFAULT_DATA, folder_paths, read_rgb
-from .metrics import psnr, ssim
-from .registry import UnknownModelError, create_model, get_spec, load_metadata, model_names
-from .temporal_filter import MODES, RecursiveFilter, StillCameraFilter
+from ..data import DEFAULT_DATA, folder_paths, read_rgb
+from ..metrics import psnr, ssim
+from ..registry import UnknownModelError, create_model, get_spec, load_metadata, model_names
+from ..temporal_filter import MODES, RecursiveFilter, StillCameraFilter
 
 SMOOTHING = ("auto", *MODES)  # auto: the still-camera aware filter (``--temporal auto``)
 
-log = logging.getLogger("models.eval_video")
+log = logging.getLogger("models.lab.eval_video")
 
 
 def load_frames(source: Path, limit: int | None = None, start: int = 0) -> list[np.ndarray]:

@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 import torch
 
-from .data import read_rgb
-from .estimate import estimator_for
+from ..data import read_rgb
+from ..estimate import estimator_for
+from ..metrics import psnr
+from ..noise import camera, camera_isp
+from ..registry import UnknownModelError, create_model
 from .evaluate import denoise
-from .metrics import psnr
-from .noise import camera, camera_isp
-from .registry import UnknownModelError, create_model
 
 
 def removed_noise_view(noisy: np.ndarray, out: np.ndarray, gain: float = 4.0) -> np.ndarray:

@@ -268,7 +268,7 @@ def add_noise(
     ``jpeg_share`` of those sequences JPEG'd at one quality for all their frames.  Their noise
     map is the sequence's mean noise std (what a steady estimate reads), capped at ``map_max``.
     """
-    from . import noise
+    from .. import noise
 
     b, t, c, h, w = clean.shape
     dev = clean.device

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import estimate_net
-from .data import DEFAULT_DATA, folder_paths, pair_paths, read_rgb, split_paths
-from .estimate import estimate, estimate_sigma, estimator_for
-from .metrics import psnr, ssim
-from .registry import UnknownModelError, create_model, get_spec
+from .. import estimate_net
+from ..data import DEFAULT_DATA, folder_paths, pair_paths, read_rgb, split_paths
+from ..estimate import estimate, estimate_sigma, estimator_for
+from ..metrics import psnr, ssim
+from ..registry import UnknownModelError, create_model, get_spec
 
 log = logging.getLogger("models.eval")
 
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def record(report: dict, names: list[str]) -> None:
     """Merge the measured table into each model's card, the file ``models list`` reads."""
-    from .registry import weights_path
+    from ..registry import weights_path
 
     for name in names:
         path = weights_path(name).with_suffix(".json")

@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-log = logging.getLogger("models.eval_downstream")
+log = logging.getLogger("models.lab.eval_downstream")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_LEVEL = 75.0  # the product caps the level it gives a model here (stream --strength)
@@ -234,7 +234,7 @@ def method_names(models: list[str], strengths: list[float], nlm_on: bool) -> lis
 
 def denoised_copies(noisy: np.ndarray, sigma: float, nets: dict[str, object], strengths: list[float],
                     nlm_on: bool) -> dict[str, np.ndarray]:
-    from .estimate import estimator_for
+    from ..estimate import estimator_for
     from .evaluate import denoise
 
     out = {"noisy": noisy}
@@ -253,7 +253,7 @@ def denoised_copies(noisy: np.ndarray, sigma: float, nets: dict[str, object], st
 
 def score(scenes: list[Scene], copies: list[dict[str, np.ndarray]], det: Detectors) -> dict[str, dict]:
     """Per method: face/person recall and precision (pooled), QR/ArUco decode rates, PSNR."""
-    from .metrics import psnr
+    from ..metrics import psnr
 
     rows: dict[str, dict] = {}
     for scene, by_method in zip(scenes, copies):
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         names = [] if args.models == "none" else [m for m in args.models.split(",") if m]
         import torch
 
-        from .registry import create_model, get_spec
+        from ..registry import create_model, get_spec
         for m in names:
             if get_spec(m).temporal:
                 raise ValueError(f"--models: {m} is a video (temporal) model; expected per-frame models")

@@ -9,7 +9,7 @@ The shipped ``base-temporal`` weights (2-core CPU, 80 minutes, from the shipped 
 The shipped ``fast-temporal`` weights (2-core CPU, 110 minutes, from ``fast`` as of commit
 690a360; not released to ``--temporal auto``, see the README):
 
-    nice -n 10 python -m models.train_temporal --model fast-temporal --device cpu --threads 1 \
+    nice -n 10 python -m models.lab.train_temporal --model fast-temporal --device cpu --threads 1 \
         --minutes 110 --batch 12 --frames 5 --patch 80 --lr 2e-4 --flicker-weight 0.5 \
         --static-prob 0.35 --clip-prob 0.3 --clips davis-bus --val-size 160 --ckpt-minutes 4 \
         --init models/weights/fast.safetensors --out /root/denoise-runs/fast-temporal
@@ -21,12 +21,12 @@ On a GPU (about 20 steps/s at the defaults on an H100; bf16 autocast, channels_l
 
 CPU smoke run (tiny patches, a few steps):
 
-    python -m models.train_temporal --model base-temporal --device cpu --smoke --out /tmp/tt
+    python -m models.lab.train_temporal --model base-temporal --device cpu --smoke --out /tmp/tt
 
 Each step unrolls ``--frames`` frames: the model sees the noisy frame, its noise map and its
 own previous output (the first frame gets none), and the loss covers every frame.  Gradients
 flow through the recurrence unless ``--detach``.  All sequences are made on the training
-device from uint8 frames loaded once (``models.temporal_data``).  The run is seeded, stops at
+device from uint8 frames loaded once (``models.lab.temporal_data``).  The run is seeded, stops at
 ``--minutes`` of wall clock (or ``--steps``), checkpoints to ``OUT/checkpoint.pt`` every
 minute and resumes from it when run again with the same ``--out``.  The result is
 ``OUT/<model>.safetensors`` with the command, data list and steps in its metadata; copy it
@@ -48,16 +48,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .registry import get_spec
+from ..registry import get_spec
 from .temporal_data import MotionConfig, SequenceSource, add_noise, val_sequences
 
-log = logging.getLogger("models.train_temporal")
+log = logging.getLogger("models.lab.train_temporal")
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m models.train_temporal", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m models.lab.train_temporal", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="base-temporal", help="a registered temporal model")
     p.add_argument("--device", default="cuda")
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoint, log, weights)")
@@ -109,7 +109,7 @@ def init_from_per_frame(model: torch.nn.Module, path: Path) -> None:
     (``models.arch.load_compatible``)."""
     from safetensors.torch import load_file
 
-    from .arch import load_compatible
+    from ..arch import load_compatible
 
     state = load_file(str(path))
     unexpected = sorted(set(state) - set(model.state_dict()))
@@ -387,7 +387,7 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
     meta = {
         "status": "trained",
         "model": args.model,
-        "command": "python -m models.train_temporal " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m models.lab.train_temporal " + shlex.join(sys.argv[1:] if argv is None else argv),
         "data": json.dumps(source.data_list),
         "data_sha256": hashlib.sha256(data_list.encode()).hexdigest(),
         "steps": str(step),
