@@ -158,9 +158,10 @@ def test_split_view_screenshot_and_divider_drag(window, tmp_path):
                             lambda img: _columns(img, RED, row).max(initial=0) > 400)
     red, blue = _columns(shot, RED, row), _columns(shot, BLUE, row)
     assert abs(red.max() - 478) <= 2 and abs(blue.min() - 481) <= 2
-    # The HUD sits in the top-left corner: darkened, with white text.
+    # The HUD sits in the top-left corner: darkened, with white text (anti-aliased: OpenCV 4
+    # draws its text dimmer and thinner than OpenCV 5, whose brightest pixels reach 255).
     hud = shot[0:50, 0:250]
-    assert (hud == 255).all(axis=2).sum() > 200 and not (hud == RED).all(axis=2).any()
+    assert (hud >= 200).all(axis=2).sum() > 200 and not (hud == RED).all(axis=2).any()
 
 
 def test_keys_reach_controls_and_q_quits(window):
