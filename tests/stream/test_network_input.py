@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 from conftest import ROOT
 
@@ -127,3 +128,13 @@ def test_udp_input_that_stops_sending_keeps_what_came(tmp_path):
     assert video["size"] == (64, 48)
     steps = [(b - a) * 25 for a, b in zip(video["times"], video["times"][1:])]
     assert all(s >= 1 and s.denominator == 1 for s in steps), video["times"]
+    # and each frame is the picture sent at its timestamp: the square repeats every 16 frames,
+    # so the best-matching clean frame (mod 16) must advance exactly as the timestamps do
+    clean = np.stack(moving_scene(16, 64, 48)).astype(np.float64)
+    best = []
+    for f in video["frames"]:
+        mse = ((clean - f.astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
+        assert 10 * np.log10(255**2 / mse.min()) > 25, mse.min()  # through two H.264 encodes
+        best.append(int(mse.argmin()))
+    ticks = [int((t - video["times"][0]) * 25) for t in video["times"]]
+    assert [(b - best[0]) % 16 for b in best] == [k % 16 for k in ticks], (best, ticks)
