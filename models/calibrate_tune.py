@@ -18,8 +18,6 @@ beside synthetic pairs, and CLAIO's continual restoration: replay plus distillat
 from __future__ import annotations
 
 import logging
-import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +27,7 @@ import torch.nn.functional as F
 
 from .calibrate import Measurement, Nlf, Sample, nlf_map
 from .metrics import psnr
+from .training import Cosine, Every, Loop
 
 log = logging.getLogger("models.calibrate")
 
@@ -159,16 +158,9 @@ def clean_crops(images: list[torch.Tensor], n: int, size: int, gen: torch.Genera
 def finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.Tensor],
              nlf: Nlf, cfg: TuneConfig, on_step: Callable[[int, float], None] | None = None
              ) -> tuple[torch.nn.Module, dict[str, float]]:
-    """Tune a copy of ``model`` (the original stays as the distillation teacher); returns the
-    tuned model (eval mode) and {steps, minutes, loss}.  Gradients are on whatever the caller
-    left (an in-process caller may have turned them off)."""
-    with torch.enable_grad():
-        return _finetune(model, items, replay, nlf, cfg, on_step)
-
-
-def _finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.Tensor],
-              nlf: Nlf, cfg: TuneConfig, on_step: Callable[[int, float], None] | None
-              ) -> tuple[torch.nn.Module, dict[str, float]]:
+    """Tune a copy of ``model`` (the original stays as the distillation teacher) in the
+    shared loop (``models.training``); returns the tuned model (eval mode) and {steps,
+    minutes, loss}."""
     import copy
 
     from .lab.train import NoiseMix, noisy_batch
@@ -181,12 +173,8 @@ def _finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     mix = NoiseMix()
-    t0 = time.perf_counter()
-    loss_avg = 0.0
-    for step in range(cfg.steps):
-        lr = cfg.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-        for g in opt.param_groups:
-            g["lr"] = max(lr, cfg.lr * 0.01)
+
+    def step_loss() -> torch.Tensor:
         x, y, m = camera_crops(items, cfg.batch - cfg.transplant, cfg.patch, cfg.nlf_share, gen)
         if cfg.transplant:
             xt, yt, mt = transplant_crops(items, replay, nlf, cfg.transplant, cfg.patch, cfg.nlf_share, gen)
@@ -201,16 +189,20 @@ def _finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.
                 with torch.no_grad():
                     target = teacher(noisy, smap)
                 loss = loss + cfg.distill * F.l1_loss(out, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        opt.step()
-        value = loss.item()
-        loss_avg = 0.98 * loss_avg + 0.02 * value if step else value
+        return loss
+
+    loss_avg = 0.0
+
+    def after_step() -> None:
+        nonlocal loss_avg
+        value = float(loop.loss)
+        loss_avg = 0.98 * loss_avg + 0.02 * value if loop.step > 1 else value
         if on_step is not None:
-            on_step(step + 1, loss_avg)
-    return student.eval(), {"steps": cfg.steps, "minutes": (time.perf_counter() - t0) / 60,
-                            "loss": loss_avg}
+            on_step(loop.step, loss_avg)
+
+    loop = Loop(student, opt, Cosine(cfg.lr, warmup=50, floor=0.01), steps=cfg.steps, log_every=None)
+    loop.run(step_loss, [(Every(steps=1), after_step)])
+    return student.eval(), {"steps": loop.step, "minutes": loop.run_minutes, "loss": loss_avg}
 
 
 def run_model(model: torch.nn.Module, noisy: torch.Tensor, smap: torch.Tensor | float) -> torch.Tensor:

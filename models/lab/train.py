@@ -19,10 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
-import shlex
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +30,7 @@ from .. import noise
 from ..data import DEFAULT_DATA, PatchSampler, list_digest, read_rgb, split_paths
 from ..metrics import psnr
 from ..registry import get_spec
+from ..training import Cosine, Every, Loop, command, init_lineage, save_weights
 
 log = logging.getLogger("models.lab.train")
 
@@ -183,82 +181,42 @@ def main(argv: list[str] | None = None) -> int:
         if grown:
             log.info("init %s: extended %s (new inputs zero, gate open)", args.init, ", ".join(grown))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    step, total = 0, args.steps
-    ckpt_path = out / "checkpoint.pt"
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        step, total = ck["step"], args.steps or ck["total"]  # --steps may extend a resumed run
+    loop = Loop(model, opt, Cosine(lr, warmup=200, floor=0.005), steps=args.steps, minutes=args.minutes,
+                fix_steps=True, checkpoint=out / "checkpoint.pt", save_every=Every(steps=args.ckpt_every),
+                state=lambda: {"sampler": sampler.state(), "gen": gen.get_state()})
+    if (ck := loop.resume(dev)) is not None:
         sampler.set_state(ck["sampler"])
         gen.set_state(ck["gen"])
-        log.info("resumed from %s at step %d of %d", ckpt_path, step, total)
-    if total is None and args.minutes is None:
-        total = 20000
+    if loop.total is None and args.minutes is None:
+        loop.total = 20000
 
-    def save_ckpt() -> None:
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "total": total,
-                    "sampler": sampler.state(), "gen": gen.get_state()}, ckpt_path)
-
-    t0 = time.perf_counter()
-    step0 = step
-    rate_t, rate_step = None, 0
-    loss_sum = torch.zeros((), device=dev)
-    while total is None or step < total:
-        if total is not None:
-            progress = step / total
-            cur = lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + math.cos(math.pi * progress))
-            for g in opt.param_groups:
-                g["lr"] = max(cur, lr * 0.005)
+    def loss() -> torch.Tensor:
         clean = sampler.sample(batch, patch)
         noisy, smap = noisy_batch(clean, mix, gen)
         if cuda:
             clean, noisy, smap = (t.contiguous(memory_format=torch.channels_last) for t in (clean, noisy, smap))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
             out_img = model(noisy, smap)
-        loss = F.l1_loss(out_img.float(), clean)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        loss_sum += loss.detach()
-        if total is None:  # time budget: measure the speed over steps 20..60, then fix the total
-            if step == 20:
-                rate_t, rate_step = time.perf_counter(), step
-            elif step == 60:
-                rate = (step - rate_step) / (time.perf_counter() - rate_t)
-                total = int(rate * (args.minutes * 60 - (time.perf_counter() - t0))) + step
-                log.info("%.1f steps/s -> %d steps in %.1f min", rate, total, args.minutes)
-        if step % 100 == 0:  # reading the loss syncs the GPU: only every 100 steps
-            log.info("step %d/%s loss %.5f lr %.2e %.1f steps/s", step, total, float(loss_sum) / 100,
-                     opt.param_groups[0]["lr"], (step - step0) / (time.perf_counter() - t0))
-            loss_sum.zero_()
-        if step % args.val_every == 0:
-            log.info("step %d val PSNR (4 CBSD68 crops, sigma 25, monitoring only) %.2f dB", step, validate(model, val_imgs))
-        if step % args.ckpt_every == 0:
-            save_ckpt()
-    save_ckpt()
+        return F.l1_loss(out_img.float(), clean)
+
+    def monitor() -> None:
+        log.info("step %d val PSNR (4 CBSD68 crops, sigma 25, monitoring only) %.2f dB", loop.step,
+                 validate(model, val_imgs))
+
+    loop.run(loss, [(Every(steps=args.val_every), monitor)])
     val = validate(model, val_imgs)
-    log.info("done: %d steps in %.1f min, val PSNR %.2f dB", step, (time.perf_counter() - t0) / 60, val)
-    export_weights(model, out / f"{args.model}.safetensors", {
+    log.info("done: %d steps in %.1f min, val PSNR %.2f dB", loop.step, loop.run_minutes, val)
+    save_weights(model, out / f"{args.model}.safetensors", {
         "model": args.model,
-        "command": "python -m models train " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": command("python -m models train", argv),
         "data": f"CBSD432 ({len(train_paths)} BSDS500 images listed in splits/cbsd432.txt), sha256[:16] {list_digest(train_paths)}",
-        "steps": str(step), "batch": str(batch), "patch": str(patch), "lr": str(lr), "seed": str(args.seed),
+        "steps": str(loop.step), "batch": str(batch), "patch": str(patch), "lr": str(lr), "seed": str(args.seed),
         "device": torch.cuda.get_device_name(dev) if cuda else "cpu",
         "noise": json.dumps(mix.__dict__),
-        "train_minutes": f"{(time.perf_counter() - t0) / 60:.1f}",
+        "train_minutes": f"{loop.run_minutes:.1f}",
+        **init_lineage(args.init),
     })
     return 0
-
-
-def export_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata=metadata)
-    log.info("wrote %s", path)
 
 
 if __name__ == "__main__":

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
-import shlex
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from ..data import DEFAULT_DATA, PatchSampler, list_digest, split_paths
 from ..estimate_net import CROP, NoiseLevelNet, loss
-from .train import NoiseMix, export_weights, noisy_batch
+from ..training import Cosine, Every, Loop, command, init_lineage, save_weights
+from .train import NoiseMix, noisy_batch
 
 log = logging.getLogger("models.lab.train_estimator")
 
@@ -54,43 +52,29 @@ def main(argv: list[str] | None = None) -> int:
 
         net.load_state_dict(load_file(str(args.init)))
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    step = 0
-    ckpt = args.out / "checkpoint.pt"
-    if ckpt.exists():
-        ck = torch.load(ckpt, weights_only=False)
-        net.load_state_dict(ck["model"]), opt.load_state_dict(ck["opt"])
-        step = ck["step"]
+    loop = Loop(net, opt, Cosine(args.lr), steps=args.steps, clip=None, checkpoint=args.out / "checkpoint.pt",
+                save_every=Every(steps=1000), state=lambda: {"sampler": sampler.state(), "gen": gen.get_state()},
+                log_every=200)
+    if (ck := loop.resume()) is not None:
         sampler.set_state(ck["sampler"]), gen.set_state(ck["gen"])
-        log.info("resumed at step %d", step)
-    t0, step0, run = time.perf_counter(), step, 0.0
-    while step < args.steps:
-        for g in opt.param_groups:
-            g["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+
+    def step_loss() -> torch.Tensor:
         clean = sampler.sample(args.batch, 2 * CROP)
         noisy, smap = noisy_batch(clean, mix, gen)
         target = smap.mean(dim=(1, 2, 3))  # (B,)
         # (B, 3, 2C, 2C) -> (4B, 3, C, C): four crops per image, consecutive
         quads = noisy.unfold(2, CROP, CROP).unfold(3, CROP, CROP)  # (B, 3, 2, 2, C, C)
         quads = quads.permute(0, 2, 3, 1, 4, 5).reshape(-1, 3, CROP, CROP)
-        lv = net.pooled(quads, groups=args.batch)
-        err = loss(lv, target)
-        opt.zero_grad(set_to_none=True)
-        err.backward()
-        opt.step()
-        step += 1
-        run = 0.98 * run + 0.02 * float(err.detach())
-        if step % 200 == 0:
-            log.info("step %d/%d loss %.4f %.1f steps/s", step, args.steps, run,
-                     (step - step0) / (time.perf_counter() - t0))
-        if step % 1000 == 0 or step == args.steps:
-            torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step,
-                        "sampler": sampler.state(), "gen": gen.get_state()}, ckpt)
-    export_weights(net, args.out / "estimator.safetensors", {
+        return loss(net.pooled(quads, groups=args.batch), target)
+
+    loop.run(step_loss)
+    save_weights(net, args.out / "estimator.safetensors", {
         "model": "estimator",
-        "command": "python -m models train-estimator " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": command("python -m models train-estimator", argv),
         "data": f"CBSD432 ({len(paths)} images), sha256[:16] {list_digest(paths)}",
-        "noise": str(mix.__dict__), "steps": str(step), "batch": str(args.batch), "device": "cpu",
-        "train_minutes": f"{(time.perf_counter() - t0) / 60:.1f}",
+        "noise": str(mix.__dict__), "steps": str(loop.step), "batch": str(args.batch), "device": "cpu",
+        "train_minutes": f"{loop.run_minutes:.1f}",
+        **init_lineage(args.init),
     })
     return 0
 

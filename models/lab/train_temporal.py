@@ -38,22 +38,19 @@ import argparse
 import hashlib
 import json
 import logging
-import math
-import shlex
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data import DEFAULT_DATA
 from ..registry import get_spec
+from ..training import Cosine, Every, Loop, command, init_lineage, save_weights
 from .temporal_data import MotionConfig, SequenceSource, add_noise, val_sequences
 
 log = logging.getLogger("models.lab.train_temporal")
-
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,46 +169,6 @@ def still_val_sequences(data: Path, device: torch.device, size: int = 256,
     return (clip.permute(0, 3, 1, 2).float() / 255)[None]
 
 
-def _init_command(path: Path | None) -> str:
-    """The command that made the weights a run started from (its provenance)."""
-    if path is None:
-        return ""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    return meta.get("command", "") + (f" (then: {meta['init_command']})" if meta.get("init_command") else "")
-
-
-def _init_lineage(path: Path | None) -> dict[str, str]:
-    """What the weights a run started from are: their file hash and their own lineage."""
-    if path is None:
-        return {}
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    out = {"init_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    if meta.get("lineage"):
-        out["init_lineage"] = meta["lineage"]
-    if meta.get("results"):
-        out["init_results"] = meta["results"]
-    if meta.get("estimator"):
-        # the noise reading the product gives the model (``models.estimate.estimator_for``):
-        # the twin's noise maps follow its per-frame model's mix, so the same reading
-        out["estimator"] = meta["estimator"]
-    return out
-
-
-def save_weights(model: torch.nn.Module, path: Path, meta: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
-
-
 def release(weights: Path, suite: Path, after: str | None, device: str, out: Path) -> dict[str, str]:
     """Ship a run's weights: its metadata plus the device it ran on, the ``eval-video --suite``
     results measured for it (the JSON of ``--json``) and, when ``after`` is given, the release
@@ -291,15 +248,18 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
     model = model.to(device, memory_format=torch.channels_last).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
     gen = torch.Generator(device=device).manual_seed(args.seed)
-    step, elapsed = 0, 0.0
-    ckpt_path = args.out / "checkpoint.pt"
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        gen.set_state(ckpt["gen"].cpu())
-        step, elapsed = ckpt["step"], ckpt["elapsed"]
-        log.info("resumed from %s at step %d (%.1f min done)", ckpt_path, step, elapsed / 60)
+
+    def latest() -> None:  # the latest weights beside the checkpoint, for eval-video while it trains
+        save_weights(model, args.out / f"{args.model}-latest.safetensors",
+                     {"status": "checkpoint", "model": args.model, "steps": str(loop.step),
+                      "minutes": f"{loop.elapsed / 60:.2f}"})
+
+    loop = Loop(model, opt, Cosine(args.lr, warmup=1 if args.smoke else 100, rest=0.05),
+                steps=args.steps or None, minutes=args.minutes, checkpoint=args.out / "checkpoint.pt",
+                save_every=Every(minutes=args.ckpt_minutes), on_save=latest, log_every=args.log_every,
+                state=lambda: {"gen": gen.get_state(), "args": vars(args)})
+    if (ck := loop.resume(device)) is not None:
+        gen.set_state(ck["gen"].cpu())
 
     clips = [] if args.no_clips else [c.strip() for c in args.clips.split(",") if c.strip()]
     source = SequenceSource(args.data, device, args.photo_limit, args.clip_limit, clips=clips)
@@ -309,102 +269,61 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
                                     length=4 if args.smoke else 10)
     motion = MotionConfig(static_prob=args.static_prob, object_prob=args.object_prob,
                           clip_prob=args.clip_prob)
-    budget = args.minutes * 60
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %s: %d params; batch %d x %d frames of %d px; budget %.1f min, steps %s",
              args.model, n_params, args.batch, args.frames, args.patch, args.minutes,
              args.steps or "unbounded")
 
-    def checkpoint() -> None:
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                    "step": step, "elapsed": elapsed, "args": vars(args)}, ckpt_path.with_suffix(".tmp"))
-        ckpt_path.with_suffix(".tmp").replace(ckpt_path)
-        # the latest weights beside it, for ``eval-video --temporal-weights`` while it trains
-        save_weights(model, args.out / f"{args.model}-latest.safetensors",
-                     {"status": "checkpoint", "model": args.model, "steps": str(step),
-                      "minutes": f"{elapsed / 60:.2f}"})
-
     def validate_all() -> dict[str, float]:
         v = validate(model, val, 20.0, device, amp)
         log.info("step %d val sigma20: psnr %.3f (last frame %.3f) flicker %.3f",
-                 step, v["psnr"], v["psnr_last"], v["flicker"])
+                 loop.step, v["psnr"], v["psnr_last"], v["flicker"])
         if val_still is not None:
             vs = validate(model, val_still, 20.0, device, amp)
             log.info("step %d val still sigma20: psnr %.3f (last frame %.3f) flicker %.3f",
-                     step, vs["psnr"], vs["psnr_last"], vs["flicker"])
+                     loop.step, vs["psnr"], vs["psnr_last"], vs["flicker"])
             v.update({f"still_{k}": x for k, x in vs.items()})
         return v
 
-    v0 = validate_all()
-    t_start, last_ckpt, last_log, loss_acc, n_acc = time.perf_counter() - elapsed, time.perf_counter(), step, 0.0, 0
-    warmup = 100 if not args.smoke else 1
-    t_log = time.perf_counter()
-    while True:
-        elapsed = time.perf_counter() - t_start
-        progress = elapsed / budget
-        if args.steps:
-            progress = max(progress, step / args.steps)
-        if progress >= 1:
-            break
-        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
-        for g in opt.param_groups:
-            g["lr"] = lr
+    def step_loss() -> torch.Tensor:
         with torch.no_grad():
             clean = source.batch(args.batch, args.frames, args.patch, gen, motion)
             noisy, smap = add_noise(clean, gen, args.sigma_max, args.camera, args.isp,
                                     args.jpeg_share)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = unroll(model, noisy, smap, args.detach)
-        out = out.float()
+            out = unroll(model, noisy, smap, args.detach).float()
         loss = F.l1_loss(out, clean)
         if args.flicker_weight > 0:
             # the flicker measure itself: changes between outputs vs changes between clean frames
             loss = loss + args.flicker_weight * F.l1_loss(out[:, 1:] - out[:, :-1],
                                                           clean[:, 1:] - clean[:, :-1])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        loss_acc += loss.detach()
-        n_acc += 1
-        if step - last_log >= args.log_every:
-            now = time.perf_counter()
-            log.info("step %d loss %.5f lr %.2e %.1f steps/s (%.1f min)", step,
-                     float(loss_acc) / n_acc, lr, (step - last_log) / (now - t_log), (now - t_start) / 60)
-            last_log, loss_acc, n_acc, t_log = step, 0.0, 0, now
-        if time.perf_counter() - last_ckpt > 60 * args.ckpt_minutes:
-            elapsed = time.perf_counter() - t_start
-            validate_all()
-            checkpoint()
-            last_ckpt = time.perf_counter()
-    elapsed = time.perf_counter() - t_start
+        return loss
+
+    v0 = validate_all()
+    loop.run(step_loss, [(Every(minutes=args.ckpt_minutes), validate_all)])
     v = validate_all()
     log.info("final step %d val sigma20: psnr %.3f (last frame %.3f) flicker %.3f (start %.3f / %.3f)",
-             step, v["psnr"], v["psnr_last"], v["flicker"], v0["psnr"], v0["flicker"])
-    checkpoint()
+             loop.step, v["psnr"], v["psnr_last"], v["flicker"], v0["psnr"], v0["flicker"])
     data_list = "\n".join(source.data_list)
     meta = {
         "status": "trained",
         "model": args.model,
-        "command": "python -m models.lab.train_temporal " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": command("python -m models.lab.train_temporal", argv),
         "data": json.dumps(source.data_list),
         "data_sha256": hashlib.sha256(data_list.encode()).hexdigest(),
-        "steps": str(step),
-        "minutes": f"{elapsed / 60:.2f}",
+        "steps": str(loop.step),
+        "minutes": f"{loop.elapsed / 60:.2f}",
         "seed": str(args.seed),
-        "init": str(args.init or ""),
-        "init_command": _init_command(args.init),
+        "init": "",
+        "init_command": "",
         "noise": (f"gaussian sigma 0..{args.sigma_max:g} clipped to 8 bits; {args.camera:g} camera-like; "
                   f"{args.isp:g} camera_isp, one camera per sequence ({args.jpeg_share:g} of them "
                   "JPEG'd, one quality per sequence)"),
-        **_init_lineage(args.init),
+        **init_lineage(args.init),
         "training": json.dumps({k: str(v) for k, v in vars(args).items()}),
         "results": json.dumps({"val_davis_bus_sigma20": v, "val_at_init": v0}),
     }
-    out_path = args.out / f"{args.model}.safetensors"
-    save_weights(model, out_path, meta)
-    log.info("wrote %s (%d steps, %.1f min)", out_path, step, elapsed / 60)
+    save_weights(model, args.out / f"{args.model}.safetensors", meta)
     if device.type == "cuda":
         log.info("peak GPU memory %.2f GiB", torch.cuda.max_memory_allocated(device) / 2**30)
     return 0
