@@ -50,15 +50,17 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def check_inputs(
-    frames: Any, sigma: Any, prev: Any, temporal: bool
+    frames: Any, sigma: Any, prev: Any, temporal: bool, dtype: type = np.uint8
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Validate ``infer``'s arguments; return frames, sigma as float32 and prev (or None).
 
-    sigma comes back as (B,) or (B, H, W) float32 in 0..255 units.
+    sigma comes back as (B,) or (B, H, W) float32 in 0..255 units.  ``dtype``: the frames'
+    (float32 for ``infer_float``).
     """
-    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 \
+    if not isinstance(frames, np.ndarray) or frames.dtype != dtype or frames.ndim != 4 \
             or frames.shape[-1] != 3:
-        raise EngineError(f"frames: expected a (B, H, W, 3) uint8 array, got {_describe(frames)}")
+        raise EngineError(f"frames: expected a (B, H, W, 3) {np.dtype(dtype).name} array, "
+                          f"got {_describe(frames)}")
     b, h, w, _ = frames.shape
     if b == 0 or h == 0 or w == 0:
         raise EngineError(f"frames: expected a non-empty batch, got shape {frames.shape}")
@@ -139,6 +141,7 @@ class Engine(ABC):
     """A model loaded for one runtime/device/precision.  Use as a context manager."""
 
     name: str = "?"  # backend actually used, e.g. "torch-cpu"
+    takes_float: bool = False  # whether ``infer_float`` runs (the input is converted on the host)
 
     def __init__(self, model: str, temporal: bool, device: str, precision: str) -> None:
         self.model = model
@@ -153,6 +156,19 @@ class Engine(ABC):
             raise EngineError(f"engine {self.name} is closed")
         frames, sig, prev = check_inputs(frames, sigma, prev, self.temporal)
         return self._infer(frames, sig, prev)
+
+    def infer_float(self, frames: np.ndarray, sigma: Any) -> np.ndarray:
+        """``infer`` on (B, H, W, 3) float32 frames in 0..255, unclipped and unrounded: the
+        noisy images of the standard evaluation protocol (``python -m models eval``), which an
+        8-bit frame cannot hold.  Runtimes that convert frames on the host take them (torch on
+        the CPU, ONNX Runtime); the others raise EngineError.  No ``prev``."""
+        if not self.takes_float:
+            raise EngineError(f"engine {self.name} takes 8-bit frames only; float frames run on "
+                              "torch-cpu or onnxruntime")
+        if self.closed:
+            raise EngineError(f"engine {self.name} is closed")
+        frames, sig, _ = check_inputs(frames, sigma, None, self.temporal, np.float32)
+        return self._infer(frames, sig, None)
 
     def submit(self, frames: np.ndarray, sigma: Any, prev: np.ndarray | None = None) -> Pending:
         """Start ``infer``; ``.result()`` returns its output.  CUDA engines return at once, so

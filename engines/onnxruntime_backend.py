@@ -86,6 +86,7 @@ class OnnxRuntimeEngine(Engine):
             raise EngineError(f"onnxruntime runs fp32 or fp16 graphs, not {precision}")
         super().__init__(model, get_spec(model).temporal, device, precision)
         self.name = "onnxruntime-cuda" if cuda else "onnxruntime-cpu"
+        self.takes_float = True  # frames are converted on the host (``_fill``)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if onnx_path is None and net is not None:  # an in-memory model (tests): export privately
             self._tmp = tempfile.TemporaryDirectory(prefix="engines-")

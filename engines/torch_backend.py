@@ -73,6 +73,7 @@ class TorchEngine(Engine):
             raise EngineError("torch on CPU runs fp32 or bf16, not fp16; use --precision fp32")
         super().__init__(model, get_spec(model).temporal, device, precision)
         self.name = "torch-cuda" if cuda else "torch-cpu"
+        self.takes_float = not cuda  # CUDA stages frames in uint8 buffers
         self._threads_before: int | None = None
         if not cuda:
             # Half the cores, as for onnxruntime: with OpenMP threads spinning on 2 busy cores,

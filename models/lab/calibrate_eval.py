@@ -107,20 +107,21 @@ def main(argv: list[str] | None = None) -> int:
     best_h = max(NLM_H, key=lambda h: np.mean(nlm_scores[h]))
     report["nlm_best_h"] = best_h
     # forgetting: CBSD68 sigma 25 (standard protocol, told the level) of each tuned weights
-    import torch
+    from contextlib import ExitStack
 
-    from .. import create_model
+    from engines import open_engine
+
     from ..data import DEFAULT_DATA, split_paths
     from .evaluate import eval_synthetic
 
-    torch.set_num_threads(1)
-    nets = {"fast": create_model("fast")}
-    for cam in cameras:
-        w = out / "cache" / "denoise-stream" / "profiles" / f"polyu-{cam}" / "weights.safetensors"
-        nets[cam] = create_model("fast", weights=w)
     paths = split_paths(DEFAULT_DATA, "cbsd68")[:args.cbsd68]
-    report["cbsd68_sigma25"] = {k: v["psnr"] for k, v in
-                                eval_synthetic(nets, paths, [25.0], set(), 0)["25"].items() if k != "n"}
+    with ExitStack() as engines:
+        weights = {"fast": None} | {cam: out / "cache" / "denoise-stream" / "profiles" / f"polyu-{cam}"
+                                    / "weights.safetensors" for cam in cameras}
+        nets = {k: engines.enter_context(open_engine("fast", backend="torch", device="cpu", weights=w, threads=1))
+                for k, w in weights.items()}
+        report["cbsd68_sigma25"] = {k: v["psnr"] for k, v in
+                                    eval_synthetic(nets, paths, [25.0], set(), 0)["25"].items() if k != "n"}
     report["cbsd68_n"] = len(paths)
     print_table(report)
     if args.json:

@@ -16,9 +16,8 @@ true sigma and with its own auto reading (``estimate.estimator_for``), each time
 ``--strength`` (the level capped at 75, as the product does); OpenCV NLM at h = 0.6 sigma (about
 its best PSNR, see ../shared/data/README.md).
 
-The models run as the product's CPU engine runs them (``engines.torch_backend``: the fp32 net on
-the 8-bit frame, output rounded to 8 bits), through ``evaluate.denoise``: ``models`` may not
-import ``engines`` (dependencies point one way, tests/stream/test_import_graph.py).
+The models run through the product's engine (``engines.open_engine``, torch on the CPU: the
+fp32 net on the 8-bit frame, output rounded to 8 bits), through ``evaluate.denoise``.
 """
 from __future__ import annotations
 
@@ -28,6 +27,7 @@ import logging
 import platform
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -337,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    with ExitStack() as engines:  # closing an engine gives back the torch threads it set
+        return _main(args, engines)
+
+
+def _main(args: argparse.Namespace, engines: ExitStack) -> int:
     try:
         sigmas = _floats(args.sigma, "--sigma", 0, 255)
         strengths = _floats(args.strength, "--strength", 0, 10)
@@ -346,15 +351,15 @@ def main(argv: list[str] | None = None) -> int:
                                  f"got {getattr(args, what)}")
         paths = image_paths(args.images)
         names = [] if args.models == "none" else [m for m in args.models.split(",") if m]
-        import torch
+        from engines import open_engine
 
-        from ..registry import create_model, get_spec
+        from ..registry import get_spec
         for m in names:
             if get_spec(m).temporal:
                 raise ValueError(f"--models: {m} is a video (temporal) model; expected per-frame models")
-        torch.set_num_threads(args.threads)
-        nets = {m: create_model(m) for m in names}  # a re-parameterised model comes folded
-    except (ValueError, FileNotFoundError) as e:  # UnknownModelError is a ValueError
+        nets = {m: engines.enter_context(open_engine(m, backend="torch", device="cpu", threads=args.threads))
+                for m in names}
+    except (ValueError, FileNotFoundError) as e:  # UnknownModelError and EngineError are ValueErrors
         print(f"error: {e}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()

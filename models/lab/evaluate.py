@@ -5,6 +5,10 @@ the clean image in floating point, unclipped; the denoised output rounded to 8 b
 8-bit RGB.  OpenCV's NLM needs 8-bit input, so it gets the clipped, rounded noisy image (said in
 the table).  CBM3D gets the unclipped image.  ``--pairs`` evaluates real noisy/clean pairs with
 the noise level estimated from each noisy image (``auto``).
+
+The networks run through the product's engine (``engines.open_engine``; by default torch on the
+CPU in fp32, ``--backend``/``--device`` for another), the unclipped float input through
+``Engine.infer_float``, so the numbers are the product's.
 """
 from __future__ import annotations
 
@@ -13,27 +17,39 @@ import json
 import logging
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from engines import BACKENDS, Engine, EngineError, open_engine
+
 from .. import estimate_net
 from ..data import DEFAULT_DATA, folder_paths, pair_paths, read_rgb, split_paths
 from ..estimate import estimate, estimate_sigma, estimator_for
 from ..metrics import psnr, ssim
-from ..registry import UnknownModelError, create_model, get_spec
+from ..registry import get_spec
 
 log = logging.getLogger("models.eval")
 
 
-def denoise(model: torch.nn.Module, noisy: np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
-    """Run a model on one (H, W, 3) float 0..255 image; returns uint8."""
+def denoise(net: Engine | torch.nn.Module, noisy: np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
+    """Denoise one (H, W, 3) image (uint8, or float 0..255 unclipped) at a noise level (a
+    number or an (H, W) map, 0..255 units); returns uint8.  ``net`` is an engine (what ``models
+    eval`` runs) or a bare module (the lab's pictures and tests; the same arithmetic as the
+    torch engine's)."""
+    if isinstance(net, Engine):
+        sig = np.asarray(sigma, dtype=np.float32)
+        sig = sig[None] if sig.ndim == 2 else sig.reshape(1)
+        if noisy.dtype == np.uint8:
+            return net.infer(noisy[None], sig)[0]
+        return net.infer_float(np.ascontiguousarray(noisy, dtype=np.float32)[None], sig)[0]
     x = torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32)).permute(2, 0, 1)[None] / 255
     s = torch.as_tensor(np.asarray(sigma, dtype=np.float32) / 255)
     smap = s.reshape(1, 1, *s.shape[-2:]) if s.dim() >= 2 else s.expand(1, 1, *x.shape[-2:])
     with torch.inference_mode():
-        y = model(x, smap.expand(1, 1, *x.shape[-2:]))
+        y = net(x, smap.expand(1, 1, *x.shape[-2:]))
     return (y[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
 
 
@@ -66,7 +82,7 @@ def _score(results: dict, key: str, clean: np.ndarray, out: np.ndarray) -> None:
     results[key]["ssim"].append(ssim(out, clean))
 
 
-def eval_synthetic(models: dict[str, torch.nn.Module], paths: list[Path], sigmas: list[float],
+def eval_synthetic(models: dict[str, Engine], paths: list[Path], sigmas: list[float],
                    baselines: set[str], bm3d_limit: int) -> dict[str, dict]:
     table: dict[str, dict] = {}
     for sigma in sigmas:
@@ -108,7 +124,7 @@ def method_of(name: str) -> str:
     return method if method != "auto" else ("net" if estimate_net.available() else "pca")
 
 
-def eval_pairs(models: dict[str, torch.nn.Module], folder: Path, limit: int | None, half: str = "all",
+def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half: str = "all",
                baselines: frozenset[str] = frozenset({"nlm"}), bm3d_limit: int = 0) -> dict[str, object]:
     """Real noisy/clean pairs: each model with the auto noise level (the product's default:
     ``estimate_sigma`` of the noisy image) and at the fixed level best for the whole set
@@ -128,11 +144,11 @@ def eval_pairs(models: dict[str, torch.nn.Module], folder: Path, limit: int | No
         for name, model in models.items():
             own = method_of(name)
             for method, level in readings.items():
-                out = denoise(model, noisy.astype(np.float32), level)
+                out = denoise(model, noisy, level)
                 key = f"{name} auto" if method == own else f"{name} auto ({method})"
                 row[key] = (psnr(out, clean, 255.0), ssim(out, clean))
             for sg in SIGMA_GRID:
-                row[f"{name} sigma {sg:g}"] = (psnr(denoise(model, noisy.astype(np.float32), sg), clean, 255.0),)
+                row[f"{name} sigma {sg:g}"] = (psnr(denoise(model, noisy, sg), clean, 255.0),)
         if "nlm" in baselines:
             for h in H_GRID:
                 row[f"nlm h {h:g}"] = (psnr(nlm(noisy, h), clean, 255.0),)
@@ -190,6 +206,9 @@ def print_table(title: str, rows: dict[str, dict]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m models eval", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="base", help="comma-separated registered names")
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
+                   help="engine the networks run on (default torch: the reference numbers)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--images", type=Path, default=None, help="folder of clean images (default: CBSD68)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--sigma", default="15,25,50")
@@ -231,13 +250,23 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    try:
-        models = {n: create_model(n) for n in args.model.split(",")}
-        sigmas = [float(s) for s in args.sigma.split(",") if s]
-        paths = folder_paths(args.images) if args.images else split_paths(args.data, "cbsd68")
-    except (UnknownModelError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    with ExitStack() as stack:
+        try:
+            models = {n: stack.enter_context(open_engine(n, backend=args.backend, device=args.device))
+                      for n in args.model.split(",")}
+            sigmas = [float(s) for s in args.sigma.split(",") if s]
+            if sigmas and not all(m.takes_float for m in models.values()):
+                raise EngineError(f"the protocol's unclipped noisy images need float input, which "
+                                  f"{args.backend} on {args.device} does not take; use --backend "
+                                  "torch or onnxruntime on the CPU")
+            paths = folder_paths(args.images) if args.images else split_paths(args.data, "cbsd68")
+        except (EngineError, FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return _report(args, models, sigmas, paths)
+
+
+def _report(args: argparse.Namespace, models: dict[str, Engine], sigmas: list[float], paths: list[Path]) -> int:
     paths = paths[: args.limit]
     baselines = set() if args.baselines == "none" else set(args.baselines.split(","))
     if "bm3d" in baselines:
@@ -269,7 +298,8 @@ def _main(argv: list[str] | None) -> int:
             print(f"  {r['pair']:<48} sigma {r['estimated_sigma']:5.2f}  {cells}")
         print_table(f"real pairs {args.pairs}, half {pairs['half']} ({pairs['n']} pairs), mean", pairs)
     report["seconds"] = round(time.perf_counter() - t0, 1)
-    report["params"] = {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()}
+    report["engines"] = {n: m.name for n, m in models.items()}
+    report["params"] = {n: sum(p.numel() for p in get_spec(n).build().parameters()) for n in models}
     report["tiers"] = {n: get_spec(n).tier for n in models}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -105,3 +105,24 @@ def test_submit_then_result_equals_infer(eng):
     pending = [eng.submit(f, 10.0), eng.submit(f, 40.0)]
     assert np.array_equal(pending[0].result(), eng.infer(f, 10.0))
     assert np.array_equal(pending[1].result(), eng.infer(f, 40.0))
+
+
+def test_infer_float_is_infer_on_8bit_values_and_takes_unclipped_input(eng):
+    f = frames(2, 24, 40)
+    sig = np.array([10.0, 30.0], np.float32)
+    np.testing.assert_array_equal(eng.infer_float(f.astype(np.float32), sig), eng.infer(f, sig))
+    # the evaluation protocol's noisy input: out of 0..255 and between the 8-bit steps
+    unclipped = f.astype(np.float32) + np.random.default_rng(0).normal(0, 30, f.shape).astype(np.float32)
+    assert unclipped.min() < 0 and unclipped.max() > 255
+    assert not np.array_equal(eng.infer_float(unclipped, sig), eng.infer(np.clip(unclipped.round(), 0, 255).astype(np.uint8), sig))
+    with pytest.raises(EngineError, match="float32 array, got uint8"):
+        eng.infer_float(f, sig)
+
+
+def test_infer_float_refused_where_frames_stay_8bit(eng):
+    eng.takes_float = False  # what a CUDA-staged engine (torch-cuda, tensorrt) says
+    try:
+        with pytest.raises(EngineError, match="8-bit frames only"):
+            eng.infer_float(frames(1, 8, 8).astype(np.float32), 5.0)
+    finally:
+        eng.takes_float = True

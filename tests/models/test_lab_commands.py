@@ -72,6 +72,7 @@ def test_eval_on_a_folder_reports_the_gain_of_the_shipped_model(tmp_path: Path) 
                         "--baselines", "none", "--json", str(report)]) == 0
     res = json.loads(report.read_text())
     assert res["n_images"] == 2
+    assert res["engines"] == {"fast": "torch-cpu"}  # through the product's engine (engines.open_engine)
     assert torch.is_grad_enabled()  # an in-process run leaves the caller's autograd as it was
     noisy = res["synthetic"]["25"]["noisy (unclipped)"]["psnr"]
     fast = res["synthetic"]["25"]["fast"]["psnr"]
