@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.errors import UserError
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -25,7 +27,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
-class EngineError(ValueError):
+class EngineError(UserError, ValueError):
     """A user mistake or an unavailable backend: the message is one line, shown as is."""
 
 

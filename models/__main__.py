@@ -1,7 +1,13 @@
-"""``python -m models train|eval|list|eval-video|...``: the lab's commands (``models.lab``) and ``list``."""
+"""``python -m models train|eval|list|eval-video|...``: the lab's commands (``models.lab``) and ``list``.
+
+A user's mistake (``models.errors.UserError``, an unknown model, a missing file) is one line on
+stderr and exit 2, for every command alike."""
 from __future__ import annotations
 
 import sys
+
+from .errors import UserError
+from .registry import UnknownModelError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     import importlib
 
     module = importlib.import_module(f"models.{commands[argv[0]]}")
-    return module.main(argv[1:])
+    try:
+        return module.main(argv[1:])
+    except (UserError, UnknownModelError, FileNotFoundError) as exc:  # a bug keeps its traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .errors import UserError
 from .noise import correlations
 
 BINS = 16
@@ -37,7 +38,7 @@ MIN_COUNT = 200  # pixels a brightness bin needs before its std counts
 PROFILE_FILES = ("profile.json", "weights.safetensors", "noise.png")
 
 
-class CalibrationError(ValueError):
+class CalibrationError(UserError, ValueError):
     """Bad input for a calibration (no still part, too short, unknown profile...): one line."""
 
 

@@ -96,7 +96,7 @@ def read_clip(source: str, seconds: float) -> tuple[np.ndarray, float]:
 
 
 def measure(args: argparse.Namespace):  # -> models.calibrate.Measurement
-    from models.calibrate import CalibrationError, camera_of, measure_clip, measure_pairs
+    from models.calibrate import camera_of, measure_clip, measure_pairs
     from models.data import pair_paths
 
     if args.pairs is not None:
@@ -119,10 +119,7 @@ def measure(args: argparse.Namespace):  # -> models.calibrate.Measurement
     if args.source is None:
         raise UserError("no SOURCE; give a clip or camera of a still scene, or --pairs DIR")
     frames, rate = read_clip(args.source, args.seconds)
-    try:
-        return measure_clip(frames, args.source, min_len=max(8, int(rate * 0.5)))
-    except CalibrationError as exc:
-        raise UserError(str(exc)) from None
+    return measure_clip(frames, args.source, min_len=max(8, int(rate * 0.5)))
 
 
 def print_measurement(m, out=sys.stdout) -> None:
@@ -143,7 +140,6 @@ def calibrate(args: argparse.Namespace, argv: list[str]) -> int:
 
     from models import create_model, get_spec, load_metadata, weights_path
     from models.calibrate import (
-        CalibrationError,
         Profile,
         cache_root,
         check_name,
@@ -160,10 +156,10 @@ def calibrate(args: argparse.Namespace, argv: list[str]) -> int:
     )
     from models.estimate import estimator_for
 
+    check_name(args.name)  # a CalibrationError: a UserError
     try:
-        check_name(args.name)
         spec = get_spec(args.model)
-    except (CalibrationError, ValueError) as exc:
+    except ValueError as exc:  # models.UnknownModelError
         raise UserError(str(exc)) from None
     if spec.temporal:
         raise UserError(f"--model {args.model} is recurrent; calibrate its per-frame model")
@@ -174,10 +170,7 @@ def calibrate(args: argparse.Namespace, argv: list[str]) -> int:
     if not args.quiet:
         print_measurement(m)
     base = create_model(args.model)
-    try:
-        items = prepare(m.samples, m, estimator_for(args.model))
-    except CalibrationError as exc:
-        raise UserError(str(exc)) from None
+    items = prepare(m.samples, m, estimator_for(args.model))
     replay, replay_name = replay_images(m)
     cfg = TuneConfig(steps=args.steps)
     bar = None

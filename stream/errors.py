@@ -1,20 +1,20 @@
 """User-facing errors and the exit codes every command line shares.
 
-A ``UserError`` is printed as one line (``error: ...``) and the command exits 2; a bug keeps
-its traceback.  ``EngineError`` (engines) and ``CameraError``/``VirtualCameraError`` are
-turned into, or derive from, this one type before they reach a command line.
+A ``UserError`` (``models.errors``, shared by the three packages) is printed as one line
+(``error: ...``) and the command exits 2; a bug keeps its traceback.  ``EngineError``,
+``CalibrationError``, ``CameraError`` and ``VirtualCameraError`` derive from it.
 """
 from __future__ import annotations
 
 import logging
 import sys
 
+from models.errors import UserError
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "UserError", "configure_logging"]
+
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-
-class UserError(Exception):
-    """A mistake in what the user asked for (bad path, unknown codec...), not a bug."""
 
 
 def configure_logging(verbose: int) -> None:

@@ -17,12 +17,9 @@ from .errors import UserError
 
 def load(name: str, model: str | None) -> Any:
     """The profile ``name`` for a run asked to use ``model`` (None: the profile's)."""
-    from models.calibrate import CalibrationError, load_profile
+    from models.calibrate import load_profile
 
-    try:
-        profile = load_profile(name)
-    except CalibrationError as exc:
-        raise UserError(str(exc)) from None
+    profile = load_profile(name)  # a CalibrationError is a UserError
     if model is not None and model != profile.model:
         raise UserError(f"--profile {name} was made for model {profile.model}, not {model}; "
                         f"drop --model or calibrate {model} (python -m stream calibrate ... "

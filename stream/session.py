@@ -65,12 +65,9 @@ def open_engine(denoise: DenoiseOptions) -> Any:
     import engines
 
     extra = {"threads": denoise.threads} if denoise.threads else {}
-    try:
-        engine = engines.open_engine(model=denoise.model, backend=denoise.backend,
-                                     device=denoise.device, precision=denoise.precision,
-                                     weights=denoise.weights, **extra)
-    except engines.EngineError as exc:
-        raise UserError(str(exc)) from None
+    engine = engines.open_engine(model=denoise.model, backend=denoise.backend,  # EngineError: a UserError
+                                 device=denoise.device, precision=denoise.precision,
+                                 weights=denoise.weights, **extra)
     if denoise.profile is not None and denoise.sigma is None:
         profile = load_profile(denoise.profile, denoise.model)
         if profile.noise_map == "nlf":
@@ -126,7 +123,6 @@ class Session:
             **pipeline_options: Any) -> PipelineResult:
         """Join the pieces in a ``Pipeline`` and run it (``runner``: how, e.g. with the window
         loop on the main thread).  An engine error part way is one line (UserError)."""
-        from engines.base import EngineError
 
         pipeline: Pipeline | None = None
         try:
@@ -134,10 +130,7 @@ class Session:
                                 max_frames=self.options.reading.frames,
                                 stop_event=self.controls.stop if self.controls else None,
                                 **pipeline_options)
-            try:
-                return (runner or Pipeline.run)(pipeline)
-            except EngineError as exc:  # e.g. a size a TensorRT plan lacks
-                raise UserError(str(exc)) from None
+            return (runner or Pipeline.run)(pipeline)  # an EngineError (a size a plan lacks) is a UserError
         finally:
             if self.controls is not None:
                 self.controls.stop.set()

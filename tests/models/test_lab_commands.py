@@ -135,3 +135,16 @@ def test_noisy_psnr_helper_agrees_with_numpy() -> None:
     a = np.zeros((4, 4, 3))
     b = np.full((4, 4, 3), 10.0)
     assert psnr(a, b, 255.0) == pytest.approx(20 * np.log10(255 / 10))
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--model", "nope", "--device", "cpu"],  # an unknown model
+    ["train", "--model", "fast", "--device", "cpu", "--data", "/nonexistent", "--steps", "1"],  # no data
+    ["train-estimator", "--data", "/nonexistent", "--steps", "1"],
+    ["eval", "--model", "fast", "--backend", "tensorrt", "--device", "cpu"],  # a backend not for that device
+])
+def test_user_errors_are_one_line_and_exit_2(argv: list[str], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert models_main([*argv, "--out", str(tmp_path / "o")] if argv[0].startswith("train") else argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
