@@ -34,9 +34,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..data import IMAGE_EXTS, read_rgb
+
 log = logging.getLogger("models.lab.eval_downstream")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_LEVEL = 75.0  # the product caps the level it gives a model here (stream --strength)
 ARUCO_DICT = cv2.aruco.DICT_4X4_50
 
@@ -127,17 +128,10 @@ class Scene:
 def image_paths(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise ValueError(f"--images: expected a folder of images, got {folder}")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
     if not paths:
-        raise ValueError(f"--images: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+        raise ValueError(f"--images: no images ({', '.join(sorted(IMAGE_EXTS))}) in {folder}")
     return paths
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def pick_people(paths: list[Path], det: Detectors, limit: int) -> list[Scene]:

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data import read_rgb, split_paths
+
 log = logging.getLogger(__name__)
 
 # DAVIS bus frames from this index on are held out for validation.
@@ -43,26 +45,6 @@ class MotionConfig:
     max_obj_speed: float = 10.0
     clip_prob: float = 0.35  # share of sequences taken from real clips
     cut_prob: float = 0.08  # sequences that cut to another scene part-way (prev unrelated)
-
-
-def read_split(data: Path, split: str = "cbsd432") -> list[Path]:
-    ids = (data / "splits" / f"{split}.txt").read_text().split()
-    paths = []
-    for i in ids:
-        hits = sorted((data / "bsds500").glob(f"*/{i}.jpg"))
-        if not hits:
-            raise FileNotFoundError(f"image {i} of split {split} not found under {data}/bsds500")
-        paths.append(hits[0])
-    return paths
-
-
-def _imread(path: Path) -> np.ndarray:
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise OSError(f"cannot read image {path}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def read_video_cv2(path: Path, limit: int | None = None) -> list[np.ndarray]:
@@ -99,10 +81,10 @@ class SequenceSource:
         clips: list[str] | None = None,
     ) -> None:
         self.device = device
-        paths = read_split(data, "cbsd432")[:photo_limit]
+        paths = split_paths(data, "cbsd432")[:photo_limit]
         imgs = []
         for p in paths:
-            im = _imread(p)
+            im = read_rgb(p)
             if im.shape[0] > im.shape[1]:  # portrait -> landscape so all stack
                 im = np.ascontiguousarray(im.transpose(1, 0, 2))
             imgs.append(im[:321, :481])
@@ -116,7 +98,7 @@ class SequenceSource:
         if use_clips:
             bus = sorted((data / "video" / "davis-bus").glob("*.jpg"))[:DAVIS_VAL_START]
             if bus and "davis-bus" in clips:
-                self.clips.append(_stack([_imread(p) for p in bus[:clip_limit]], device))
+                self.clips.append(_stack([read_rgb(p) for p in bus[:clip_limit]], device))
                 self.data_list += [p.relative_to(data).as_posix() for p in bus[:clip_limit]]
             bikes = data / "video" / "bikes.mp4"
             if bikes.exists() and "bikes" in clips:
@@ -313,7 +295,7 @@ def val_sequences(data: Path, device: torch.device, size: int = 256, windows: in
     bus = sorted((data / "video" / "davis-bus").glob("*.jpg"))[DAVIS_VAL_START:]
     if len(bus) < length:
         raise FileNotFoundError(f"need {length} held-out DAVIS bus frames under {data}/video")
-    frames = _stack([_imread(p) for p in bus], device).float() / 255  # (F, 3, 480, 854)
+    frames = _stack([read_rgb(p) for p in bus], device).float() / 255  # (F, 3, 480, 854)
     f, _, h, w = frames.shape
     out = []
     for i in range(windows):
