@@ -139,7 +139,7 @@ def calibrate(args: argparse.Namespace, argv: list[str]) -> int:
     import torch
 
     from models import create_model, get_spec, load_metadata, weights_path
-    from models.calibrate import (
+    from models.calibrate_profile import (
         Profile,
         cache_root,
         check_name,
@@ -217,7 +217,7 @@ def calibrate(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def profiles_main(argv: list[str]) -> int:
-    from models.calibrate import cache_root, list_profiles
+    from models.calibrate_profile import cache_root, list_profiles
 
     if argv and argv[0] in ("-h", "--help"):
         print("usage: python -m stream profiles\n\nList the camera profiles "

@@ -17,7 +17,7 @@ from .errors import UserError
 
 def load(name: str, model: str | None) -> Any:
     """The profile ``name`` for a run asked to use ``model`` (None: the profile's)."""
-    from models.calibrate import load_profile
+    from models.calibrate_profile import load_profile
 
     profile = load_profile(name)  # a CalibrationError is a UserError
     if model is not None and model != profile.model:

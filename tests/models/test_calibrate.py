@@ -1,4 +1,4 @@
-"""Camera calibration's measurement and profile files (models/calibrate.py), on tiny data."""
+"""Camera calibration's measurement and profile files (models/calibrate.py, calibrate_profile.py), on tiny data."""
 from __future__ import annotations
 
 import math
@@ -12,15 +12,12 @@ from models import create_model
 from models.calibrate import (
     CalibrationError,
     NlfAccumulator,
-    Profile,
-    list_profiles,
-    load_profile,
     measure_clip,
     measure_pairs,
     nlf_map,
-    save_profile,
     still_segments,
 )
+from models.calibrate_profile import Profile, list_profiles, load_profile, save_profile
 from models.data import read_rgb
 from models.noise import camera_isp, sample_isp
 
@@ -120,7 +117,7 @@ def test_failed_save_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     def broken(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr("models.calibrate.plot_nlf", broken)
+    monkeypatch.setattr("models.calibrate_profile.plot_nlf", broken)
     p2 = make_profile()
     p2.gains = {"seen_base": 1.0}
     with pytest.raises(OSError):
