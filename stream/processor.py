@@ -154,6 +154,9 @@ class Processor:
                 and self._prev.shape == frame.image.shape \
                 and getattr(self._temporal, "feed_back", True):
             prev = self._prev[None]
+        prepare = getattr(self._temporal, "prepare", None)
+        if prepare is not None:  # the smoothing reads the motion while the engine runs
+            prepare(frame)
         out = self.engine.infer(frame.image[None], np.array([sigma], np.float32), prev)[0]
         if getattr(self.engine, "temporal", False):
             self._prev = out

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -43,6 +44,9 @@ AUTO_FALLBACK = "auto"
 SMOOTHING = ("auto", "switch", *MODES)
 # Noise level assumed for frames that arrive without one (0..255).
 DEFAULT_SIGMA = 15.0
+# One thread reads the camera's motion from the noisy input while the engine denoises it
+# (OpenCV and ONNX Runtime release the GIL, so the two overlap on two cores).
+_MOTION = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-motion")
 
 
 def _released(name: str) -> str | None:
@@ -99,6 +103,20 @@ class SmoothingStage:
         self.filter: RecursiveFilter | StillCameraFilter = (
             StillCameraFilter() if mode in ("auto", "switch") else RecursiveFilter(mode))
         self.sequence: int | None = None
+        self._motion: Future[None] | None = None
+
+    def _check_sequence(self, frame: Frame) -> None:
+        if frame.sequence != self.sequence:
+            self.filter.reset()
+            self.sequence = frame.sequence
+
+    def prepare(self, frame: Frame) -> None:
+        """Called by the processor with the noisy frame before the engine runs: the ``auto``
+        smoothing starts reading the camera's motion from it on another thread."""
+        if not isinstance(self.filter, StillCameraFilter) or frame.image.ndim != 3:
+            return
+        self._check_sequence(frame)
+        self._motion = _MOTION.submit(self.filter.follow, frame.image)
 
     @property
     def feed_back(self) -> bool:
@@ -107,9 +125,10 @@ class SmoothingStage:
         return self.mode != "switch" or bool(getattr(self.filter, "camera_moving", True))
 
     def __call__(self, frame: Frame) -> Frame:
-        if frame.sequence != self.sequence:
-            self.filter.reset()
-            self.sequence = frame.sequence
+        if self._motion is not None:
+            motion, self._motion = self._motion, None
+            motion.result()  # re-raises what went wrong there
+        self._check_sequence(frame)
         sigma = frame.sigma if frame.sigma is not None else DEFAULT_SIGMA
         if isinstance(self.filter, StillCameraFilter):
             out = self.filter(frame.image, sigma, frame.original)
