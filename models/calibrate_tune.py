@@ -9,7 +9,7 @@ beside synthetic pairs, and CLAIO's continual restoration: replay plus distillat
   takes both and the better one can be chosen after; most of them (``transplant``) carry the
   camera's noise moved onto other photos (``transplant_crops``), so the tune learns the
   noise and not the few scenes it was measured on;
-- replayed synthetic pairs (``models.lab.train.noisy_batch`` with its ``NoiseMix``) on clean
+- replayed synthetic pairs (``models.training.noisy_batch`` with its ``NoiseMix``) on clean
   photos (CBSD432 when ../shared/data is there, else the camera's own references): L1 to
   the clean crop;
 - distillation: L1 between the tuned and the original model's outputs on those synthetic
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .calibrate import Measurement, Nlf, Sample, nlf_map
 from .metrics import psnr
-from .training import Cosine, Every, Loop
+from .training import Cosine, Every, Loop, NoiseMix, noisy_batch
 
 log = logging.getLogger("models.calibrate")
 
@@ -162,8 +162,6 @@ def finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.T
     shared loop (``models.training``); returns the tuned model (eval mode) and {steps,
     minutes, loss}."""
     import copy
-
-    from .lab.train import NoiseMix, noisy_batch
 
     teacher = copy.deepcopy(model).eval()
     for p in teacher.parameters():

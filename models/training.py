@@ -1,5 +1,6 @@
-"""One training loop for every model: the schedule, the step, the budget (steps or minutes),
-the checkpoint at ``OUT/checkpoint.pt`` and the resume from it, the progress log, and the
+"""What every training run shares: the noise mix of its batches (``NoiseMix``,
+``noisy_batch``), one training loop (the schedule, the step, the budget in steps or minutes,
+the checkpoint at ``OUT/checkpoint.pt`` and the resume from it, the progress log) and the
 lineage written into the weights' metadata.
 
 The lab's trainers (``models.lab.train``, ``train_temporal``, ``train_estimator``) and the
@@ -26,8 +27,75 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+
+from . import noise
 
 log = logging.getLogger("models.training")
+
+
+@dataclass
+class NoiseMix:
+    """Fractions of each batch per noise kind; the rest is unclipped white Gaussian noise."""
+
+    clipped: float = 0.15  # Gaussian, clipped and rounded to 8 bits (saved files)
+    varying: float = 0.08  # Gaussian whose sigma varies smoothly across the patch
+    camera: float = 0.07  # Poisson-Gaussian on a Bayer mosaic, demosaicked (half also JPEG'd)
+    isp: float = 0.3  # a whole camera pipeline replayed (noise.camera_isp; half JPEG'd)
+    low: float = 0.15  # share of the Gaussian sigmas drawn from 0..5 (light noise, clean frames)
+    max_sigma: float = 75.0
+
+
+def _sigmas(b: int, mix: NoiseMix, gen: torch.Generator) -> torch.Tensor:
+    """Per-image Gaussian sigma in [0, 1] units: light noise (incl. none) for a ``low`` share,
+    mostly the range that matters (0..60) and a tail to ``max_sigma`` for the rest."""
+    u = torch.rand(b, generator=gen)
+    v = torch.rand(b, generator=gen)
+    high = torch.where(u < 0.85, u / 0.85 * 60, 60 + (u - 0.85) / 0.15 * (mix.max_sigma - 60))
+    low = torch.where(u < 0.25, torch.zeros_like(u), u * 5)  # a quarter of them: no noise at all
+    return torch.where(v < mix.low, low, high) / 255
+
+
+def noisy_batch(clean: torch.Tensor, mix: NoiseMix, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Corrupt a clean batch; returns (noisy, sigma map) both on clean's device."""
+    b, _, h, w = clean.shape
+    dev = clean.device
+    n_clip, n_var, n_cam, n_isp = (round(f * b) for f in (mix.clipped, mix.varying, mix.camera, mix.isp))
+    n_awgn = b - n_clip - n_var - n_cam - n_isp
+    sig = _sigmas(b, mix, gen)
+    outs, maps = [], []
+    s0 = 0
+    if n_awgn:
+        n, m = noise.gaussian(clean[:n_awgn], sig[:n_awgn].to(dev))
+        outs.append(n), maps.append(m)
+    s0 = n_awgn
+    if n_clip:
+        n, m = noise.gaussian(clean[s0:s0 + n_clip], sig[s0:s0 + n_clip].to(dev), clip=True)
+        outs.append(n), maps.append(m)
+    s0 += n_clip
+    if n_var:
+        # A smooth random field between two sigmas: teaches the net to read the map per pixel.
+        lo, hi = sig[s0:s0 + n_var], torch.rand(n_var, generator=gen) * mix.max_sigma / 255
+        field = F.interpolate(torch.rand(n_var, 1, 3, 3, generator=gen), size=(h, w),
+                              mode="bicubic", align_corners=True).clamp(0, 1)
+        smap = (lo.view(-1, 1, 1, 1) + (hi - lo).view(-1, 1, 1, 1) * field).to(dev)
+        n, m = noise.gaussian(clean[s0:s0 + n_var], smap)
+        outs.append(n), maps.append(m)
+    s0 += n_var
+    if n_cam:
+        shot = 10 ** (torch.rand(n_cam, generator=gen) * 2.3 - 4.0)  # 1e-4 .. 2e-2
+        read = 10 ** (torch.rand(n_cam, generator=gen) * 1.6 - 3.2)  # 6e-4 .. 2.5e-2
+        n, m = noise.camera(clean[s0:s0 + n_cam], shot.to(dev), read.to(dev))
+        k = n_cam // 2
+        if k:
+            q = int(torch.randint(40, 96, (1,), generator=gen))
+            n = torch.cat([noise.jpeg(n[:k], q), n[k:]])
+        outs.append(n), maps.append(m)
+    s0 += n_cam
+    if n_isp:
+        n, m = noise.camera_isp(clean[s0:].cpu(), gen)
+        outs.append(n.to(dev)), maps.append(m.clamp_max(mix.max_sigma / 255).to(dev))
+    return torch.cat(outs), torch.cat(maps)
 
 
 @dataclass(frozen=True)

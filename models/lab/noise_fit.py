@@ -24,7 +24,7 @@ from ..data import DEFAULT_DATA, read_rgb, split_paths
 from ..noise import camera, camera_isp, correlations, noise_level_function
 
 BINS = 16
-TRAIN_SHOT = (1e-4, 10 ** -1.7)  # models.lab.train.noisy_batch ranges
+TRAIN_SHOT = (1e-4, 10 ** -1.7)  # models.training.noisy_batch ranges
 TRAIN_READ = (10 ** -3.2, 10 ** -1.6)
 
 

@@ -2,7 +2,7 @@
 
     python -m models train-estimator --steps 6000 --threads 1 --out runs/estimator
 
-Each step corrupts 16 random 128 x 128 CBSD432 crops with ``models.lab.train.noisy_batch`` (the
+Each step corrupts 16 random 128 x 128 CBSD432 crops with ``models.training.noisy_batch`` (the
 same mix and the same maps the denoisers learn from), cuts each into four 64 x 64 crops, and
 fits the confidence-pooled level of the four to the mean of the true map (asymmetric loss).
 Resumable: the same command continues from ``OUT/checkpoint.pt``.
@@ -18,8 +18,16 @@ import torch
 
 from ..data import DEFAULT_DATA, PatchSampler, list_digest, split_paths
 from ..estimate_net import CROP, NoiseLevelNet, loss
-from ..training import Cosine, Every, Loop, command, init_lineage, save_weights
-from .train import NoiseMix, noisy_batch
+from ..training import (
+    Cosine,
+    Every,
+    Loop,
+    NoiseMix,
+    command,
+    init_lineage,
+    noisy_batch,
+    save_weights,
+)
 
 log = logging.getLogger("models.lab.train_estimator")
 

@@ -117,3 +117,12 @@ def test_dependencies_point_one_way():
     assert upward({"models.lab.evaluate": {"engines.select"}, "models.arch": {"engines.base"},
                    "engines.select": {"stream.cli"}}) == {("models.arch", "engines.base"),
                                                          ("engines.select", "stream.cli")}
+
+
+def test_the_runtime_does_not_import_the_lab():
+    """What the product runs (``models`` outside ``models.lab``) needs nothing of the lab: the
+    camera fine-tune shares the training loop and noise mix through ``models.training``."""
+    edges = graph()
+    assert {(a, b) for a, targets in edges.items() for b in targets
+            if a.startswith("models") and not a.startswith("models.lab")
+            and b.startswith("models.lab")} == set()
