@@ -7,7 +7,8 @@ same name with ``-y`` at once cannot mix).
 
 Timestamps are kept exactly (the encoder works in the input's time base), the size is kept
 (odd sizes encode as 4:4:4 where the codec needs even 4:2:0), rotation and colour tags are
-copied, and audio/subtitle packets from the source are muxed unchanged, interleaved by time.
+copied, and audio/subtitle packets from the source are muxed unchanged, interleaved by time
+(``stream.avside``).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 import av
 import numpy as np
 
+from .avside import SideStreams
 from .avutil import ColorInfo, av_message, rgb_to_frame
 from .base import Sink, Source
 from .errors import UserError
@@ -88,7 +90,6 @@ class AVSink(Sink):
             from .audio import resolve_audio_codec
 
             self.audio_codec = resolve_audio_codec(opts.audio_codec)
-        self.transcoders: dict[int, Any] = {}  # input stream index -> audio.AudioTranscoder
         self.network = is_url(spec)
         self.stdout = spec == "-"
         self.final: Path | None = None  # a file output: where it goes when finalised
@@ -149,9 +150,9 @@ class AVSink(Sink):
             self.discard()
             raise
         self.stream: Any = None
-        self.copies: dict[int, Any] = {}  # input stream index -> output stream
-        self.side = source.add_side_reader() if source is not None and not self.stdout \
-            else None
+        self.side = SideStreams(self.container, spec, self.audio_codec,
+                                source.add_side_reader() if source is not None and not self.stdout
+                                else None)
         self.color = ColorInfo()
         self.size: tuple[int, int] | None = None
         self.time_base: Fraction | None = None
@@ -227,40 +228,9 @@ class AVSink(Sink):
         options.update(self.encoder_opts)  # --encoder-opt KEY=VALUE: last word to the user
         cc.options = options
         if info is not None and not self.stdout:
-            self._add_copies(info.copy_streams)
+            self.side.add(info.copy_streams)
         self.size = (height, width)
         self._frame_dur = float(1 / rate)
-
-    def _add_copies(self, streams: list[Any]) -> None:
-        supported = self.container.supported_codecs
-        if self.container.format.name == "mpegts":
-            supported = set()  # its codec query is incomplete (no AAC, H.264): let it try
-        for s in streams:
-            if s.codec_context is None:  # a codec this FFmpeg does not know: cannot be muxed
-                log.warning("%s stream #%d has a codec unknown to this FFmpeg; it is left out",
-                            s.type, s.index)
-                continue
-            if s.type == "audio" and self.audio_codec is not None:
-                from .audio import AudioTranscoder
-
-                try:
-                    self.transcoders[s.index] = AudioTranscoder(self.container,
-                                                                self.audio_codec, s)
-                except (av.error.FFmpegError, ValueError) as exc:
-                    log.warning("audio stream #%d (%s) cannot be re-encoded as %s: %s; it is "
-                                "left out", s.index, s.codec_context.name,
-                                self.audio_codec.name, av_message(exc))
-                continue
-            name = s.codec_context.name
-            if supported and name not in supported:
-                log.warning("%s stream #%d (%s) cannot be stored in %s; it is left out",
-                            s.type, s.index, name, self.spec)
-                continue
-            try:
-                self.copies[s.index] = self.container.add_stream_from_template(s)
-            except (av.error.FFmpegError, ValueError) as exc:
-                log.warning("%s stream #%d (%s) cannot be copied: %s", s.type, s.index, name,
-                            av_message(exc))
 
     # -- per frame ---------------------------------------------------------------------------
     def write(self, frame: Frame) -> None:
@@ -313,7 +283,7 @@ class AVSink(Sink):
         if self.frames_written:
             self._frame_dur = max(0.0, now - self._last_time) or self._frame_dur
         self._last_time = now
-        self._copy_side(until=now)
+        self.side.mux(until=now)
         for packet in self.stream.encode(vf):
             self.container.mux(packet)
         self.frames_written += 1
@@ -330,26 +300,6 @@ class AVSink(Sink):
         change = image.astype(np.int32) - original.astype(np.int32)
         return np.clip(hi.astype(np.int32) + change * 257, 0, 65535).astype(np.uint16)
 
-    def _copy_side(self, until: float | None) -> None:
-        """Mux queued audio/subtitle packets up to ``until`` seconds (None: all)."""
-        side = self.side
-        while side:
-            packet = side[0]
-            ts = packet.pts if packet.pts is not None else packet.dts
-            if until is not None and ts is not None and packet.time_base is not None \
-                    and float(ts * packet.time_base) > until:
-                return
-            side.popleft()
-            transcoder = self.transcoders.get(packet.stream.index)
-            if transcoder is not None:
-                self.container.mux(transcoder.push(packet))
-                continue
-            out = self.copies.get(packet.stream.index)
-            if out is None:
-                continue
-            packet.stream = out
-            self.container.mux(packet)
-
     def close(self) -> None:
         """Finalise: flush the encoder, write the trailer, rename the file into place.  With
         no frame written there is nothing to keep (and an existing output stays as it was)."""
@@ -362,9 +312,8 @@ class AVSink(Sink):
             complete = self.source is not None and self.source.finished and \
                 self.frames_written >= getattr(self.source, "frames_read", 0)
             # An interrupted run keeps the sound up to the last frame written.
-            self._copy_side(until=None if complete else self._last_time + self._frame_dur)
-            for transcoder in self.transcoders.values():
-                self.container.mux(transcoder.flush())
+            self.side.mux(until=None if complete else self._last_time + self._frame_dur)
+            self.side.flush()
             self.container.close()
             if self.partial is not None:
                 os.replace(self.partial, self.final)
