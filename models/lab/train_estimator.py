@@ -16,18 +16,9 @@ from pathlib import Path
 
 import torch
 
+from .. import training
 from ..data import DEFAULT_DATA, PatchSampler, list_digest, split_paths
 from ..estimate_net import CROP, NoiseLevelNet, loss
-from ..training import (
-    Cosine,
-    Every,
-    Loop,
-    NoiseMix,
-    command,
-    init_lineage,
-    noisy_batch,
-    save_weights,
-)
 
 log = logging.getLogger("models.lab.train_estimator")
 
@@ -41,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--low", type=float, default=NoiseMix.low,
+    p.add_argument("--low", type=float, default=training.NoiseMix.low,
                    help="share of Gaussian samples with sigma 0..5 (a quarter of them clean)")
     p.add_argument("--init", type=Path, default=None, help="start from these weights (.safetensors)")
     args = p.parse_args(argv)
@@ -53,22 +44,22 @@ def main(argv: list[str] | None = None) -> int:
     paths = split_paths(args.data, "cbsd432")
     sampler = PatchSampler(paths, torch.device("cpu"), seed=args.seed)
     gen = torch.Generator().manual_seed(args.seed + 1)
-    mix = NoiseMix(low=args.low)
+    mix = training.NoiseMix(low=args.low)
     net = NoiseLevelNet()
     if args.init:
         from safetensors.torch import load_file
 
         net.load_state_dict(load_file(str(args.init)))
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    loop = Loop(net, opt, Cosine(args.lr), steps=args.steps, clip=None, checkpoint=args.out / "checkpoint.pt",
-                save_every=Every(steps=1000), state=lambda: {"sampler": sampler.state(), "gen": gen.get_state()},
-                log_every=200)
+    loop = training.Loop(net, opt, training.Cosine(args.lr), steps=args.steps, clip=None,
+                         checkpoint=args.out / "checkpoint.pt", save_every=training.Every(steps=1000),
+                         state=lambda: {"sampler": sampler.state(), "gen": gen.get_state()}, log_every=200)
     if (ck := loop.resume()) is not None:
         sampler.set_state(ck["sampler"]), gen.set_state(ck["gen"])
 
     def step_loss() -> torch.Tensor:
         clean = sampler.sample(args.batch, 2 * CROP)
-        noisy, smap = noisy_batch(clean, mix, gen)
+        noisy, smap = training.noisy_batch(clean, mix, gen)
         target = smap.mean(dim=(1, 2, 3))  # (B,)
         # (B, 3, 2C, 2C) -> (4B, 3, C, C): four crops per image, consecutive
         quads = noisy.unfold(2, CROP, CROP).unfold(3, CROP, CROP)  # (B, 3, 2, 2, C, C)
@@ -76,13 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         return loss(net.pooled(quads, groups=args.batch), target)
 
     loop.run(step_loss)
-    save_weights(net, args.out / "estimator.safetensors", {
+    training.save_weights(net, args.out / "estimator.safetensors", {
         "model": "estimator",
-        "command": command("python -m models train-estimator", argv),
+        "command": training.command("python -m models train-estimator", argv),
         "data": f"CBSD432 ({len(paths)} images), sha256[:16] {list_digest(paths)}",
         "noise": str(mix.__dict__), "steps": str(loop.step), "batch": str(args.batch), "device": "cpu",
         "train_minutes": f"{loop.run_minutes:.1f}",
-        **init_lineage(args.init),
+        **training.init_lineage(args.init),
     })
     return 0
 
