@@ -62,6 +62,22 @@ def test_train_writes_weights_with_metadata_and_resumes(data_dir: Path, tmp_path
         assert f.metadata()["steps"] == "5"
 
 
+def test_train_estimator_writes_weights_and_resumes(data_dir: Path, tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    from models.estimate_net import NoiseLevelNet
+
+    out = tmp_path / "est"
+    args = ["train-estimator", "--data", str(data_dir), "--out", str(out), "--batch", "2", "--threads", "1"]
+    assert models_main([*args, "--steps", "2"]) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 2
+    assert models_main([*args, "--steps", "3"]) == 0  # continues from the checkpoint
+    with safe_open(str(out / "estimator.safetensors"), "pt") as f:
+        meta, keys = f.metadata(), set(f.keys())
+    assert meta["steps"] == "3" and meta["model"] == "estimator"
+    assert meta["command"].startswith("python -m models train-estimator --data")
+    assert keys == set(NoiseLevelNet().state_dict())
+
 def test_eval_on_a_folder_reports_the_gain_of_the_shipped_model(tmp_path: Path) -> None:
     folder = tmp_path / "clean"
     folder.mkdir()
