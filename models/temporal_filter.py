@@ -259,7 +259,8 @@ class StillCameraFilter:
         self.prev: np.ndarray | None = None  # (H, W, 3) float32 running average of outputs
         self.cells: np.ndarray | None = None  # (h, w, 3) float32 running average of the cells
         self.count: np.ndarray | None = None  # (h, w) frames averaged per cell
-        self.last_grey: np.ndarray | None = None  # the previous denoised frame's grey cells
+        self.last_grey: np.ndarray | None = None  # the previous frame's grey cells, for the flow
+        self.last_tracked: np.ndarray | None = None  # ... of the denoised one, for the tiles
         self.speed = 0.0  # smoothed global motion (the tiles' shift), px a frame
         self.flow_speed = 0.0  # smoothed median length of the flow, px a frame
         self.resets = 0
@@ -297,10 +298,12 @@ class StillCameraFilter:
         assert self._pending is not None
         grey, moved = self._pending
         self._pending = None
+        tracked = cv2.transform(self._cells(y), _GREY)  # the denoised frame's grey cells
         if self.prev is None or self.prev.shape != y.shape:
             if self.prev is not None:
                 self.resets += 1
-            return self._start(y, g, grey)
+            return self._start(y, g, grey, tracked)
+        self._track_camera(tracked)
         white = noisy is not None
         z = self._test(g, self.cells, self.count, sigma, white)
         warped = None
@@ -324,7 +327,7 @@ class StillCameraFilter:
         still = cv2.erode(still, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
         if float((still == 0).mean()) > p.cut:
             self.resets += 1
-            out = self._start(y, g, grey)
+            out = self._start(y, g, grey, tracked)
             self.camera_moving = True
             return out
         self.camera_moving = not self.still_camera
@@ -350,7 +353,6 @@ class StillCameraFilter:
         moved = None
         if self.prev is not None and self.last_grey is not None \
                 and self.last_grey.shape == grey.shape and self.prev.shape[:2] == src.shape[:2]:
-            self._track_camera(grey)
             moved = self._follow_camera(grey)
         self._pending = (grey, moved)
 
@@ -384,8 +386,11 @@ class StillCameraFilter:
         shift (their median, within half a pixel, and beyond their median scatter); an
         object crossing a still scene moves a few tiles only, and on flat or noisy tiles the
         readings scatter."""
-        assert self.last_grey is not None
-        prev = self.last_grey
+        # high-passed: a smooth gradient (vignetting, a lit wall) stays where it is in every
+        # tile's window and would pull the correlation peak to zero shift
+        grey = grey - cv2.GaussianBlur(grey, (0, 0), 2.0)
+        prev, self.last_tracked = self.last_tracked, grey
+        assert prev is not None
         h, w = grey.shape
         th, tw = h // 3, w // 3
         if min(th, tw) < 12:  # too small to tell; treat as still
@@ -438,10 +443,11 @@ class StillCameraFilter:
         count[(mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)] = 1.0
         return cells, np.maximum(count, 1.0), prev_out
 
-    def _start(self, y: np.ndarray, g: np.ndarray, grey: np.ndarray) -> np.ndarray:
+    def _start(self, y: np.ndarray, g: np.ndarray, grey: np.ndarray, tracked: np.ndarray) -> np.ndarray:
         self.prev = y.copy()
         self.cells = g
         self.last_grey = grey
+        self.last_tracked = tracked - cv2.GaussianBlur(tracked, (0, 0), 2.0)
         self.count = np.ones(g.shape[:2], np.float32)
         self.speed, self.flow_speed, self.still_camera, self.last_static = 0.0, 0.0, True, 0.0
         self.camera_moving = False
