@@ -154,7 +154,8 @@ class Loop:
 
     def resume(self, map_location: torch.device | str = "cpu") -> dict | None:
         """Continue from ``checkpoint`` when it exists; returns it (for the caller's state) or
-        None.  ``steps`` given here overrides the total the checkpoint was heading for."""
+        None.  The loop's ``steps``, when given, override the total the checkpoint was heading
+        for (so the same command with more steps extends a run)."""
         if self.path is None or not self.path.exists():
             return None
         ck = torch.load(self.path, map_location=map_location, weights_only=False)
@@ -163,7 +164,7 @@ class Loop:
         self.step, self.elapsed = ck["step"], ck.get("elapsed", 0.0)
         self.total = self.total or ck.get("total")
         log.info("resumed from %s at step %d of %s (%.1f min done)", self.path, self.step,
-                      self.total, self.elapsed / 60)
+                 self.total, self.elapsed / 60)
         return ck
 
     def save(self) -> None:
@@ -189,7 +190,8 @@ class Loop:
             hooks: Sequence[tuple[Every, Callable[[], object]]] = ()) -> None:
         """Step until done: ``loss_fn()`` makes a batch and returns its loss; each hook runs
         after the step that ends its period, the checkpoint after the hooks and at the end.
-        Gradients are on whatever the caller left (``models eval`` turns them off)."""
+        Gradients are on even where the caller turned them off (``models eval`` does, and
+        the lab tests run it in the same process)."""
         with torch.enable_grad():
             self._run(loss_fn, [*hooks, *([(self.save_every, self.save)] if self.save_every else [])])
         self.save()
