@@ -422,6 +422,9 @@ class StillCameraFilter:
         p = self.params
         prev, self.last_grey = self.last_grey, grey
         h, w = grey.shape
+        if min(h, w) < 16:  # too small for the flow's patches: a still scene
+            self.flow_speed = 0.0
+            return None
         # from the new frame to the one before: new(x) ~ before(x + flow(x)); the preset's
         # finest level is a quarter of its input, which smears a small frame's flow
         self._flow.setFinestScale(int(np.clip(np.log2(w / FLOW_WIDTH), 0, 2)))

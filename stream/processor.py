@@ -157,7 +157,12 @@ class Processor:
         prepare = getattr(self._temporal, "prepare", None)
         if prepare is not None:  # the smoothing reads the motion while the engine runs
             prepare(frame)
-        out = self.engine.infer(frame.image[None], np.array([sigma], np.float32), prev)[0]
+        try:
+            out = self.engine.infer(frame.image[None], np.array([sigma], np.float32), prev)[0]
+        except BaseException:
+            if prepare is not None:
+                self._temporal.settle()  # type: ignore[union-attr]
+            raise
         if getattr(self.engine, "temporal", False):
             self._prev = out
         result = dataclasses.replace(frame, image=out, sigma=sigma, original=frame.image)

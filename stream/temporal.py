@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
 
 import numpy as np
 
@@ -44,9 +44,6 @@ AUTO_FALLBACK = "auto"
 SMOOTHING = ("auto", "switch", *MODES)
 # Noise level assumed for frames that arrive without one (0..255).
 DEFAULT_SIGMA = 15.0
-# One thread reads the camera's motion from the noisy input while the engine denoises it
-# (OpenCV and ONNX Runtime release the GIL, so the two overlap on two cores).
-_MOTION = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-motion")
 
 
 def _released(name: str) -> str | None:
@@ -103,7 +100,10 @@ class SmoothingStage:
         self.filter: RecursiveFilter | StillCameraFilter = (
             StillCameraFilter() if mode in ("auto", "switch") else RecursiveFilter(mode))
         self.sequence: int | None = None
-        self._motion: Future[None] | None = None
+        # reads the camera's motion from the noisy input while the engine denoises it (OpenCV
+        # and ONNX Runtime release the GIL, so the two overlap on two cores)
+        self._motion: threading.Thread | None = None
+        self._motion_error: BaseException | None = None
 
     def _check_sequence(self, frame: Frame) -> None:
         if frame.sequence != self.sequence:
@@ -116,7 +116,26 @@ class SmoothingStage:
         if not isinstance(self.filter, StillCameraFilter) or frame.image.ndim != 3:
             return
         self._check_sequence(frame)
-        self._motion = _MOTION.submit(self.filter.follow, frame.image)
+        self.settle()
+        self._motion = threading.Thread(target=self._follow, args=(frame.image,),
+                                        name="stream-motion", daemon=True)
+        self._motion.start()
+
+    def _follow(self, image: np.ndarray) -> None:
+        try:
+            self.filter.follow(image)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the processor's thread
+            self._motion_error = exc
+
+    def settle(self) -> None:
+        """Wait for the motion reading started by :meth:`prepare` (the processor also calls
+        it when the engine failed, so no thread outlives the run)."""
+        if self._motion is not None:
+            self._motion.join()
+            self._motion = None
+        if self._motion_error is not None:
+            exc, self._motion_error = self._motion_error, None
+            raise exc
 
     @property
     def feed_back(self) -> bool:
@@ -125,9 +144,7 @@ class SmoothingStage:
         return self.mode != "switch" or bool(getattr(self.filter, "camera_moving", True))
 
     def __call__(self, frame: Frame) -> Frame:
-        if self._motion is not None:
-            motion, self._motion = self._motion, None
-            motion.result()  # re-raises what went wrong there
+        self.settle()
         self._check_sequence(frame)
         sigma = frame.sigma if frame.sigma is not None else DEFAULT_SIGMA
         if isinstance(self.filter, StillCameraFilter):

@@ -286,7 +286,7 @@ def through_product(clean: list[np.ndarray], sigma: float, model: str, modes: li
             cmd = [sys.executable, "-m", "stream", str(src), f"{dst}/", "--sigma", f"{sigma:g}",
                    "--model", model, "--temporal", mode, "-q", "-y"]
             t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[1])
+            subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[2])
             sec = time.perf_counter() - t0
             out = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in sorted(dst.iterdir())]
             if len(out) != len(clean):
