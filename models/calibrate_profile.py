@@ -89,8 +89,8 @@ def save_profile(profile: Profile, state: dict, metadata: dict[str, str],
         meta = {**metadata, "profile": json.dumps(profile.to_json())}
         save_file({k: v.detach().float().contiguous().cpu() for k, v in state.items()},
                   str(tmp / "weights.safetensors"), metadata=meta)
-        cv2.imwrite(str(tmp / "noise.png"), plot_nlf(profile.nlf, f"{profile.name} ({profile.kind}, {profile.used} used): "
-                                                        f"level {profile.nlf.level():.2f}"))
+        cv2.imwrite(str(tmp / "noise.png"), plot_nlf(profile.nlf, plot_title(
+            profile.name, profile.kind, profile.used, profile.nlf)))
         (tmp / "profile.json").write_text(json.dumps(profile.to_json(), indent=1) + "\n")
         tmp.chmod(0o755)  # mkdtemp makes it private; a profile is an ordinary folder
         old = None
@@ -131,6 +131,11 @@ def list_profiles(root: Path | None = None) -> list[Profile]:
         except (OSError, ValueError, TypeError, KeyError):
             continue
     return out
+
+
+def plot_title(name: str, kind: str, used: int, nlf: Nlf) -> str:
+    """The title of ``noise.png`` (and of the curve the calibration preview draws)."""
+    return f"{name} ({kind}, {used} used): level {nlf.level():.2f}"
 
 
 def plot_nlf(nlf: Nlf, title: str, size: tuple[int, int] = (480, 320)) -> np.ndarray:

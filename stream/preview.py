@@ -13,6 +13,8 @@ import os
 import queue
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 
@@ -98,8 +100,12 @@ class PreviewWindow:
         backend: str = "?",
         state: PreviewState | None = None,
         max_size: tuple[int, int] = (1280, 720),
+        renderer: Callable[..., Any] = render,
     ) -> None:
         self.title = title
+        # (frame, state, hud, max_size) -> RGB picture; the calibration (stream/calibview.py)
+        # hands pictures composed already
+        self.renderer = renderer
         self.controls = controls or LiveControls()
         self.stats = stats or LiveStats()
         self.model, self.backend = model, backend
@@ -163,7 +169,7 @@ class PreviewWindow:
     def _draw(self) -> None:
         if self._current is None:
             return
-        img = render(self._current, self.state, self._hud(self._current), self.max_size)
+        img = self.renderer(self._current, self.state, self._hud(self._current), self.max_size)
         self._width = img.shape[1]
         cv2.imshow(self.title, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 

@@ -7,12 +7,16 @@ frame's brightness, scaled so that its root mean square is the level the process
 """
 from __future__ import annotations
 
+import logging
+import shlex
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def load(name: str, model: str | None) -> Any:
@@ -25,6 +29,28 @@ def load(name: str, model: str | None) -> Any:
                         f"drop --model or calibrate {model} (python -m stream calibrate ... "
                         f"--model {model})")
     return profile
+
+
+def check_size(profile: Any, width: int | None, height: int | None, source: str,
+               camera: bool = False) -> None:
+    """Refuse frames of another size than the clip or camera the profile was measured on: the
+    same camera at another resolution scales (and so smooths, sharpens, correlates) its noise
+    differently in the camera, so neither the NLF nor the tuned weights carry over.  A profile
+    from ``--pairs`` (photos at the sensor's own resolution, in crops) has no frame size; a
+    clip profile from before sizes were kept is taken, with a warning."""
+    if profile.kind == "pairs" or width is None or height is None:
+        return
+    if profile.size is None:
+        log.warning("--profile %s does not say which frame size it was made for (an older "
+                    "profile); using it for %dx%d unchecked", profile.name, width, height)
+        return
+    pw, ph = profile.size
+    if (pw, ph) != (width, height):
+        size = f" --size {width}x{height}" if camera else ""
+        raise UserError(f"--profile {profile.name} was made for {pw}x{ph} frames, not "
+                        f"{width}x{height} ({source}); a camera's noise changes with the picture "
+                        f"size: calibrate for this one (python -m stream calibrate "
+                        f"{shlex.quote(source)}{size} --name {profile.name}-{width}x{height})")
 
 
 def nlf_level(profile: Any) -> Callable[[np.ndarray], float]:

@@ -18,11 +18,11 @@ from typing import Any
 from .base import Sink, Source
 from .errors import UserError
 from .live import LiveControls
-from .openers import open_sink, open_source
+from .openers import is_camera_input, open_sink, open_source
 from .options import DenoiseOptions, RunOptions
 from .pipeline import Pipeline, PipelineResult
 from .processor import TEMPORAL_MODES, Processor, load_temporal
-from .profiles import NlfEngine, nlf_level
+from .profiles import NlfEngine, check_size, nlf_level
 from .profiles import load as load_profile
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,13 @@ def open_session(options: RunOptions, outputs: tuple[str, ...] | None = None, *,
         source.close()
         raise UserError("--start and --duration take a video input; for images and folders "
                         "use --frames N")
+    if denoise.profile is not None:  # before any output exists: refused, nothing is written
+        try:
+            check_size(load_profile(denoise.profile, denoise.model), source.info.width,
+                       source.info.height, options.input, camera=is_camera_input(options.input))
+        except BaseException:
+            source.close()
+            raise
     if wrap_source is not None:
         source = wrap_source(source)
     sinks: list[Sink] = []
