@@ -309,7 +309,9 @@ class StillCameraFilter:
         warped = None
         if moved is not None:
             cells_w, count_w, prev_w = moved
-            still = self.still_camera
+            # the camera keeps moving while the flow explained most of the last frame (the
+            # tiles' reading of a steady pan comes and goes)
+            still = self.still_camera = self.still_camera and self.last_warped <= 0.5
             z_w = self._test(g, cells_w, count_w, sigma, white, guard=1.0 if still else GUARD)
             warped = z_w < z - (MARGIN if still else 0.0)
             z = np.where(warped, z_w, z)

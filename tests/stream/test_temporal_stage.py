@@ -442,7 +442,7 @@ def test_auto_follows_a_pan():
     assert stage.filter.resets == 0
     assert np.median(warped[2:]) > 0.8, warped
     assert min(gain) > -0.1, gain
-    # measured: mean +1.9 dB over the 16 frames (white residual noise of 6 levels)
+    # measured: mean +4.1 dB over the 16 frames (white residual noise of 6 levels)
     assert np.mean(gain) > 1.0, gain
 
 
