@@ -2,7 +2,7 @@
 screenshots while it runs show the phase text and a partly filled progress bar while the still
 frames are read and while the model is tuned; the finished screen shows the measured noise
 curve (the profile's own noise.png, pixel for pixel), "fine-tuning step N of N" and a full bar;
-q closes it. Skips without Xvfb (Debian: xvfb), xwd (x11-apps), convert (imagemagick) or
+q closes it. q while it tunes stops it: exit 130, no profile. Skips without Xvfb (Debian: xvfb), xwd (x11-apps), convert (imagemagick) or
 xdotool.
 
 The calibration runs in a child process (its own Qt), with the replay and forgetting check
@@ -150,6 +150,41 @@ def test_calibration_shows_progress_and_noise_curve(display, tmp_path: Path) -> 
         assert proc.returncode == 0, err
         assert time.monotonic() - t0 < calibview.HOLD_SECONDS - 2
         assert (saved / "weights.safetensors").is_file()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_q_stops_a_calibration_and_nothing_is_written(display, tmp_path: Path) -> None:
+    clip = tmp_path / "still"
+    clip.mkdir()
+    for i, f in enumerate(noisy_frames(24)[1]):
+        write(clip / f"{i:03d}.png", f)
+    env = {**os.environ, "DISPLAY": display, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-c", CHILD, "calibrate", str(clip), "--name", "cam", "--realtime",
+           "--steps", "100000", "-q"]  # a live source: the window by default
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    tuning = text_template("fine-tuning step")
+    try:
+        end = time.monotonic() + 240
+        while time.monotonic() < end and proc.poll() is None:
+            shot = screenshot(display, tmp_path / "shot.png")
+            if found(shot, tuning) and bar_fill(shot) > 0:
+                break
+        assert proc.poll() is None, proc.communicate()
+        wid = subprocess.run(["xdotool", "search", "--sync", "--name", "calibrate cam"],
+                             env=env, capture_output=True, text=True, timeout=20,
+                             check=True).stdout.split()[0]
+        subprocess.run(["xdotool", "mousemove", "--window", wid, "100", "100"], env=env,
+                       check=True, timeout=20)
+        subprocess.run(["xdotool", "key", "q"], env=env, check=True, timeout=20)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130 and err.strip() == "interrupted; no profile written", err
+        profiles = tmp_path / "cache" / "denoise-stream" / "profiles"
+        assert not profiles.exists() or not any(profiles.iterdir())
     finally:
         if proc.poll() is None:
             proc.kill()
