@@ -32,7 +32,7 @@ def load(name: str, model: str | None) -> Any:
 
 
 def check_size(profile: Any, width: int | None, height: int | None, source: str,
-               camera: bool = False) -> None:
+               camera: bool = False, video: bool = True) -> None:
     """Refuse frames of another size than the clip or camera the profile was measured on: the
     same camera at another resolution scales (and so smooths, sharpens, correlates) its noise
     differently in the camera, so neither the NLF nor the tuned weights carry over.  A profile
@@ -47,10 +47,11 @@ def check_size(profile: Any, width: int | None, height: int | None, source: str,
     pw, ph = profile.size
     if (pw, ph) != (width, height):
         size = f" --size {width}x{height}" if camera else ""
+        clip = shlex.quote(source) if video else f"STILL_CLIP_{width}x{height}"
         raise UserError(f"--profile {profile.name} was made for {pw}x{ph} frames, not "
                         f"{width}x{height} ({source}); a camera's noise changes with the picture "
                         f"size: calibrate for this one (python -m stream calibrate "
-                        f"{shlex.quote(source)}{size} --name {profile.name}-{width}x{height})")
+                        f"{clip}{size} --name {profile.name}-{width}x{height})")
 
 
 def nlf_level(profile: Any) -> Callable[[np.ndarray], float]:

@@ -163,7 +163,8 @@ def open_session(options: RunOptions, outputs: tuple[str, ...] | None = None, *,
     if denoise.profile is not None:  # before any output exists: refused, nothing is written
         try:
             check_size(load_profile(denoise.profile, denoise.model), source.info.width,
-                       source.info.height, options.input, camera=is_camera_input(options.input))
+                       source.info.height, options.input, camera=is_camera_input(options.input),
+                       video=source.is_video)
         except BaseException:
             source.close()
             raise

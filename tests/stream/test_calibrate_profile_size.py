@@ -68,7 +68,8 @@ def test_another_frame_size_is_refused_everywhere(desk: dict, tmp_path: Path, ca
         assert main([*argv, "--profile", "desk", "--temporal", "off", "-q"]) == 2, kind
         line = one_error_line(capsys.readouterr().err)
         assert expected in line, (kind, line)
-        assert f"python -m stream calibrate {tmp_path}" in line and "--name desk-128x96" in line
+        what = "STILL_CLIP_128x96" if kind == "file" else str(clip)  # a picture cannot be one
+        assert f"python -m stream calibrate {what} --name desk-128x96)" in line, line
     assert not (tmp_path / "out.png").exists() and not (tmp_path / "out.mkv").exists()
 
     # the right size passes the same door (the size is (width, height), not (height, width))
@@ -144,3 +145,18 @@ def test_profile_through_the_live_path(desk: dict, tmp_path: Path, cache: Path, 
         diff = np.abs(none[t].astype(int) - nlf[t]).mean()
         assert diff > 0.5, (t, diff)  # the tuned weights, not the shipped ones
     assert any(not np.array_equal(est[t], nlf[t]) for t in set(est) & set(nlf))  # the NLF map
+
+
+def test_a_camera_at_another_size_is_told_to_ask_for_it(desk: dict, cache: Path) -> None:
+    from models.calibrate_profile import load_profile
+    from stream.errors import UserError
+    from stream.profiles import check_size
+
+    profile = load_profile("desk")
+    check_size(profile, 96, 64, "webcam", camera=True)  # its own size: taken
+    with pytest.raises(UserError) as err:
+        check_size(profile, 1280, 720, "webcam", camera=True)
+    assert str(err.value) == (
+        "--profile desk was made for 96x64 frames, not 1280x720 (webcam); a camera's noise "
+        "changes with the picture size: calibrate for this one (python -m stream calibrate "
+        "webcam --size 1280x720 --name desk-1280x720)")
