@@ -5,7 +5,8 @@ bar and the measured noise curve (the same picture as the profile's ``noise.png`
 ``canvas`` is a pure function from a status to an RGB image (tested on arrays);
 ``CalibrationPreview`` shows it in the preview window (``stream.preview.PreviewWindow``, which
 draws it as it is, without the denoiser's HUD). q, Esc or closing the window stop the
-calibration: the next update raises ``KeyboardInterrupt``, so nothing is written.
+calibration: the next update raises ``KeyboardInterrupt``, so nothing is written. The
+denoiser's other keys (views, strength, space) do nothing here.
 """
 from __future__ import annotations
 
@@ -133,6 +134,8 @@ class CalibrationPreview:
                **changes: Any) -> None:
         if self.controls.stop.is_set():
             raise KeyboardInterrupt
+        if self.controls.paused:  # space: a calibration does not pause (the window would freeze)
+            self.controls.resume()
         if picture is not None:
             self.picture = picture
         for key, value in changes.items():
