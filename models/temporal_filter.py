@@ -193,6 +193,9 @@ class StillParams:
     cut: float = 0.6  # share of moved cells that resets the whole frame
     residual: float = 0.25  # denoiser's residual noise / sigma (only when no noisy input)
     compensate: bool = True  # follow the motion (optical flow) while the camera moves
+    # the noisy inputs are averaged before the denoiser only while the median flow vector
+    # (smoothed) stays under this many px a frame (``InputAverage``)
+    average_pan: float = 0.5
 
 
 _GREY = np.full((1, 3), 1 / 3, np.float32)
@@ -201,8 +204,23 @@ GUARD = 1.5  # the noise level used is at most this many times the robust readin
 # on a still camera a cell takes the warped average only when it explains the new frame this
 # much better (in units of what noise alone gives) than the average as it is
 MARGIN = 0.5
+# a cell fits one average better than the other only by this much (in the same units)
+TIE = 0.25
 SCATTER = 1.0  # a pan's shift must exceed the tiles' median scatter this many times
 FLOW_WIDTH = 160  # px: the optical flow's finest level is at least this wide
+
+
+def motion_score(d: np.ndarray, noise_var: np.ndarray | float, window: int) -> np.ndarray:
+    """Per cell, how far the difference ``d`` (h, w, 3) between new cells and their running
+    average exceeds what noise alone (variance ``noise_var`` per channel) gives: the mean
+    squared difference over ``window`` x ``window`` cells, of the brightness and of the three
+    channels (a change of colour at the same brightness is motion too), the larger of the two,
+    in units of the noise (about 1 where nothing moved)."""
+    dy = cv2.transform(d, _GREY)  # (h, w), noise var / 3
+    d2 = cv2.transform(d * d, _SUM3)  # (h, w), noise var * 3
+    box = (window, window)
+    return np.maximum(cv2.blur(dy * dy * 3 / noise_var, box, borderType=cv2.BORDER_REFLECT),
+                      cv2.blur(d2 / (3 * noise_var), box, borderType=cv2.BORDER_REFLECT))
 
 
 @functools.lru_cache(maxsize=4)
@@ -263,16 +281,20 @@ class StillCameraFilter:
         self.last_tracked: np.ndarray | None = None  # ... of the denoised one, for the tiles
         self.speed = 0.0  # smoothed global motion (the tiles' shift), px a frame
         self.flow_speed = 0.0  # smoothed median length of the flow, px a frame
+        self.flow_shift = 0.0  # smoothed length of the median flow vector, px a frame
         self.resets = 0
         self.last_static = 0.0  # share of cells blended in the last frame
         self.last_warped = 0.0  # share of cells that took the warped average
+        # share of cells the flow explains clearly better (on equal terms; 0 unless they
+        # clearly outnumber those it explains worse)
+        self.flow_explains = 0.0
         self.still_camera = False
         # the camera moved at the last frame (or most cells moved: a fast pan or a cut); what
         # ``--temporal auto`` uses to feed a recurrent twin its previous output
         self.camera_moving = False
         self._hann: np.ndarray | None = None
         # what :meth:`follow` read for the next frame: its grey cells and the warped averages
-        self._pending: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None = None
+        self._pending: tuple[np.ndarray, tuple[np.ndarray, ...] | None] | None = None
 
     def __call__(self, frame: np.ndarray, sigma: float, noisy: np.ndarray | None = None) -> np.ndarray:
         out = self.step_np(np.asarray(frame, np.float32), float(sigma), noisy)
@@ -308,11 +330,19 @@ class StillCameraFilter:
         z = self._test(g, self.cells, self.count, sigma, white)
         warped = None
         if moved is not None:
-            cells_w, count_w, prev_w = moved
+            cells_w, count_w, prev_w, shrink = moved
             # the camera keeps moving while the flow explained most of the last frame (the
             # tiles' reading of a steady pan comes and goes)
-            still = self.still_camera = self.still_camera and self.last_warped <= 0.5
+            still = self.still_camera = self.still_camera and self.flow_explains <= 0.25
             z_w = self._test(g, cells_w, count_w, sigma, white, guard=1.0 if still else GUARD)
+            # whether the flow explains the frame, on equal terms: the warp's interpolation
+            # also averages the noise of the running average, which alone lowers z_w
+            z_fair = self._test(g, cells_w, count_w, sigma, white, guard=1.0 if still else GUARD,
+                                shrink=shrink)
+            better, worse = float((z_fair < z - TIE).mean()), float((z < z_fair - TIE).mean())
+            self.flow_explains = better if better > 2 * worse else 0.0
+            if self.flow_explains > 0.25:  # a good part of the frame moved along the flow
+                self.still_camera = False
             warped = z_w < z - (MARGIN if still else 0.0)
             z = np.where(warped, z_w, z)
             self.cells = np.where(warped[..., None], cells_w, self.cells)
@@ -321,10 +351,8 @@ class StillCameraFilter:
                               interpolation=cv2.INTER_NEAREST)
             cv2.copyTo(prev_w, pick, self.prev)
             self.last_warped = float(warped.mean())
-            if self.last_warped > 0.5:  # the flow explains most of the frame: the camera moved
-                self.still_camera = False
         else:
-            self.last_warped = 0.0
+            self.last_warped = self.flow_explains = 0.0
         still = np.clip((z - p.hi) / (p.lo - p.hi), 0, 1)
         still = cv2.erode(still, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
         if float((still == 0).mean()) > p.cut:
@@ -346,6 +374,14 @@ class StillCameraFilter:
         self.last_static = float((still > 0).mean())
         return out
 
+    @property
+    def scene_still(self) -> bool:
+        """Whether the camera read still at the last frame, by the tiles and by the flow (no
+        pan of ``average_pan`` px a frame or more): when ``--temporal auto`` averages the
+        noisy inputs of the next frame before the denoiser (``InputAverage``)."""
+        return (self.prev is not None and self.still_camera and not self.camera_moving
+                and self.flow_shift < self.params.average_pan)
+
     def follow(self, src: np.ndarray) -> None:
         """The camera's motion up to the frame ``src`` (the noisy input, or the denoised frame
         without one) and, while the scene moves, the running averages warped onto it.  The
@@ -359,13 +395,15 @@ class StillCameraFilter:
         self._pending = (grey, moved)
 
     def _test(self, g: np.ndarray, cells: np.ndarray, count: np.ndarray, sigma: float,
-              white: bool, guard: float = GUARD) -> np.ndarray:
+              white: bool, guard: float = GUARD, shrink: np.ndarray | float = 1.0) -> np.ndarray:
         """Per cell, the mean squared difference between the new cells ``g`` and a running
         average of them, over ``window`` x ``window`` cells, in units of what noise alone gives
         (brightness and colour, the larger)."""
         p = self.params
         d = g - cells  # (h, w, 3)
-        var_scale = 1 + 1 / count  # the running average's own noise adds to the new frame's
+        # the running average's own noise adds to the new frame's (``shrink``: what a warp's
+        # interpolation left of it)
+        var_scale = 1 + shrink / count
         # robust reading: the median |d| is 0.6745 std where most cells are still; where most
         # moved it is large and the prior decides.  A sparse grid of cells reads it as well.
         grid = np.abs(d[::3, ::3]).ravel()
@@ -373,14 +411,7 @@ class StillCameraFilter:
         robust = float(np.partition(grid, k)[k]) / 0.6745 / math.sqrt(float(var_scale.mean()))
         prior = sigma / p.scale if white else p.residual * sigma  # white: mean of scale² pixels
         std = max(min(prior, guard * robust), 0.5)
-        # brightness (one number, the most sensitive test for what most motion changes) and
-        # all three channels (a change of colour at the same brightness is motion too)
-        noise_var = var_scale * std * std
-        dy = cv2.transform(d, _GREY)  # (h, w), noise var / 3
-        d2 = cv2.transform(d * d, _SUM3)  # (h, w), noise var * 3
-        box = (p.window, p.window)
-        return np.maximum(cv2.blur(dy * dy * 3 / noise_var, box, borderType=cv2.BORDER_REFLECT),
-                          cv2.blur(d2 / (3 * noise_var), box, borderType=cv2.BORDER_REFLECT))
+        return motion_score(d, var_scale * std * std, p.window)
 
     def _track_camera(self, grey: np.ndarray) -> None:
         """Whether the camera pans, from the grey cells of the last two denoised frames: phase
@@ -417,7 +448,7 @@ class StillCameraFilter:
         self.speed = 0.5 * self.speed + 0.5 * shift
         self.still_camera = self.speed < self.params.pan
 
-    def _follow_camera(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def _follow_camera(self, grey: np.ndarray) -> tuple[np.ndarray, ...] | None:
         """The flow between the grey cells of the last two denoised frames; while it says the
         scene moves, the running averages (cells, counts, output) warped onto the new frame."""
         assert self.prev is not None and self.cells is not None and self.count is not None
@@ -425,7 +456,7 @@ class StillCameraFilter:
         prev, self.last_grey = self.last_grey, grey
         h, w = grey.shape
         if min(h, w) < 16:  # too small for the flow's patches: a still scene
-            self.flow_speed = 0.0
+            self.flow_speed = self.flow_shift = 0.0
             return None
         # from the new frame to the one before: new(x) ~ before(x + flow(x)); the preset's
         # finest level is a quarter of its input, which smears a small frame's flow
@@ -433,6 +464,10 @@ class StillCameraFilter:
         flow = self._flow.calc(cv2.convertScaleAbs(grey), cv2.convertScaleAbs(prev), None)
         length = cv2.magnitude(flow[::2, ::2, 0].copy(), flow[::2, ::2, 1].copy())
         self.flow_speed = 0.5 * self.flow_speed + 0.5 * float(np.median(length)) * p.scale
+        # the median flow vector: a pan's shift; the noise drags the flow every way, so on a
+        # still scene it stays near zero while the median length does not
+        shift = float(np.hypot(*np.median(flow[::2, ::2].reshape(-1, 2), axis=0))) * p.scale
+        self.flow_shift = 0.5 * self.flow_shift + 0.5 * shift
         if self.flow_speed < p.pan or not p.compensate:
             return None
         H, W = self.prev.shape[:2]
@@ -446,7 +481,11 @@ class StillCameraFilter:
         # what came in over the frame's edge has no history
         mx, my = flow[..., 0], flow[..., 1]
         count[(mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)] = 1.0
-        return cells, np.maximum(count, 1.0), prev_out
+        # bilinear interpolation between cells averages their noise too: at a fractional
+        # offset f its variance falls to (1 - f)² + f² per axis
+        fx, fy = mx - np.floor(mx), my - np.floor(my)
+        shrink = ((1 - fx) ** 2 + fx ** 2) * ((1 - fy) ** 2 + fy ** 2)
+        return cells, np.maximum(count, 1.0), prev_out, shrink
 
     def _start(self, y: np.ndarray, g: np.ndarray, grey: np.ndarray, tracked: np.ndarray) -> np.ndarray:
         self.prev = y.copy()
@@ -454,6 +493,74 @@ class StillCameraFilter:
         self.last_grey = grey
         self.last_tracked = tracked - cv2.GaussianBlur(tracked, (0, 0), 2.0)
         self.count = np.ones(g.shape[:2], np.float32)
-        self.speed, self.flow_speed, self.still_camera, self.last_static = 0.0, 0.0, True, 0.0
+        self.speed, self.flow_speed, self.flow_shift = 0.0, 0.0, 0.0
+        self.still_camera, self.last_static = True, 0.0
         self.camera_moving = False
         return y
+
+
+class InputAverage:
+    """The noisy input averaged over time where a still camera sees nothing change, before
+    the denoiser: ``image, sigma_map = avg(noisy, sigma, still)``.
+
+    The mean of n noisy frames of a still scene is the scene plus white noise of std
+    sigma / sqrt(n): exactly what the denoiser is trained for, told by its per-pixel noise map
+    (FFDNet style).  So on a still camera the network denoises a frame with a quarter of the
+    noise after 16 frames, which gains far more than averaging its outputs (its residual
+    errors repeat from frame to frame).  The test is :class:`StillCameraFilter`'s, on the
+    same 2 x 2 cells of the noisy input against their running average; where a cell moved
+    the new frame is taken as it is (its noise map back to ``sigma``), so nothing trails.
+    Nothing is warped: only while ``still`` (the smoothing after the denoiser reads a still
+    camera) is anything averaged; otherwise it starts over.  The level used is at most
+    ``GUARD`` times a robust reading from the differences, as in the smoothing.  Returns the averaged frame
+    (uint8, rounded) and the noise std per pixel (float32, 0..255).
+    """
+
+    def __init__(self, params: StillParams | None = None) -> None:
+        self.params = params or StillParams()
+        self.reset()
+
+    def reset(self) -> None:
+        self.mean: np.ndarray | None = None  # (H, W, 3) float32 running mean of the inputs
+        self.share: np.ndarray | None = None  # (H, W) its noise variance / the frame's
+        self.count: np.ndarray | None = None  # (h, w) frames averaged per cell
+        self.last_static = 0.0  # share of cells averaged in the last frame
+
+    def __call__(self, noisy: np.ndarray, sigma: float, still: bool) -> tuple[np.ndarray, np.ndarray]:
+        p = self.params
+        x = np.asarray(noisy, np.float32)
+        h, w = x.shape[:2]
+        k = p.scale
+        if not still or self.mean is None or self.mean.shape != x.shape or min(h, w) < 2 * k:
+            return self._start(x, noisy, sigma)
+        cells = (max(w // k, 1), max(h // k, 1))
+        g = cv2.resize(x, cells, interpolation=cv2.INTER_AREA)
+        d = g - cv2.resize(self.mean, cells, interpolation=cv2.INTER_AREA)
+        share = cv2.resize(self.share, cells, interpolation=cv2.INTER_AREA)
+        # the level told, capped by a robust reading as in the smoothing (``--strength 3``
+        # must not average across motion)
+        grid = np.abs(d[::3, ::3]).ravel()
+        m = (grid.size - 1) // 2
+        robust = float(np.partition(grid, m)[m]) / 0.6745 / math.sqrt(1 + float(share.mean()))
+        std = max(min(sigma / k, GUARD * robust), 0.5)
+        z = motion_score(d, (1 + share) * std * std, p.window)
+        static = np.clip((z - p.hi) / (p.lo - p.hi), 0, 1)
+        static = cv2.erode(static, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
+        if float((static == 0).mean()) > p.cut:
+            return self._start(x, noisy, sigma)
+        n_eff = static * self.count
+        weight = n_eff / (n_eff + 1)  # of the running mean, per cell
+        self.count = np.minimum(n_eff + 1, p.long)
+        wp = cv2.resize(weight, (w, h), interpolation=cv2.INTER_LINEAR)
+        self.mean = cv2.blendLinear(self.mean, x, wp, 1 - wp)
+        self.share = (1 - wp) ** 2 + wp * wp * self.share
+        self.last_static = float((static > 0).mean())
+        return cv2.convertScaleAbs(self.mean), np.sqrt(self.share) * np.float32(sigma)
+
+    def _start(self, x: np.ndarray, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+        k = self.params.scale
+        self.mean = x
+        self.share = np.ones(x.shape[:2], np.float32)
+        self.count = np.ones((max(x.shape[0] // k, 1), max(x.shape[1] // k, 1)), np.float32)
+        self.last_static = 0.0
+        return np.asarray(noisy, np.uint8), np.full(x.shape[:2], sigma, np.float32)

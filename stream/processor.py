@@ -154,11 +154,16 @@ class Processor:
                 and self._prev.shape == frame.image.shape \
                 and getattr(self._temporal, "feed_back", True):
             prev = self._prev[None]
+        image, level = frame.image, np.array([sigma], np.float32)
+        average = getattr(self._temporal, "average_input", None)
+        if average is not None and not getattr(self.engine, "temporal", False):
+            image, told = average(frame, sigma)  # a still camera: the mean of the inputs
+            level = np.asarray(told, np.float32)[None] if np.ndim(told) else level
         prepare = getattr(self._temporal, "prepare", None)
         if prepare is not None:  # the smoothing reads the motion while the engine runs
             prepare(frame)
         try:
-            out = self.engine.infer(frame.image[None], np.array([sigma], np.float32), prev)[0]
+            out = self.engine.infer(image[None], level, prev)[0]
         except BaseException:
             if prepare is not None:
                 self._temporal.settle()  # type: ignore[union-attr]

@@ -32,7 +32,7 @@ import threading
 
 import numpy as np
 
-from models.temporal_filter import MODES, RecursiveFilter, StillCameraFilter
+from models.temporal_filter import MODES, InputAverage, RecursiveFilter, StillCameraFilter
 
 from .frame import Frame
 
@@ -100,6 +100,8 @@ class SmoothingStage:
         self.filter: RecursiveFilter | StillCameraFilter = (
             StillCameraFilter() if mode in ("auto", "switch") else RecursiveFilter(mode))
         self.sequence: int | None = None
+        # ``auto``: the noisy input averaged over time on a still camera, before the denoiser
+        self.average = InputAverage() if mode in ("auto", "switch") else None
         # reads the camera's motion from the noisy input while the engine denoises it (OpenCV
         # and ONNX Runtime release the GIL, so the two overlap on two cores)
         self._motion: threading.Thread | None = None
@@ -108,7 +110,22 @@ class SmoothingStage:
     def _check_sequence(self, frame: Frame) -> None:
         if frame.sequence != self.sequence:
             self.filter.reset()
+            if self.average is not None:
+                self.average.reset()
             self.sequence = frame.sequence
+
+    def average_input(self, frame: Frame, sigma: float) -> tuple[np.ndarray, np.ndarray | float]:
+        """What the denoiser gets for ``frame`` (called by the processor before the engine
+        runs; not for a recurrent model): with ``auto``, while the smoothing read a still
+        camera at the frame before, the noisy input averaged over the frames in which
+        nothing changed and the per-pixel noise level that is left
+        (``models.temporal_filter.InputAverage``); otherwise the frame and ``sigma``."""
+        if self.average is None or frame.image.ndim != 3:
+            return frame.image, sigma
+        self._check_sequence(frame)
+        assert isinstance(self.filter, StillCameraFilter)
+        image, level = self.average(frame.image, sigma, self.filter.scene_still)
+        return image, (level if self.average.last_static > 0 else sigma)
 
     def prepare(self, frame: Frame) -> None:
         """Called by the processor with the noisy frame before the engine runs: the ``auto``

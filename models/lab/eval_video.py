@@ -36,7 +36,7 @@ import torch
 from ..data import DEFAULT_DATA, folder_paths, read_rgb
 from ..metrics import psnr, ssim
 from ..registry import UnknownModelError, create_model, get_spec, load_metadata, model_names
-from ..temporal_filter import MODES, RecursiveFilter, StillCameraFilter
+from ..temporal_filter import MODES, InputAverage, RecursiveFilter, StillCameraFilter
 
 SMOOTHING = ("auto", *MODES)  # auto: the still-camera aware filter (``--temporal auto``)
 
@@ -143,6 +143,25 @@ def run_model(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float, dev
     return outs
 
 
+def run_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
+             device: torch.device) -> list[np.ndarray]:
+    """A per-frame model with ``--temporal auto`` as the product's processor runs it: on a
+    still camera (as the smoothing read it at the frame before) the model gets the noisy
+    inputs averaged over time with their per-pixel noise level (``InputAverage``), and the
+    still-camera smoothing follows it."""
+    filt, average = StillCameraFilter(), InputAverage()
+    outs: list[np.ndarray] = []
+    with torch.inference_mode():
+        for img in noisy:
+            x8, level = average(img, sigma, filt.scene_still)
+            x = torch.from_numpy(np.ascontiguousarray(x8)).to(device).permute(2, 0, 1)[None].float() / 255
+            smap = (torch.from_numpy(level)[None, None].to(device) / 255
+                    if average.last_static > 0 else torch.full_like(x[:, :1], sigma / 255))
+            y8 = (model(x, smap).clamp(0, 1) * 255).round()[0].permute(1, 2, 0).byte().cpu().numpy()
+            outs.append(filt(y8, sigma, img))
+    return outs
+
+
 def run_twin_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
                   device: torch.device, switch: bool = True,
                   feed_smoothed: bool = False) -> list[np.ndarray]:
@@ -235,6 +254,10 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
         out, sec = _timed(lambda: run_model(model, noisy, sigma, device, False))  # noqa: B023
         rows.append(score(f"{name} per frame", out, clean, sec, tag))
         for mode in smoothing:
+            if mode == "auto":  # the inputs averaged on a still camera, then the smoothing
+                sm, s2 = _timed(lambda: run_auto(model, noisy, sigma, device))  # noqa: B023
+                rows.append(score(f"{name} + auto smoothing", sm, clean, s2, tag, max(s2 - sec, 0.0)))
+                continue
             sm, s2 = _timed(lambda: smooth(out, sigma, mode, device, noisy))  # noqa: B023
             rows.append(score(f"{name} + {mode} smoothing", sm, clean, sec + s2, tag, s2))
         twin = f"{name}-temporal"

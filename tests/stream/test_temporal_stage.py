@@ -508,3 +508,93 @@ def test_plan_switch_release(monkeypatch):
     from stream.processor import load_temporal
 
     assert load_temporal("switch")().mode == "switch"
+
+
+# --- ``auto`` on a still camera: the noisy inputs averaged before the denoiser -------------
+
+def test_input_average_lowers_the_noise_it_reports():
+    """A still scene with white noise: after 20 frames the averaged input holds well under
+    half of the noise, and the per-pixel level it reports says how much; where the square moves
+    the frame is taken as it is, told the full level, and its old place does not trail."""
+    from models.temporal_filter import InputAverage
+
+    clean, masks = object_scene(20, step=4)
+    rng = np.random.default_rng(11)
+    noisy = [np.clip(np.round(f + rng.normal(0, NOISE, f.shape)), 0, 255).astype(np.uint8)
+             for f in clean]
+    avg = InputAverage()
+    bg = background().astype(np.float32)
+    for t, img in enumerate(noisy):
+        image, level = avg(img, NOISE, still=t > 0)
+        assert image.dtype == np.uint8 and level.shape == img.shape[:2]
+        if t > 0:
+            trail = masks[t - 1] & ~masks[t]
+            assert abs(float((image.astype(np.float32) - bg)[trail].mean())) < 4.0, t
+            inner = np.zeros_like(masks[t])
+            inner[30:42, 6 + 4 * t:18 + 4 * t] = True  # inside the square, off its edges
+            np.testing.assert_array_equal(image[inner], img[inner])
+            assert np.allclose(level[inner], NOISE)
+    rows = slice(0, 12)  # the square never comes near
+    err = float(np.sqrt(((image.astype(np.float32) - bg)[rows] ** 2).mean()))
+    told = float(level[rows].mean())
+    # measured: rms 7.5 against the told 7.2 (the test's partial weights grow the count to
+    # about 7 by frame 20, not 16)
+    assert err < 0.45 * NOISE
+    assert 0.85 * err < told < 1.15 * err
+
+
+def test_input_average_only_on_a_still_camera():
+    from models.temporal_filter import InputAverage
+
+    frames = residual_noise([background()] * 5, std=NOISE)
+    avg = InputAverage()
+    for img in frames:
+        image, level = avg(img, NOISE, still=False)
+        np.testing.assert_array_equal(image, img)
+        assert np.all(level == NOISE)
+
+
+def test_processor_gives_the_denoiser_the_averaged_input_on_a_still_camera():
+    """Through the processor with ``--temporal auto``: a per-frame engine is given a noise
+    map that falls as a still scene's inputs are averaged, a panning scene keeps the full
+    level, and a recurrent engine always gets the frame itself with one level."""
+    class Recorder:  # returns the prepared denoised frames; records the level it was told
+        name, model, temporal = "recorder", "recorder", False
+
+        def __init__(self, pairs) -> None:
+            self.frames = iter(d for d, _ in pairs)
+            self.sigmas: list[np.ndarray] = []
+            self.inputs: list[np.ndarray] = []
+
+        def infer(self, frames, sigma, prev=None):
+            self.sigmas.append(np.asarray(sigma).copy())
+            self.inputs.append(frames[0].copy())
+            return next(self.frames)[None]
+
+        def close(self) -> None:
+            pass
+
+    def run(pairs, engine):
+        proc = Processor(engine, sigma=NOISE, temporal=lambda: create_stage("auto", "cpu"))
+        for i, (_, noisy) in enumerate(pairs):
+            proc(Frame(image=noisy, index=i, sequence=0))
+        return engine
+
+    still = product(panning_texture(14, 0.0), seed=2)
+    engine = run(still, Recorder(still))
+    assert engine.sigmas[0].shape == (1,)
+    last = engine.sigmas[-1]
+    assert last.shape == (1, *still[0][0].shape[:2])
+    # measured: 10.1, about four frames' worth by frame 14
+    assert float(np.median(last)) < 0.6 * NOISE
+    clean = panning_texture(14, 0.0)[-1].astype(np.float32)
+    err = float(np.sqrt(((engine.inputs[-1] - clean) ** 2).mean()))
+    assert err < 0.6 * NOISE  # the input really holds less noise
+    pan = product(panning_texture(10, 2.0), seed=3)
+    engine = run(pan, Recorder(pan))
+    assert all(s.shape == (1,) for s in engine.sigmas[3:])
+    twin = RecordingEngine()
+    proc = Processor(twin, sigma=NOISE, temporal=lambda: create_stage("auto", "cpu"))
+    for i, (_, noisy) in enumerate(still):
+        proc(Frame(image=noisy, index=i, sequence=0))
+    assert [p is not None for p in twin.prevs] == [False] + [True] * (len(still) - 1)
