@@ -238,7 +238,7 @@ TWIN_VARIANTS = (
 def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: torch.device,
              smoothing: list[str], nlm: bool = True, seed: int = 0,
              twin_weights: Path | None = None,
-             model_weights: Path | None = None) -> list[dict[str, object]]:
+             model_weights: Path | None = None, twin: bool = True) -> list[dict[str, object]]:
     noisy = add_noise(clean, sigma, seed)
     rows = [score("noisy input", noisy, clean, 0.0)]
     for name in models:
@@ -260,25 +260,25 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
                 continue
             sm, s2 = _timed(lambda: smooth(out, sigma, mode, device, noisy))  # noqa: B023
             rows.append(score(f"{name} + {mode} smoothing", sm, clean, sec + s2, tag, s2))
-        twin = f"{name}-temporal"
-        if twin in model_names():
-            t_status = load_metadata(twin).get("status", "trained")
+        twin_name = f"{name}-temporal"
+        if twin and twin_name in model_names():
+            t_status = load_metadata(twin_name).get("status", "trained")
             t_tag = "untrained placeholder" if t_status == "untrained placeholder" else ""
             if twin_weights is not None:
                 t_tag = f"weights {twin_weights.name}"
-            tmodel = create_model(twin, weights=twin_weights).to(device)
+            tmodel = create_model(twin_name, weights=twin_weights).to(device)
             out_t, sec_t = _timed(lambda: run_model(tmodel, noisy, sigma, device, True))  # noqa: B023
-            rows.append(score(f"{twin} (recurrent)", out_t, clean, sec_t, t_tag))
+            rows.append(score(f"{twin_name} (recurrent)", out_t, clean, sec_t, t_tag))
             # the same net never given its previous output: what the recurrence itself adds
             out_n, sec_n = _timed(lambda: run_model(tmodel, noisy, sigma, device, False))  # noqa: B023
-            rows.append(score(f"{twin} without its previous output", out_n, clean, sec_n, t_tag))
+            rows.append(score(f"{twin_name} without its previous output", out_n, clean, sec_n, t_tag))
             for mode in smoothing:
                 sm, s2 = _timed(lambda: smooth(out_t, sigma, mode, device, noisy))  # noqa: B023
-                rows.append(score(f"{twin} + {mode} smoothing", sm, clean, sec_t + s2, t_tag, s2))
+                rows.append(score(f"{twin_name} + {mode} smoothing", sm, clean, sec_t + s2, t_tag, s2))
             if "auto" in smoothing:
                 for label, kw in TWIN_VARIANTS:
                     sm, s3 = _timed(lambda: run_twin_auto(tmodel, noisy, sigma, device, **kw))  # noqa: B023
-                    rows.append(score(f"{twin} {label} + auto smoothing", sm, clean, s3, t_tag))
+                    rows.append(score(f"{twin_name} {label} + auto smoothing", sm, clean, s3, t_tag))
         log.info("%s done", name)
     if nlm:
         out, sec = _timed(lambda: nlm_multi(noisy, sigma))
@@ -386,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="at most N frames (of each clip)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-nlm", action="store_true", help="skip OpenCV NLM (slow: ~3 s a frame)")
+    p.add_argument("--no-twin", action="store_true",
+                   help="skip the recurrent twin's rows (the per-frame model and its smoothing only)")
     p.add_argument("--temporal-weights", type=Path,
                    help="weights for the recurrent twin (a candidate, instead of the shipped ones)")
     p.add_argument("--model-weights", type=Path,
@@ -446,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows = evaluate(clean, args.sigma, models, torch.device(dev), smoothing,
                             nlm=not args.no_nlm, seed=args.seed, twin_weights=args.temporal_weights,
-                            model_weights=args.model_weights)
+                            model_weights=args.model_weights, twin=not args.no_twin)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
