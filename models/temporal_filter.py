@@ -293,8 +293,10 @@ class StillCameraFilter:
         # ``--temporal auto`` uses to feed a recurrent twin its previous output
         self.camera_moving = False
         self._hann: np.ndarray | None = None
-        # what :meth:`follow` read for the next frame: its grey cells and the warped averages
-        self._pending: tuple[np.ndarray, tuple[np.ndarray, ...] | None] | None = None
+        # what :meth:`follow` found for the next frame: the running average's weight per cell
+        # (None: start over), the frame's cells and their grey
+        self._pending: tuple[np.ndarray | None, np.ndarray, np.ndarray] | None = None
+        self._untracked: np.ndarray | None = None  # the last output, for the tiles
 
     def __call__(self, frame: np.ndarray, sigma: float, noisy: np.ndarray | None = None) -> np.ndarray:
         out = self.step_np(np.asarray(frame, np.float32), float(sigma), noisy)
@@ -310,68 +312,20 @@ class StillCameraFilter:
     def step_np(self, y: np.ndarray, sigma: float, noisy: np.ndarray | None = None) -> np.ndarray:
         """One denoised frame (H, W, 3) float32 in 0..255 (and the noisy input it came from,
         same shape, any dtype) -> filtered (H, W, 3) float32."""
-        p = self.params
         if noisy is not None and np.shape(noisy) != y.shape:
             raise ValueError(f"expected the noisy input in the frame's shape {y.shape}, "
                              f"got {np.shape(noisy)}")
-        g = self._cells(y if noisy is None else noisy)
         if self._pending is None:
-            self.follow(y if noisy is None else noisy)
+            self.follow(y if noisy is None else noisy, sigma, white=noisy is not None)
         assert self._pending is not None
-        grey, moved = self._pending
+        weight, g, grey = self._pending
         self._pending = None
-        tracked = cv2.transform(self._cells(y), _GREY)  # the denoised frame's grey cells
-        if self.prev is None or self.prev.shape != y.shape:
-            if self.prev is not None:
-                self.resets += 1
-            return self._start(y, g, grey, tracked)
-        self._track_camera(tracked)
-        white = noisy is not None
-        z = self._test(g, self.cells, self.count, sigma, white)
-        warped = None
-        if moved is not None:
-            cells_w, count_w, prev_w, shrink = moved
-            # the camera keeps moving while the flow explained most of the last frame (the
-            # tiles' reading of a steady pan comes and goes)
-            still = self.still_camera = self.still_camera and self.flow_explains <= 0.25
-            z_w = self._test(g, cells_w, count_w, sigma, white, guard=1.0 if still else GUARD)
-            # whether the flow explains the frame, on equal terms: the warp's interpolation
-            # also averages the noise of the running average, which alone lowers z_w
-            z_fair = self._test(g, cells_w, count_w, sigma, white, guard=1.0 if still else GUARD,
-                                shrink=shrink)
-            better, worse = float((z_fair < z - TIE).mean()), float((z < z_fair - TIE).mean())
-            self.flow_explains = better if better > 2 * worse else 0.0
-            if self.flow_explains > 0.25:  # a good part of the frame moved along the flow
-                self.still_camera = False
-            warped = z_w < z - (MARGIN if still else 0.0)
-            z = np.where(warped, z_w, z)
-            self.cells = np.where(warped[..., None], cells_w, self.cells)
-            self.count = np.where(warped, count_w, self.count)
-            pick = cv2.resize(warped.view(np.uint8), (y.shape[1], y.shape[0]),
-                              interpolation=cv2.INTER_NEAREST)
-            cv2.copyTo(prev_w, pick, self.prev)
-            self.last_warped = float(warped.mean())
-        else:
-            self.last_warped = self.flow_explains = 0.0
-        still = np.clip((z - p.hi) / (p.lo - p.hi), 0, 1)
-        still = cv2.erode(still, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
-        if float((still == 0).mean()) > p.cut:
-            self.resets += 1
-            out = self._start(y, g, grey, tracked)
-            self.camera_moving = True
-            return out
-        self.camera_moving = not self.still_camera
-        n_eff = still * self.count
-        w = n_eff / (n_eff + 1)  # weight of the running average, per cell
-        self.cells = g + (self.cells - g) * w[..., None]
-        cap = np.float32(p.long if self.still_camera else p.short)
-        if warped is not None:
-            cap = np.where(warped, np.float32(p.short), cap)
-        self.count = np.minimum(n_eff + 1, cap)
-        w_px = cv2.resize(w, (y.shape[1], y.shape[0]), interpolation=cv2.INTER_LINEAR)
+        self._untracked = y  # the tiles read it at the next frame
+        if weight is None:
+            return self._start(y, g, grey)
+        w_px = cv2.resize(weight, (y.shape[1], y.shape[0]), interpolation=cv2.INTER_LINEAR)
         out = cv2.blendLinear(self.prev, y, w_px, 1 - w_px)
         self.prev = out
-        self.last_static = float((still > 0).mean())
         return out
 
     @property
@@ -382,17 +336,69 @@ class StillCameraFilter:
         return (self.prev is not None and self.still_camera and not self.camera_moving
                 and self.flow_shift < self.params.average_pan)
 
-    def follow(self, src: np.ndarray) -> None:
-        """The camera's motion up to the frame ``src`` (the noisy input, or the denoised frame
-        without one) and, while the scene moves, the running averages warped onto it.  The
-        stage calls it with the noisy input *before* the denoiser runs (on another thread, so
-        it overlaps the inference); :meth:`step_np` calls it itself when it was not."""
-        grey = cv2.transform(self._cells(src), _GREY)  # (h, w) grey cells
-        moved = None
-        if self.prev is not None and self.last_grey is not None \
-                and self.last_grey.shape == grey.shape and self.prev.shape[:2] == src.shape[:2]:
-            moved = self._follow_camera(grey)
-        self._pending = (grey, moved)
+    def follow(self, src: np.ndarray, sigma: float, white: bool = True) -> None:
+        """Everything but the final blend, from the frame ``src`` (the noisy input; the
+        denoised frame without one, ``white=False``): the camera's motion, the running
+        averages warped along it, the test and the weights.  The stage calls it with the
+        noisy input *before* the denoiser runs (on another thread, so it overlaps the
+        inference); :meth:`step_np` calls it itself when it was not."""
+        p = self.params
+        g = self._cells(src)  # (h, w, 3) cells of the frame the test reads
+        grey = cv2.transform(g, _GREY)  # (h, w) for the flow
+        if self._untracked is not None:  # the tiles, one frame behind: the last two outputs
+            self._track_camera(cv2.transform(self._cells(self._untracked), _GREY))
+            self._untracked = None
+        if self.prev is None or self.prev.shape[:2] != src.shape[:2] \
+                or self.last_grey is None or self.last_grey.shape != grey.shape:
+            if self.prev is not None:
+                self.resets += 1
+            self._pending = (None, g, grey)
+            self.camera_moving = False
+            return
+        moved = self._follow_camera(grey)
+        z = self._test(g, self.cells, self.count, sigma, white)
+        warped = None
+        if moved is not None:
+            cells_w, count_w, prev_w, shrink = moved
+            # the camera keeps moving while the flow explained most of the last frame (the
+            # tiles' reading of a steady pan comes and goes)
+            still = self.still_camera = self.still_camera and self.flow_explains <= 0.25
+            guard = 1.0 if still else GUARD
+            z_w = self._test(g, cells_w, count_w, sigma, white, guard=guard)
+            # whether the flow explains the frame, on equal terms: the warp's interpolation
+            # also averages the noise of the running average, which alone lowers z_w
+            z_fair = self._test(g, cells_w, count_w, sigma, white, guard=guard, shrink=shrink)
+            better, worse = float((z_fair < z - TIE).mean()), float((z < z_fair - TIE).mean())
+            self.flow_explains = better if better > 2 * worse else 0.0
+            if self.flow_explains > 0.25:  # a good part of the frame moved along the flow
+                self.still_camera = False
+            warped = z_w < z - (MARGIN if still else 0.0)
+            z = np.where(warped, z_w, z)
+            self.cells = np.where(warped[..., None], cells_w, self.cells)
+            self.count = np.where(warped, count_w, self.count)
+            h, w = src.shape[:2]
+            pick = cv2.resize(warped.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+            cv2.copyTo(prev_w, pick, self.prev)
+            self.last_warped = float(warped.mean())
+        else:
+            self.last_warped = self.flow_explains = 0.0
+        still = np.clip((z - p.hi) / (p.lo - p.hi), 0, 1)
+        still = cv2.erode(still, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
+        if float((still == 0).mean()) > p.cut:  # a cut, or a fast pan the flow missed
+            self.resets += 1
+            self._pending = (None, g, grey)
+            self.camera_moving = True
+            return
+        self.camera_moving = not self.still_camera
+        n_eff = still * self.count
+        weight = n_eff / (n_eff + 1)  # of the running average, per cell
+        self.cells = g + (self.cells - g) * weight[..., None]
+        cap = np.float32(p.long if self.still_camera else p.short)
+        if warped is not None:
+            cap = np.where(warped, np.float32(p.short), cap)
+        self.count = np.minimum(n_eff + 1, cap)
+        self.last_static = float((still > 0).mean())
+        self._pending = (weight, g, grey)
 
     def _test(self, g: np.ndarray, cells: np.ndarray, count: np.ndarray, sigma: float,
               white: bool, guard: float = GUARD, shrink: np.ndarray | float = 1.0) -> np.ndarray:
@@ -423,7 +429,8 @@ class StillCameraFilter:
         # tile's window and would pull the correlation peak to zero shift
         grey = grey - cv2.GaussianBlur(grey, (0, 0), 2.0)
         prev, self.last_tracked = self.last_tracked, grey
-        assert prev is not None
+        if prev is None or prev.shape != grey.shape:
+            return
         h, w = grey.shape
         th, tw = h // 3, w // 3
         if min(th, tw) < 12:  # too small to tell; treat as still
@@ -487,15 +494,13 @@ class StillCameraFilter:
         shrink = ((1 - fx) ** 2 + fx ** 2) * ((1 - fy) ** 2 + fy ** 2)
         return cells, np.maximum(count, 1.0), prev_out, shrink
 
-    def _start(self, y: np.ndarray, g: np.ndarray, grey: np.ndarray, tracked: np.ndarray) -> np.ndarray:
+    def _start(self, y: np.ndarray, g: np.ndarray, grey: np.ndarray) -> np.ndarray:
         self.prev = y.copy()
         self.cells = g
-        self.last_grey = grey
-        self.last_tracked = tracked - cv2.GaussianBlur(tracked, (0, 0), 2.0)
+        self.last_grey, self.last_tracked = grey, None
         self.count = np.ones(g.shape[:2], np.float32)
         self.speed, self.flow_speed, self.flow_shift = 0.0, 0.0, 0.0
         self.still_camera, self.last_static = True, 0.0
-        self.camera_moving = False
         return y
 
 

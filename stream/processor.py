@@ -161,7 +161,7 @@ class Processor:
             level = np.asarray(told, np.float32)[None] if np.ndim(told) else level
         prepare = getattr(self._temporal, "prepare", None)
         if prepare is not None:  # the smoothing reads the motion while the engine runs
-            prepare(frame)
+            prepare(frame, sigma)
         try:
             out = self.engine.infer(image[None], level, prev)[0]
         except BaseException:

@@ -127,20 +127,22 @@ class SmoothingStage:
         image, level = self.average(frame.image, sigma, self.filter.scene_still)
         return image, (level if self.average.last_static > 0 else sigma)
 
-    def prepare(self, frame: Frame) -> None:
-        """Called by the processor with the noisy frame before the engine runs: the ``auto``
-        smoothing starts reading the camera's motion from it on another thread."""
+    def prepare(self, frame: Frame, sigma: float) -> None:
+        """Called by the processor with the noisy frame and its level before the engine runs:
+        the ``auto`` smoothing reads the camera's motion and tests what changed (everything
+        but the final blend) on another thread meanwhile."""
         if not isinstance(self.filter, StillCameraFilter) or frame.image.ndim != 3:
             return
         self._check_sequence(frame)
         self.settle()
-        self._motion = threading.Thread(target=self._follow, args=(frame.image,),
+        self._motion = threading.Thread(target=self._follow, args=(frame.image, float(sigma)),
                                         name="stream-motion", daemon=True)
         self._motion.start()
 
-    def _follow(self, image: np.ndarray) -> None:
+    def _follow(self, image: np.ndarray, sigma: float) -> None:
         try:
-            self.filter.follow(image)
+            assert isinstance(self.filter, StillCameraFilter)
+            self.filter.follow(image, sigma)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the processor's thread
             self._motion_error = exc
 
