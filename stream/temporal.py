@@ -6,7 +6,7 @@
   video; its value, ``off|auto|light|strong``, is the smoothing that runs after the twin,
   ``yes`` meaning ``off``).  The twin sees its previous output, which the processor feeds back
   and resets per sequence.  Otherwise ``auto`` is the still-camera-aware smoothing
-  (``models.temporal_filter.StillCameraFilter``): its motion test reads the noisy input
+  (``models.still_camera.StillCameraFilter``): its motion test reads the noisy input
   (``Frame.original``) at half resolution, it averages up to 16 frames where the camera is
   still and 3 where it moves, and it measured never worse than ``off`` on moving cameras.
 - ``light`` / ``strong``: the motion-adaptive recursive filter after the per-frame denoiser
@@ -32,7 +32,9 @@ import threading
 
 import numpy as np
 
-from models.temporal_filter import MODES, InputAverage, RecursiveFilter, StillCameraFilter
+from models.input_average import InputAverage
+from models.still_camera import StillCameraFilter
+from models.temporal_filter import MODES, RecursiveFilter
 
 from .frame import Frame
 
@@ -119,7 +121,7 @@ class SmoothingStage:
         runs; not for a recurrent model): with ``auto``, while the smoothing read a still
         camera at the frame before, the noisy input averaged over the frames in which
         nothing changed and the per-pixel noise level that is left
-        (``models.temporal_filter.InputAverage``); otherwise the frame and ``sigma``."""
+        (``models.input_average.InputAverage``); otherwise the frame and ``sigma``."""
         if self.average is None or frame.image.ndim != 3:
             return frame.image, sigma
         self._check_sequence(frame)

@@ -6,8 +6,10 @@ carphone 0-59 and ``still_clip``, walkers over a CBSD68 photo), it adds seeded w
 8 bits as a saved noisy clip would be, and measures in one run:
 
 - the per-frame model (``--model``, a comma list allowed);
-- the same + the smoothing of ``--temporal auto|light|strong`` (``models.temporal_filter``,
-  the math the stream's smoothing stage runs; ``auto`` also reads the noisy inputs);
+- the same + the smoothing of ``--temporal auto|light|strong`` (``models.still_camera`` and
+  ``models.temporal_filter``, the math the stream's smoothing stage runs; ``auto`` also reads
+  the noisy inputs, and on a still camera averages them before the model, as the processor
+  does: ``run_auto``);
 - the recurrent twin (``<model>-temporal``), fed its previous 8-bit output as in the product,
   alone and + each smoothing mode; the same net never given its previous output (what the
   recurrence itself adds); and with ``auto``: the twin fed its previous output only while the
@@ -34,9 +36,11 @@ import numpy as np
 import torch
 
 from ..data import DEFAULT_DATA, folder_paths, read_rgb
+from ..input_average import InputAverage
 from ..metrics import psnr, ssim
 from ..registry import UnknownModelError, create_model, get_spec, load_metadata, model_names
-from ..temporal_filter import MODES, InputAverage, RecursiveFilter, StillCameraFilter
+from ..still_camera import StillCameraFilter
+from ..temporal_filter import MODES, RecursiveFilter
 
 SMOOTHING = ("auto", *MODES)  # auto: the still-camera aware filter (``--temporal auto``)
 

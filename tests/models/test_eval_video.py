@@ -72,7 +72,8 @@ def test_eval_video_errors(frames_dir, tmp_path, capsys):
 
 
 def test_models_does_not_import_stream():
-    code = ("import sys, models.lab.eval_video, models.temporal_filter, models.lab.train_temporal; "
+    code = ("import sys, models.lab.eval_video, models.temporal_filter, models.still_camera, "
+            "models.lab.train_temporal; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('stream', 'engines')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.strip()

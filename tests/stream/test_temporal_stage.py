@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from models.metrics import psnr
-from models.temporal_filter import RecursiveFilter, StillCameraFilter
+from models.still_camera import StillCameraFilter
+from models.temporal_filter import RecursiveFilter
 from stream.frame import Frame
 from stream.processor import Processor
 from stream.temporal import SmoothingStage, create_stage, plan, temporal_twin
@@ -516,7 +517,7 @@ def test_input_average_lowers_the_noise_it_reports():
     """A still scene with white noise: after 20 frames the averaged input holds well under
     half of the noise, and the per-pixel level it reports says how much; where the square moves
     the frame is taken as it is, told the full level, and its old place does not trail."""
-    from models.temporal_filter import InputAverage
+    from models.input_average import InputAverage
 
     clean, masks = object_scene(20, step=4)
     rng = np.random.default_rng(11)
@@ -544,7 +545,7 @@ def test_input_average_lowers_the_noise_it_reports():
 
 
 def test_input_average_only_on_a_still_camera():
-    from models.temporal_filter import InputAverage
+    from models.input_average import InputAverage
 
     frames = residual_noise([background()] * 5, std=NOISE)
     avg = InputAverage()

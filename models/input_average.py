@@ -1,0 +1,80 @@
+"""The ``--temporal auto`` input average: a still camera's noisy frames averaged before the denoiser.
+
+Shared by ``stream.temporal`` (the processor calls it before the engine) and
+``models.lab.eval_video``; the test is ``models.still_camera``'s.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from .still_camera import GUARD, StillParams, motion_score
+
+
+class InputAverage:
+    """The noisy input averaged over time where a still camera sees nothing change, before
+    the denoiser: ``image, sigma_map = avg(noisy, sigma, still)``.
+
+    The mean of n noisy frames of a still scene is the scene plus white noise of std
+    sigma / sqrt(n): exactly what the denoiser is trained for, told by its per-pixel noise map
+    (FFDNet style).  So on a still camera the network denoises a frame with a quarter of the
+    noise after 16 frames, which gains far more than averaging its outputs (its residual
+    errors repeat from frame to frame).  The test is :class:`StillCameraFilter`'s, on the
+    same 2 x 2 cells of the noisy input against their running average; where a cell moved
+    the new frame is taken as it is (its noise map back to ``sigma``), so nothing trails.
+    Nothing is warped: only while ``still`` (the smoothing after the denoiser reads a still
+    camera) is anything averaged; otherwise it starts over.  The level used is at most
+    ``GUARD`` times a robust reading from the differences, as in the smoothing.  Returns the averaged frame
+    (uint8, rounded) and the noise std per pixel (float32, 0..255).
+    """
+
+    def __init__(self, params: StillParams | None = None) -> None:
+        self.params = params or StillParams()
+        self.reset()
+
+    def reset(self) -> None:
+        self.mean: np.ndarray | None = None  # (H, W, 3) float32 running mean of the inputs
+        self.share: np.ndarray | None = None  # (H, W) its noise variance / the frame's
+        self.count: np.ndarray | None = None  # (h, w) frames averaged per cell
+        self.last_static = 0.0  # share of cells averaged in the last frame
+
+    def __call__(self, noisy: np.ndarray, sigma: float, still: bool) -> tuple[np.ndarray, np.ndarray]:
+        p = self.params
+        x = np.asarray(noisy, np.float32)
+        h, w = x.shape[:2]
+        k = p.scale
+        if not still or self.mean is None or self.mean.shape != x.shape or min(h, w) < 2 * k:
+            return self._start(x, noisy, sigma)
+        cells = (max(w // k, 1), max(h // k, 1))
+        g = cv2.resize(x, cells, interpolation=cv2.INTER_AREA)
+        d = g - cv2.resize(self.mean, cells, interpolation=cv2.INTER_AREA)
+        share = cv2.resize(self.share, cells, interpolation=cv2.INTER_AREA)
+        # the level told, capped by a robust reading as in the smoothing (``--strength 3``
+        # must not average across motion)
+        grid = np.abs(d[::3, ::3]).ravel()
+        m = (grid.size - 1) // 2
+        robust = float(np.partition(grid, m)[m]) / 0.6745 / math.sqrt(1 + float(share.mean()))
+        std = max(min(sigma / k, GUARD * robust), 0.5)
+        z = motion_score(d, (1 + share) * std * std, p.window)
+        static = np.clip((z - p.hi) / (p.lo - p.hi), 0, 1)
+        static = cv2.erode(static, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
+        if float((static == 0).mean()) > p.cut:
+            return self._start(x, noisy, sigma)
+        n_eff = static * self.count
+        weight = n_eff / (n_eff + 1)  # of the running mean, per cell
+        self.count = np.minimum(n_eff + 1, p.long)
+        wp = cv2.resize(weight, (w, h), interpolation=cv2.INTER_LINEAR)
+        self.mean = cv2.blendLinear(self.mean, x, wp, 1 - wp)
+        self.share = (1 - wp) ** 2 + wp * wp * self.share
+        self.last_static = float((static > 0).mean())
+        return cv2.convertScaleAbs(self.mean), np.sqrt(self.share) * np.float32(sigma)
+
+    def _start(self, x: np.ndarray, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+        k = self.params.scale
+        self.mean = x
+        self.share = np.ones(x.shape[:2], np.float32)
+        self.count = np.ones((max(x.shape[0] // k, 1), max(x.shape[1] // k, 1)), np.float32)
+        self.last_static = 0.0
+        return np.asarray(noisy, np.uint8), np.full(x.shape[:2], sigma, np.float32)

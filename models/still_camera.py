@@ -1,0 +1,339 @@
+"""The ``--temporal auto`` smoothing: averaging along the motion, long where the camera is still.
+
+``StillCameraFilter`` runs after a per-frame denoiser: it tests what changed on the noisy input,
+follows the camera's motion with optical flow and averages the denoised frames where nothing
+changed; ``models.input_average.InputAverage`` runs before the denoiser on a still camera,
+with the same test.  OpenCV on the CPU; shared by ``stream.temporal`` (the pipeline stage)
+and ``models.lab.eval_video`` (measurement).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StillParams:
+    long: float = 16.0  # most frames averaged per pixel while the camera is still
+    short: float = 4.0  # ... while it moves (pans, handheld), along the motion
+    pan: float = 0.2  # global motion (median flow, px a frame, smoothed) above which the camera moves
+    scale: int = 2  # the motion test runs on cells of scale x scale pixels
+    window: int = 5  # cells a test statistic is averaged over (window x window)
+    lo: float = 1.3  # mean squared difference, in units of what noise alone gives, at or
+    hi: float = 2.2  # below which a cell is static / at or above which it moved
+    cut: float = 0.6  # share of moved cells that resets the whole frame
+    residual: float = 0.25  # denoiser's residual noise / sigma (only when no noisy input)
+    compensate: bool = True  # follow the motion (optical flow) while the camera moves
+    # the noisy inputs are averaged before the denoiser only while the median flow vector
+    # (smoothed) stays under this many px a frame (``InputAverage``)
+    average_pan: float = 0.5
+
+
+_GREY = np.full((1, 3), 1 / 3, np.float32)
+_SUM3 = np.ones((1, 3), np.float32)
+GUARD = 1.5  # the noise level used is at most this many times the robust reading
+# on a still camera a cell takes the warped average only when it explains the new frame this
+# much better (in units of what noise alone gives) than the average as it is
+MARGIN = 0.5
+# a cell fits one average better than the other only by this much (in the same units)
+TIE = 0.25
+SCATTER = 1.0  # a pan's shift must exceed the tiles' median scatter this many times
+FLOW_WIDTH = 160  # px: the optical flow's finest level is at least this wide
+
+
+def motion_score(d: np.ndarray, noise_var: np.ndarray | float, window: int) -> np.ndarray:
+    """Per cell, how far the difference ``d`` (h, w, 3) between new cells and their running
+    average exceeds what noise alone (variance ``noise_var`` per channel) gives: the mean
+    squared difference over ``window`` x ``window`` cells, of the brightness and of the three
+    channels (a change of colour at the same brightness is motion too), the larger of the two,
+    in units of the noise (about 1 where nothing moved)."""
+    dy = cv2.transform(d, _GREY)  # (h, w), noise var / 3
+    d2 = cv2.transform(d * d, _SUM3)  # (h, w), noise var * 3
+    box = (window, window)
+    return np.maximum(cv2.blur(dy * dy * 3 / noise_var, box, borderType=cv2.BORDER_REFLECT),
+                      cv2.blur(d2 / (3 * noise_var), box, borderType=cv2.BORDER_REFLECT))
+
+
+@functools.lru_cache(maxsize=4)
+def _grid(h: int, w: int) -> np.ndarray:
+    """Pixel coordinates (h, w, 2) float32 (x, y): a flow plus this is a ``cv2.remap`` map."""
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return np.dstack([gx, gy])
+
+
+class StillCameraFilter:
+    """Recursive averaging after a per-frame denoiser, along the motion, long where the camera
+    is still: ``out = filt(denoised, sigma, noisy)``, frames (H, W, 3) uint8, numpy only.
+
+    Why not the 5x5 test of :class:`RecursiveFilter`: the denoiser's residual is spatially
+    correlated (blotches a few pixels wide) and its level unknown, so differences between
+    outputs misfire as motion on still pixels and ``strong`` found few pixels to average.
+    Here the test runs on the *noisy input*, whose noise is white and of the level the model
+    was told: 2 x 2 cell means per channel (noise std sigma / 2), against a running average
+    of those cells; the mean squared difference over 5 x 5 cells, of the brightness and of
+    the three channels (a change of colour at the same brightness is motion too; the larger
+    of the two counts), in units of what the noise alone gives, says static (<= ``lo``) or
+    moved (>= ``hi``), and moved cells spread to their neighbours.  The denoised frames are
+    then averaged per pixel with the cells' weights: the mean of up to ``long`` denoised
+    frames where nothing changed, the new frame at once where something did (no trails).
+
+    Following the motion: dense optical flow (OpenCV DIS, ultrafast preset, on the grey cells
+    of the denoised frames, its finest level at least ``FLOW_WIDTH`` px wide) from each frame
+    to the one before.  While its median length (smoothed) is over ``pan`` px a frame, the
+    running averages (cells, counts, output; bicubic for the output) are also warped along
+    it, and per cell the test keeps whichever of the two, warped or as it is, explains the
+    new frame better; cells that came in over the frame's edge start over.  Warped cells
+    average at most ``short`` frames (each warp blurs a little).
+
+    Still camera: phase correlation between consecutive frames' grey cells per tile of a
+    3 x 3 grid; the camera moves when most tiles agree on one shift of over ``pan`` px a
+    frame (smoothed), or when most cells took the warped average.  While it is still the
+    unwarped cells average up to ``long`` frames, and a cell takes the warped average only
+    when it fits clearly better (by ``MARGIN``, at the robust noise level): on a flat or
+    small frame the noise drags the flow by a pixel or more, and a smeared flow must not
+    blur a still background or carry a moving object's trail.  Most cells moved (a cut, a
+    failed flow) restarts the average.  The noise level used is at most ``GUARD`` times a
+    robust reading from the differences, so a level set far too high (``--strength 3``)
+    cannot blend across motion.  Without a noisy input (``noisy=None``) the test runs on the
+    denoised frames, assuming ``residual * sigma`` capped by the robust reading.  About 11
+    ms a 640x360 frame on the busy 2-core VM (``compensate=False``: 7).
+    """
+
+    def __init__(self, params: StillParams | None = None) -> None:
+        self.params = params or StillParams()
+        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self.reset()
+
+    def reset(self) -> None:
+        self.prev: np.ndarray | None = None  # (H, W, 3) float32 running average of outputs
+        self.cells: np.ndarray | None = None  # (h, w, 3) float32 running average of the cells
+        self.count: np.ndarray | None = None  # (h, w) frames averaged per cell
+        self.last_grey: np.ndarray | None = None  # the previous frame's grey cells, for the flow
+        self.last_tracked: np.ndarray | None = None  # ... of the denoised one, for the tiles
+        self.speed = 0.0  # smoothed global motion (the tiles' shift), px a frame
+        self.flow_speed = 0.0  # smoothed median length of the flow, px a frame
+        self.flow_shift = 0.0  # smoothed length of the median flow vector, px a frame
+        self.resets = 0
+        self.last_static = 0.0  # share of cells blended in the last frame
+        self.last_warped = 0.0  # share of cells that took the warped average
+        # share of cells the flow explains clearly better (on equal terms; 0 unless they
+        # clearly outnumber those it explains worse)
+        self.flow_explains = 0.0
+        self.still_camera = False
+        # the camera moved at the last frame (or most cells moved: a fast pan or a cut); what
+        # ``--temporal auto`` uses to feed a recurrent twin its previous output
+        self.camera_moving = False
+        self._hann: np.ndarray | None = None
+        # what :meth:`follow` found for the next frame: the running average's weight per cell
+        # (None: start over), the frame's cells and their grey
+        self._pending: tuple[np.ndarray | None, np.ndarray, np.ndarray] | None = None
+        self._untracked: np.ndarray | None = None  # the last output, for the tiles
+
+    def __call__(self, frame: np.ndarray, sigma: float, noisy: np.ndarray | None = None) -> np.ndarray:
+        out = self.step_np(np.asarray(frame, np.float32), float(sigma), noisy)
+        return cv2.convertScaleAbs(out)  # rounded to nearest, saturated: 0..255 uint8
+
+    def _cells(self, img: np.ndarray) -> np.ndarray:
+        """Means over scale x scale cells: (h, w, 3) (or (h, w) for a grey image)."""
+        k = self.params.scale
+        h, w = img.shape[:2]
+        return cv2.resize(np.asarray(img, np.float32), (max(w // k, 1), max(h // k, 1)),
+                          interpolation=cv2.INTER_AREA)
+
+    def step_np(self, y: np.ndarray, sigma: float, noisy: np.ndarray | None = None) -> np.ndarray:
+        """One denoised frame (H, W, 3) float32 in 0..255 (and the noisy input it came from,
+        same shape, any dtype) -> filtered (H, W, 3) float32."""
+        if noisy is not None and np.shape(noisy) != y.shape:
+            raise ValueError(f"expected the noisy input in the frame's shape {y.shape}, "
+                             f"got {np.shape(noisy)}")
+        if self._pending is None:
+            self.follow(y if noisy is None else noisy, sigma, white=noisy is not None)
+        assert self._pending is not None
+        weight, g, grey = self._pending
+        self._pending = None
+        self._untracked = y  # the tiles read it at the next frame
+        if weight is None:
+            return self._start(y, g, grey)
+        w_px = cv2.resize(weight, (y.shape[1], y.shape[0]), interpolation=cv2.INTER_LINEAR)
+        out = cv2.blendLinear(self.prev, y, w_px, 1 - w_px)
+        self.prev = out
+        return out
+
+    @property
+    def scene_still(self) -> bool:
+        """Whether the camera read still at the last frame, by the tiles and by the flow (no
+        pan of ``average_pan`` px a frame or more): when ``--temporal auto`` averages the
+        noisy inputs of the next frame before the denoiser (``InputAverage``)."""
+        return (self.prev is not None and self.still_camera and not self.camera_moving
+                and self.flow_shift < self.params.average_pan)
+
+    def follow(self, src: np.ndarray, sigma: float, white: bool = True) -> None:
+        """Everything but the final blend, from the frame ``src`` (the noisy input; the
+        denoised frame without one, ``white=False``): the camera's motion, the running
+        averages warped along it, the test and the weights.  The stage calls it with the
+        noisy input *before* the denoiser runs (on another thread, so it overlaps the
+        inference); :meth:`step_np` calls it itself when it was not."""
+        p = self.params
+        g = self._cells(src)  # (h, w, 3) cells of the frame the test reads
+        grey = cv2.transform(g, _GREY)  # (h, w) for the flow
+        if self._untracked is not None:  # the tiles, one frame behind: the last two outputs
+            self._track_camera(cv2.transform(self._cells(self._untracked), _GREY))
+            self._untracked = None
+        if self.prev is None or self.prev.shape[:2] != src.shape[:2] \
+                or self.last_grey is None or self.last_grey.shape != grey.shape:
+            if self.prev is not None:
+                self.resets += 1
+            self._pending = (None, g, grey)
+            self.camera_moving = False
+            return
+        moved = self._follow_camera(grey)
+        z = self._test(g, self.cells, self.count, sigma, white)
+        warped = None
+        if moved is not None:
+            cells_w, count_w, prev_w, shrink = moved
+            # the camera keeps moving while the flow explained most of the last frame (the
+            # tiles' reading of a steady pan comes and goes)
+            still = self.still_camera = self.still_camera and self.flow_explains <= 0.25
+            guard = 1.0 if still else GUARD
+            z_w = self._test(g, cells_w, count_w, sigma, white, guard=guard)
+            # whether the flow explains the frame, on equal terms: the warp's interpolation
+            # also averages the noise of the running average, which alone lowers z_w
+            z_fair = self._test(g, cells_w, count_w, sigma, white, guard=guard, shrink=shrink)
+            better, worse = float((z_fair < z - TIE).mean()), float((z < z_fair - TIE).mean())
+            self.flow_explains = better if better > 2 * worse else 0.0
+            if self.flow_explains > 0.25:  # a good part of the frame moved along the flow
+                self.still_camera = False
+            warped = z_w < z - (MARGIN if still else 0.0)
+            z = np.where(warped, z_w, z)
+            self.cells = np.where(warped[..., None], cells_w, self.cells)
+            self.count = np.where(warped, count_w, self.count)
+            h, w = src.shape[:2]
+            pick = cv2.resize(warped.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+            cv2.copyTo(prev_w, pick, self.prev)
+            self.last_warped = float(warped.mean())
+        else:
+            self.last_warped = self.flow_explains = 0.0
+        still = np.clip((z - p.hi) / (p.lo - p.hi), 0, 1)
+        still = cv2.erode(still, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
+        if float((still == 0).mean()) > p.cut:  # a cut, or a fast pan the flow missed
+            self.resets += 1
+            self._pending = (None, g, grey)
+            self.camera_moving = True
+            return
+        self.camera_moving = not self.still_camera
+        n_eff = still * self.count
+        weight = n_eff / (n_eff + 1)  # of the running average, per cell
+        self.cells = g + (self.cells - g) * weight[..., None]
+        cap = np.float32(p.long if self.still_camera else p.short)
+        if warped is not None:
+            cap = np.where(warped, np.float32(p.short), cap)
+        self.count = np.minimum(n_eff + 1, cap)
+        self.last_static = float((still > 0).mean())
+        self._pending = (weight, g, grey)
+
+    def _test(self, g: np.ndarray, cells: np.ndarray, count: np.ndarray, sigma: float,
+              white: bool, guard: float = GUARD, shrink: np.ndarray | float = 1.0) -> np.ndarray:
+        """Per cell, the mean squared difference between the new cells ``g`` and a running
+        average of them, over ``window`` x ``window`` cells, in units of what noise alone gives
+        (brightness and colour, the larger)."""
+        p = self.params
+        d = g - cells  # (h, w, 3)
+        # the running average's own noise adds to the new frame's (``shrink``: what a warp's
+        # interpolation left of it)
+        var_scale = 1 + shrink / count
+        # robust reading: the median |d| is 0.6745 std where most cells are still; where most
+        # moved it is large and the prior decides.  A sparse grid of cells reads it as well.
+        grid = np.abs(d[::3, ::3]).ravel()
+        k = (grid.size - 1) // 2
+        robust = float(np.partition(grid, k)[k]) / 0.6745 / math.sqrt(float(var_scale.mean()))
+        prior = sigma / p.scale if white else p.residual * sigma  # white: mean of scale² pixels
+        std = max(min(prior, guard * robust), 0.5)
+        return motion_score(d, var_scale * std * std, p.window)
+
+    def _track_camera(self, grey: np.ndarray) -> None:
+        """Whether the camera pans, from the grey cells of the last two denoised frames: phase
+        correlation per tile of a 3 x 3 grid.  The camera moved when most tiles agree on one
+        shift (their median, within half a pixel, and beyond their median scatter); an
+        object crossing a still scene moves a few tiles only, and on flat or noisy tiles the
+        readings scatter."""
+        # high-passed: a smooth gradient (vignetting, a lit wall) stays where it is in every
+        # tile's window and would pull the correlation peak to zero shift
+        grey = grey - cv2.GaussianBlur(grey, (0, 0), 2.0)
+        prev, self.last_tracked = self.last_tracked, grey
+        if prev is None or prev.shape != grey.shape:
+            return
+        h, w = grey.shape
+        th, tw = h // 3, w // 3
+        if min(th, tw) < 12:  # too small to tell; treat as still
+            self.speed, self.still_camera = 0.0, True
+            return
+        if self._hann is None or self._hann.shape != (th, tw):
+            self._hann = cv2.createHanningWindow((tw, th), cv2.CV_32F)
+        shifts = []
+        for y0 in range(0, 3 * th, th):
+            for x0 in range(0, 3 * tw, tw):
+                # copies: OpenCV multiplies both inputs by the window in place
+                shifts.append(cv2.phaseCorrelate(
+                    prev[y0:y0 + th, x0:x0 + tw].copy(), grey[y0:y0 + th, x0:x0 + tw].copy(),
+                    self._hann)[0])
+        xy = np.asarray(shifts) * self.params.scale  # (9, 2) in pixels of the frame
+        med = np.median(xy, axis=0)
+        dist = np.hypot(*(xy - med).T)
+        shift = float(np.hypot(*med))
+        # a pan: most tiles agree, and on a shift well beyond their scatter
+        if int((dist < 0.5).sum()) < 5 or shift < SCATTER * float(np.median(dist)):
+            shift = 0.0
+        self.speed = 0.5 * self.speed + 0.5 * shift
+        self.still_camera = self.speed < self.params.pan
+
+    def _follow_camera(self, grey: np.ndarray) -> tuple[np.ndarray, ...] | None:
+        """The flow between the grey cells of the last two denoised frames; while it says the
+        scene moves, the running averages (cells, counts, output) warped onto the new frame."""
+        assert self.prev is not None and self.cells is not None and self.count is not None
+        p = self.params
+        prev, self.last_grey = self.last_grey, grey
+        h, w = grey.shape
+        if min(h, w) < 16:  # too small for the flow's patches: a still scene
+            self.flow_speed = self.flow_shift = 0.0
+            return None
+        # from the new frame to the one before: new(x) ~ before(x + flow(x)); the preset's
+        # finest level is a quarter of its input, which smears a small frame's flow
+        self._flow.setFinestScale(int(np.clip(np.log2(w / FLOW_WIDTH), 0, 2)))
+        flow = self._flow.calc(cv2.convertScaleAbs(grey), cv2.convertScaleAbs(prev), None)
+        length = cv2.magnitude(flow[::2, ::2, 0].copy(), flow[::2, ::2, 1].copy())
+        self.flow_speed = 0.5 * self.flow_speed + 0.5 * float(np.median(length)) * p.scale
+        # the median flow vector: a pan's shift; the noise drags the flow every way, so on a
+        # still scene it stays near zero while the median length does not
+        shift = float(np.hypot(*np.median(flow[::2, ::2].reshape(-1, 2), axis=0))) * p.scale
+        self.flow_shift = 0.5 * self.flow_shift + 0.5 * shift
+        if self.flow_speed < p.pan or not p.compensate:
+            return None
+        H, W = self.prev.shape[:2]
+        full = cv2.resize(flow, (W, H), interpolation=cv2.INTER_LINEAR)
+        full *= p.scale
+        full += _grid(H, W)  # where each pixel was
+        prev_out = cv2.remap(self.prev, full, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        flow += _grid(h, w)  # where each cell was
+        cells = cv2.remap(self.cells, flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        count = cv2.remap(self.count, flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # what came in over the frame's edge has no history
+        mx, my = flow[..., 0], flow[..., 1]
+        count[(mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)] = 1.0
+        # bilinear interpolation between cells averages their noise too: at a fractional
+        # offset f its variance falls to (1 - f)² + f² per axis
+        fx, fy = mx - np.floor(mx), my - np.floor(my)
+        shrink = ((1 - fx) ** 2 + fx ** 2) * ((1 - fy) ** 2 + fy ** 2)
+        return cells, np.maximum(count, 1.0), prev_out, shrink
+
+    def _start(self, y: np.ndarray, g: np.ndarray, grey: np.ndarray) -> np.ndarray:
+        self.prev = y.copy()
+        self.cells = g
+        self.last_grey, self.last_tracked = grey, None
+        self.count = np.ones(g.shape[:2], np.float32)
+        self.speed, self.flow_speed, self.flow_shift = 0.0, 0.0, 0.0
+        self.still_camera, self.last_static = True, 0.0
+        return y
