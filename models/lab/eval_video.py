@@ -35,70 +35,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import DEFAULT_DATA, folder_paths, read_rgb
-from ..input_average import InputAverage
+from ..data import DEFAULT_DATA
 from ..metrics import psnr, ssim
 from ..registry import UnknownModelError, create_model, get_spec, load_metadata, model_names
-from ..still_camera import StillCameraFilter
-from ..temporal_filter import MODES, RecursiveFilter
+from ..temporal_filter import MODES
+from .video_clips import SUITE, load_frames, suite_frames
+from .video_methods import nlm_multi, run_auto, run_model, run_twin_auto, smooth
 
 SMOOTHING = ("auto", *MODES)  # auto: the still-camera aware filter (``--temporal auto``)
 
 log = logging.getLogger("models.lab.eval_video")
-
-
-def load_frames(source: Path, limit: int | None = None, start: int = 0) -> list[np.ndarray]:
-    """Clean RGB uint8 frames from a folder of images or a video file (OpenCV)."""
-    if source.is_dir():
-        paths = folder_paths(source)[start:]
-        return [read_rgb(p) for p in paths[:limit]]
-    from .temporal_data import read_video_cv2
-
-    frames = read_video_cv2(source, None if limit is None else start + limit)[start:]
-    if not frames:
-        raise ValueError(f"no frames decoded from {source}")
-    return frames
-
-
-# The still-camera clip: a CBSD68 photo (never trained on) as the fixed scene, and three
-# "walkers" (soft ellipses textured from other CBSD68 photos) crossing it at 0.8..3 px a frame
-# with a little bobbing, as a surveillance camera or a webcam on a desk sees people.
-STILL_BACKGROUND = "108005"
-STILL_WALKERS = (  # texture photo, radii (x, y), start (x, y), velocity (x, y) px a frame
-    ("119082", (16, 38), (40.0, 150.0), (2.1, 0.0)),
-    ("130026", (22, 30), (420.0, 220.0), (-3.0, -0.3)),
-    ("147091", (10, 14), (150.0, 70.0), (0.8, 0.25)),
-)
-
-
-def still_clip(data: Path, n: int = 40) -> list[np.ndarray]:
-    """A still-camera clip made from photos: (320, 480, 3) uint8 frames, deterministic."""
-    import cv2
-
-    def photo(i: str) -> np.ndarray:
-        hits = sorted((data / "bsds500").glob(f"*/{i}.jpg"))
-        if not hits:
-            raise FileNotFoundError(f"photo {i} not found under {data}/bsds500")
-        img = read_rgb(hits[0])
-        return img if img.shape[0] <= img.shape[1] else np.ascontiguousarray(img.transpose(1, 0, 2))
-
-    bg = photo(STILL_BACKGROUND)[:320, :480].astype(np.float32)
-    h, w = bg.shape[:2]
-    textures = [photo(t)[:320, :480].astype(np.float32) for t, *_ in STILL_WALKERS]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
-    frames = []
-    for t in range(n):
-        img = bg.copy()
-        for tex, (_, (rx, ry), (x0, y0), (vx, vy)) in zip(textures, STILL_WALKERS):
-            cx, cy = x0 + vx * t, y0 + vy * t + 2.0 * np.sin(t * 0.7 + x0)
-            # the texture moves with the walker (sub-pixel, bilinear)
-            shift = np.float32([[1, 0, cx - w / 2], [0, 1, cy - h / 2]])
-            layer = cv2.warpAffine(tex, shift, (w, h), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REFLECT)
-            mask = np.clip(4 * (1 - ((xx - cx) / rx) ** 2 - ((yy - cy) / ry) ** 2), 0, 1)[..., None]
-            img = img * (1 - mask) + layer * mask
-        frames.append(np.clip(np.rint(img), 0, 255).astype(np.uint8))
-    return frames
 
 
 def add_noise(frames: list[np.ndarray], sigma: float, seed: int) -> list[np.ndarray]:
@@ -126,102 +72,6 @@ def score(name: str, out: list[np.ndarray], clean: list[np.ndarray], seconds: fl
         "smoothing_seconds_per_frame": smoothing_seconds / max(len(out), 1),
         "note": note,
     }
-
-
-def run_model(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float, device: torch.device,
-              recurrent: bool) -> list[np.ndarray]:
-    """Denoise a sequence; a recurrent model gets its previous 8-bit output as ``prev``."""
-    outs: list[np.ndarray] = []
-    prev: torch.Tensor | None = None
-    with torch.inference_mode():
-        for img in noisy:
-            x = torch.from_numpy(img).to(device).permute(2, 0, 1)[None].float() / 255
-            smap = torch.full_like(x[:, :1], sigma / 255)
-            if prev is not None and prev.shape != x.shape:
-                prev = None
-            y = model(x, smap, prev) if recurrent else model(x, smap)
-            y8 = (y.clamp(0, 1) * 255).round()
-            if recurrent:
-                prev = y8 / 255
-            outs.append(y8[0].permute(1, 2, 0).byte().cpu().numpy())
-    return outs
-
-
-def run_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
-             device: torch.device) -> list[np.ndarray]:
-    """A per-frame model with ``--temporal auto`` as the product's processor runs it: on a
-    still camera (as the smoothing read it at the frame before) the model gets the noisy
-    inputs averaged over time with their per-pixel noise level (``InputAverage``), and the
-    still-camera smoothing follows it."""
-    filt, average = StillCameraFilter(), InputAverage()
-    outs: list[np.ndarray] = []
-    with torch.inference_mode():
-        for img in noisy:
-            x8, level = average(img, sigma, filt.scene_still)
-            x = torch.from_numpy(np.ascontiguousarray(x8)).to(device).permute(2, 0, 1)[None].float() / 255
-            smap = (torch.from_numpy(level)[None, None].to(device) / 255
-                    if average.last_static > 0 else torch.full_like(x[:, :1], sigma / 255))
-            y8 = (model(x, smap).clamp(0, 1) * 255).round()[0].permute(1, 2, 0).byte().cpu().numpy()
-            outs.append(filt(y8, sigma, img))
-    return outs
-
-
-def run_twin_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
-                  device: torch.device, switch: bool = True,
-                  feed_smoothed: bool = False) -> list[np.ndarray]:
-    """A recurrent twin with the ``auto`` (still-camera) smoothing after it, run frame by frame
-    as the product's processor runs them.  ``switch``: the twin gets its previous output only
-    while the smoothing reads the camera as moving (``StillCameraFilter.camera_moving`` at
-    the frame before), so on a still camera it denoises frame by frame and the smoothing does
-    the long averaging.  ``feed_smoothed``: the previous output fed back is the smoothed one."""
-    filt = StillCameraFilter()
-    outs: list[np.ndarray] = []
-    prev: torch.Tensor | None = None
-    with torch.inference_mode():
-        for img in noisy:
-            x = torch.from_numpy(img).to(device).permute(2, 0, 1)[None].float() / 255
-            smap = torch.full_like(x[:, :1], sigma / 255)
-            use = prev if (prev is not None and prev.shape == x.shape
-                           and (not switch or filt.camera_moving)) else None
-            y8 = (model(x, smap, use).clamp(0, 1) * 255).round()
-            den = y8[0].permute(1, 2, 0).byte().cpu().numpy()
-            sm = filt(den, sigma, img)
-            prev = (torch.from_numpy(sm).to(device).permute(2, 0, 1)[None].float()
-                    if feed_smoothed else y8) / 255
-            outs.append(sm)
-    return outs
-
-
-def smooth(frames: list[np.ndarray], sigma: float, mode: str, device: torch.device,
-           noisy: list[np.ndarray] | None = None) -> list[np.ndarray]:
-    """The stream's smoothing over denoised ``frames``; ``auto`` also reads the ``noisy``
-    inputs they came from, as the stage reads ``Frame.original``."""
-    if mode == "auto":
-        filt_auto = StillCameraFilter()
-        return [filt_auto(f, sigma, None if noisy is None else noisy[i])
-                for i, f in enumerate(frames)]
-    filt = RecursiveFilter(mode)
-    out = []
-    for f in frames:  # numpy on the CPU, as the stream's stage runs it; torch on a GPU
-        out.append(filt(f, sigma) if device.type == "cpu"
-                   else np.asarray(filt(torch.from_numpy(f).to(device), sigma).cpu()))
-    return out
-
-
-def nlm_multi(noisy: list[np.ndarray], sigma: float, window: int = 5) -> list[np.ndarray]:
-    import cv2
-
-    h = max(3.0, 0.6 * sigma)
-    bgr = [np.ascontiguousarray(f[..., ::-1]) for f in noisy]
-    n, half = len(noisy), window // 2
-    out = []
-    for i in range(n):
-        # frames i-2..i+2, mirrored at the ends (OpenCV wants the whole window to exist)
-        idx = [abs(j) if j < n else 2 * (n - 1) - j for j in range(i - half, i + half + 1)]
-        srcs = [bgr[min(max(j, 0), n - 1)] for j in idx]
-        den = cv2.fastNlMeansDenoisingColoredMulti(srcs, half, 2 * half + 1, None, h, h, 7, 21)
-        out.append(np.ascontiguousarray(den[..., ::-1]))
-    return out
 
 
 def _timed(fn: Callable[[], list[np.ndarray]]) -> tuple[list[np.ndarray], float]:
@@ -332,25 +182,6 @@ def table(rows: list[dict[str, object]]) -> str:
                      f"{r['flicker']:.2f} | {1000 * r['seconds_per_frame']:.1f}"
                      + (f" ({smooth_ms:.1f})" if smooth_ms else "") + " |")
     return "\n".join(lines)
-
-
-# The standard clips (``--suite``), both kinds of camera, none of them trained on:
-# (name, what the camera does, frames source under --data or "still", start, count)
-SUITE = (
-    ("bus", "moving: pans with a bus", "video/davis-bus", 60, 20),
-    ("bikes", "moving: slow and fast pans, a cut", "video/bikes.mp4", 100, 60),
-    ("carphone", "still, a talking head and a window", "video/carphone_pristine.mp4", 0, 60),
-    ("still", "still, walkers over a photo (made here)", "still", 0, 40),
-)
-
-
-def suite_frames(data: Path, name: str, limit: int | None = None) -> list[np.ndarray]:
-    for clip, _, source, start, count in SUITE:
-        if clip == name:
-            count = count if limit is None else min(count, limit)
-            return still_clip(data, count) if source == "still" else \
-                load_frames(data / source, count, start)
-    raise ValueError(f"unknown suite clip {name!r}; expected one of {[c[0] for c in SUITE]}")
 
 
 def summary(results: dict[str, list[dict[str, object]]], baseline: str) -> str:

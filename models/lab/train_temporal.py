@@ -154,9 +154,9 @@ def validate(model: torch.nn.Module, clean: torch.Tensor, sigma255: float, devic
 
 def still_val_sequences(data: Path, device: torch.device, size: int = 256,
                         length: int = 10) -> torch.Tensor | None:
-    """Held-out still-camera windows (1, T, 3, size, size) from ``eval_video.still_clip``
+    """Held-out still-camera windows (1, T, 3, size, size) from ``video_clips.still_clip``
     (CBSD68 photos, never trained on), or None when those photos are absent."""
-    from .eval_video import still_clip
+    from .video_clips import still_clip
 
     try:
         frames = still_clip(data, length)

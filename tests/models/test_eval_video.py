@@ -81,7 +81,7 @@ def test_models_does_not_import_stream():
 
 
 def test_frames_from_a_video_file(data_dir):
-    from models.lab.eval_video import load_frames
+    from models.lab.video_clips import load_frames
 
     frames = load_frames(data_dir / "video" / "carphone_pristine.mp4", limit=3, start=2)
     assert len(frames) == 3 and frames[0].shape == (144, 176, 3) and frames[0].dtype == np.uint8
@@ -91,7 +91,7 @@ def test_frames_from_a_video_file(data_dir):
 def test_suite_of_moving_and_still_cameras(data_dir, tmp_path, capsys):
     """``--suite`` measures both kinds of camera; the still-camera clip made from photos is
     deterministic, and the ``auto`` smoothing gains most where the camera is still."""
-    from models.lab.eval_video import SUITE, still_clip
+    from models.lab.video_clips import SUITE, still_clip
 
     assert {c[0] for c in SUITE} == {"bus", "bikes", "carphone", "still"}
     a, b = still_clip(data_dir, 4), still_clip(data_dir, 4)

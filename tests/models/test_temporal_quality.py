@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import models
-from models.lab.eval_video import add_noise, run_model, smooth
+from models.lab.eval_video import add_noise
+from models.lab.video_methods import run_model, smooth
 from models.metrics import psnr
 
 TEMPORAL = [n for n in models.model_names() if models.get_spec(n).temporal]

@@ -209,7 +209,7 @@ def test_unknown_mode():
 
 def test_eval_video_measures_the_same_smoothing():
     """``models eval-video`` runs exactly the math of the stream stage."""
-    from models.lab.eval_video import smooth
+    from models.lab.video_methods import smooth
 
     clean, _ = object_scene(6)
     noisy = residual_noise(clean)
@@ -380,7 +380,7 @@ def test_auto_rejects_a_noisy_input_of_another_size():
 
 
 def test_eval_video_measures_the_same_auto_smoothing():
-    from models.lab.eval_video import smooth
+    from models.lab.video_methods import smooth
 
     clean, _ = object_scene(6)
     pairs = product(clean)
@@ -451,7 +451,7 @@ def test_processor_reads_the_motion_ahead_with_the_same_result():
     """The processor hands the noisy frame to the smoothing before the engine runs (the
     motion is read on another thread meanwhile): the output is exactly what the smoothing
     gives when it reads the motion itself, as ``models eval-video`` runs it."""
-    from models.lab.eval_video import smooth
+    from models.lab.video_methods import smooth
 
     other = [np.ascontiguousarray(f[::-1, ::-1, ::-1]) for f in panning_texture(6, 0.0)]
     pairs = product(panning_texture(8, 2.0) + other, seed=6)
