@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from stream_helpers import quick_calibration
 
 from models.data import read_rgb
 from models.metrics import psnr
@@ -25,13 +26,7 @@ PHOTO = Path(__file__).resolve().parents[1] / "data" / "astronaut_crop.png"
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    import models.calibrate_tune as tune
-
-    monkeypatch.setattr(tune, "replay_images", lambda m: (
-        [torch.from_numpy(np.ascontiguousarray(s.reference)).permute(2, 0, 1) for s in m.samples], "refs"))
-    monkeypatch.setattr(tune, "forgetting", lambda base, tuned: {})
-    return tmp_path / "cache" / "denoise-stream" / "profiles"
+    return quick_calibration(tmp_path, monkeypatch)
 
 
 def noisy_frames(n: int, size: tuple[int, int] = (64, 96), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

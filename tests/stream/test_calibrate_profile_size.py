@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import write_clip
+from stream_helpers import quick_calibration
 from test_calibrate_cli import noisy_frames, write
 
 from stream.cli import main
@@ -22,13 +22,7 @@ from stream.cli import main
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    import models.calibrate_tune as tune
-
-    monkeypatch.setattr(tune, "replay_images", lambda m: (
-        [torch.from_numpy(np.ascontiguousarray(s.reference)).permute(2, 0, 1) for s in m.samples], "refs"))
-    monkeypatch.setattr(tune, "forgetting", lambda base, tuned: {})
-    return tmp_path / "cache" / "denoise-stream" / "profiles"
+    return quick_calibration(tmp_path, monkeypatch)
 
 
 @pytest.fixture
