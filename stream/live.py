@@ -239,8 +239,9 @@ class RealtimeSource(Source):
 
 
 def format_stats(timings: dict[str, Any], stats: LiveStats, dropped: int,
-                 source: Any = None) -> str:
-    """The ``--stats`` block: mean ms per pipeline stage, then end-to-end latency.
+                 source: Any = None, tier: str | None = None) -> str:
+    """The ``--stats`` block: mean ms per pipeline stage, then end-to-end latency (and, for
+    ``--model auto``, ``tier``: which model tier ran last and why, and its switches).
 
     The source's time counts decoding only: a ``--realtime`` source's pacing wait is shown
     on its own line, and a camera's includes waiting for the next exposure.
@@ -248,6 +249,8 @@ def format_stats(timings: dict[str, Any], stats: LiveStats, dropped: int,
     s = stats.summary()
     lines = [(f"stats: {s['frames']} frames shown/sent, {dropped} dropped, "
               f"{s['fps']:.1f} fps out")]
+    if tier:
+        lines.append(tier)
     waited = getattr(source, "waited", 0.0)
     for name, t in timings.items():
         if not getattr(t, "count", 0):

@@ -10,9 +10,12 @@ time, and the preview's keys reach the processor (strength, temporal, pause).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from engines.base import parse_size
@@ -21,8 +24,9 @@ from .base import Source
 from .errors import EXIT_INTERRUPTED, UserError
 from .frame import Frame
 from .openers import is_live_sink, is_preview
-from .options import RunOptions
+from .options import DenoiseOptions, RunOptions
 from .session import smoothing_device
+from .tiers import TierPolicy, ladder
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,8 @@ class LiveProcessor:
     """
 
     def __init__(self, processor: Any, controls: Any, temporal_mode: str,
-                 recurrent: bool = False, device: str | None = None) -> None:
+                 recurrent: bool = False, device: str | None = None,
+                 tiers: TierSwitcher | None = None) -> None:
         self.processor = processor
         self.controls = controls
         self.device = device
@@ -70,8 +75,23 @@ class LiveProcessor:
         self.recurrent = recurrent
         self.temporal_on = temporal_mode != "off" or recurrent
         self.temporal_available = True
+        self.tiers = tiers  # --model auto: times each frame, may swap the processor between
         if recurrent:
             controls.temporal = True
+
+    def swap(self, processor: Any, temporal_mode: str, recurrent: bool, device: str) -> None:
+        """Run ``processor`` (a fresh one: a new sequence, so no state crosses) from the next
+        frame, keeping the viewer's temporal choice."""
+        self.processor, self.device, self.recurrent = processor, device, recurrent
+        self.mode = temporal_mode if temporal_mode != "off" else "auto"
+        self.temporal_available = True
+        if recurrent:
+            self.controls.temporal = self.temporal_on = True
+        elif not self.controls.temporal:
+            processor.temporal_factory = None
+            self.temporal_on = False
+        else:  # on, but this tier planned none: __call__ loads the smoothing
+            self.temporal_on = processor.temporal_factory is not None
 
     def _switch_temporal(self, on: bool) -> None:
         from . import processor as processing
@@ -91,6 +111,8 @@ class LiveProcessor:
     def __call__(self, frame: Frame) -> Frame:
         if self.controls.paused:  # hold the pipeline (a file job too) while the viewer pauses
             self.controls.wait_running()
+        if self.tiers is not None:
+            self.tiers.before_frame(self)  # between frames: a tier's engine that is ready
         self.processor.strength = self.controls.strength
         if self.controls.temporal != self.temporal_on:
             if self.recurrent:
@@ -99,10 +121,140 @@ class LiveProcessor:
                 self.controls.temporal = True
             else:
                 self._switch_temporal(self.controls.temporal)
-        return self.processor(frame)
+        if self.tiers is None:
+            return self.processor(frame)
+        start = time.perf_counter()
+        out = self.processor(frame)
+        self.tiers.after_frame(time.perf_counter() - start)
+        return out
+
+
+class TierSwitcher:
+    """``--model auto`` on a live source: the policy (stream/tiers.py) is told each frame's
+    processing time and the drops; the engine it asks for is opened on a thread while the
+    current one keeps running, and swapped in between frames (``LiveProcessor.swap``).
+
+    ``asked``: the denoise options as asked (the temporal mode is planned again per tier);
+    ``start``: the tier's model to begin with, which the session opened; ``dropped``: the
+    drop-oldest queue's count; ``on_switch``: told after each swap (the window's HUD).
+    """
+
+    def __init__(self, session: Any, asked: DenoiseOptions, start: str, budget_s: float,
+                 dropped: Callable[[], int],
+                 on_switch: Callable[[TierSwitcher], None] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.session = session
+        self.asked = asked
+        self.start = start
+        self.budget_s = budget_s
+        self.dropped = dropped
+        self.on_switch = on_switch
+        self.clock = clock
+        self.began = clock()
+        self.policy: TierPolicy | None = None  # once the ladder is known (counting costs)
+        self._ready: tuple[Any, ...] | None = None  # from the opener thread
+        self._closed = False
+        self._lock = threading.Lock()
+        threading.Thread(target=self._load_ladder, daemon=True, name="tier-ladder").start()
+
+    @property
+    def model(self) -> str:
+        return self.policy.current if self.policy is not None else self.start
+
+    @property
+    def note(self) -> str:
+        """Which tier runs and why, for the HUD and --stats."""
+        if self.policy is not None:
+            return self.policy.note
+        return f"{self.start} (start tier, {self.budget_s * 1000:.0f} ms budget)"
+
+    def _load_ladder(self) -> None:
+        try:
+            tiers = ladder()
+        except Exception as exc:  # noqa: BLE001 - auto degrades to a fixed model
+            log.warning("--model auto: cannot list the model tiers (%s); %s stays", exc,
+                        self.start)
+            return
+        names = [t.model for t in tiers]
+        if self.start not in names:
+            log.warning("--model auto: %s is not a released tier (%s); it stays", self.start,
+                        ", ".join(names))
+            return
+        log.info("--model auto: tiers %s, starting at %s, budget %.1f ms/frame",
+                 " > ".join(names), self.start, self.budget_s * 1000)
+        self.policy = TierPolicy(names, self.start, self.budget_s,
+                                 costs={t.model: t.macs for t in tiers})
+
+    def after_frame(self, seconds: float) -> None:
+        if self.policy is None:
+            return
+        want = self.policy.observe(self.clock(), seconds, self.dropped())
+        if want is not None:
+            threading.Thread(target=self._open, args=(want,), daemon=True,
+                             name=f"tier-open-{want}").start()
+
+    def _open(self, model: str) -> None:
+        from .session import make_processor, open_engine, plan
+
+        engine = None
+        try:
+            planned = plan(dataclasses.replace(self.asked, model=model))
+            engine = open_engine(planned)
+            processor = make_processor(planned, engine)
+        except Exception as exc:  # noqa: BLE001 - told to the policy on the frame thread
+            if engine is not None:
+                engine.close()
+            self._ready = ("failed", model, exc)
+            return
+        with self._lock:
+            if self._closed:  # the run ended while it opened
+                engine.close()
+                return
+            self._ready = ("ready", planned, engine, processor)
+
+    def before_frame(self, live: LiveProcessor) -> None:
+        """Between frames: swap in an engine that finished opening."""
+        with self._lock:
+            ready, self._ready = self._ready, None
+        if ready is None or self.policy is None:
+            return
+        if ready[0] == "failed":
+            self.policy.unavailable(ready[1], str(ready[2]), self.clock())
+            return
+        _, planned, engine, processor = ready
+        old = self.session.engine
+        live.swap(processor, planned.temporal, bool(getattr(engine, "temporal", False)),
+                  smoothing_device(engine))
+        # the session closes the engine that runs at the end
+        self.session.engine, self.session.processor = engine, processor
+        self.session.denoise = planned
+        old.close()
+        self.policy.switched(self.clock())
+        log.info("model tier now %s", self.policy.note)
+        if self.on_switch is not None:
+            self.on_switch(self)
+
+    def summary(self) -> str:
+        """The --stats lines: the tier that ran last and why, and each switch."""
+        lines = [f"  model tier: {self.note}"]
+        switches = self.policy.switches if self.policy is not None else []
+        if switches:
+            lines.append("  tier switches: " + ", ".join(
+                f"{s.frm} -> {s.to} at {s.at - self.began:.1f} s" for s in switches))
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        """After the run: an engine still opening is closed when it arrives; one that
+        opened but was never swapped in is closed now."""
+        with self._lock:
+            self._closed = True
+            ready, self._ready = self._ready, None
+        if ready is not None and ready[0] == "ready":
+            ready[2].close()
 
 
 def run_live(options: RunOptions) -> int:
+    from . import session as sessions
     from .live import LiveControls, LiveStats, RealtimeSource, format_stats, is_live_url
     from .preview import PreviewSink
     from .session import open_session
@@ -129,9 +281,19 @@ def run_live(options: RunOptions) -> int:
         sink.window.model, sink.window.backend = engine.model, engine.name
         sink.window.stats = stats
     smoothing = session.denoise.temporal
-    process = LiveProcessor(session.processor, controls, smoothing, session.recurrent,
-                            device=smoothing_device(engine))
     pipeline_box: list[Any] = []
+    tiers = None
+    # --model auto (the live default): a live source has a frame interval to keep up with; a
+    # file job does not (every frame is processed), and a profile's tuned model stays.
+    if source.live and options.denoise.model in (None, "auto") and options.denoise.profile is None:
+        tiers = TierSwitcher(session, options.denoise,
+                             start=sessions.default_model(options.denoise.device),
+                             budget_s=frame_interval(source),
+                             dropped=lambda: pipeline_box[0].dropped if pipeline_box else 0,
+                             on_switch=lambda t: _show_tier(windows, t, session.engine))
+        _show_tier(windows, tiers, engine)
+    process = LiveProcessor(session.processor, controls, smoothing, session.recurrent,
+                            device=smoothing_device(engine), tiers=tiers)
 
     def delivered(frame: Frame) -> None:
         stats.add_output(frame)
@@ -142,12 +304,18 @@ def run_live(options: RunOptions) -> int:
         # cli.main turns SIGTERM into Ctrl-C around all of this.
         return _run(pipeline, controls, bool(windows))
 
-    result = session.run(process, runner=runner, queue_size=1 if source.live else 4,
-                         on_frame=delivered)
+    try:
+        result = session.run(process, runner=runner, queue_size=1 if source.live else 4,
+                             on_frame=delivered)
+    finally:
+        if tiers is not None:
+            tiers.close()
+    engine, smoothing = session.engine, session.denoise.temporal  # the tier that ran last
     for warning in source.warnings:
         log.warning("%s: %s", options.input, warning)
     if live.stats:
-        print(format_stats(result.timings, stats, result.dropped, source), file=sys.stderr)
+        print(format_stats(result.timings, stats, result.dropped, source,
+                           tier=tiers.summary() if tiers is not None else None), file=sys.stderr)
     if not options.quiet:
         lat = stats.summary()["latency_ms"]["p50"]
         state = "interrupted after" if result.interrupted else "done:"
@@ -156,6 +324,21 @@ def run_live(options: RunOptions) -> int:
               f"{result.dropped} dropped, latency median {lat:.0f} ms, model {engine.model}, "
               f"backend {engine.name}{temporal_note} -> {', '.join(outputs)}", file=sys.stderr)
     return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def frame_interval(source: Source) -> float:
+    """Seconds between the source's frames: the time a frame may take to keep up."""
+    rate = getattr(source.info, "rate", None)
+    if not rate or rate <= 0:
+        log.info("--model auto: the source gives no frame rate; budgeting for 25 fps")
+        return 1 / 25
+    return float(1 / rate)
+
+
+def _show_tier(windows: list[Any], tiers: TierSwitcher, engine: Any) -> None:
+    for sink in windows:
+        sink.window.model, sink.window.backend = engine.model, engine.name
+        sink.window.tier = lambda: f"auto: {tiers.note}"  # read at each draw
 
 
 def _run(pipeline: Any, controls: Any, window: bool) -> Any:

@@ -109,6 +109,7 @@ class PreviewWindow:
         self.controls = controls or LiveControls()
         self.stats = stats or LiveStats()
         self.model, self.backend = model, backend
+        self.tier: Callable[[], str] | None = None  # --model auto: the tier and why, per draw
         self.state = state or PreviewState()
         self.max_size = max_size
         self.shown = 0  # frames drawn (not counting redraws)
@@ -164,6 +165,7 @@ class PreviewWindow:
             dropped=self.stats.dropped, model=self.model, backend=self.backend,
             sigma=frame.sigma, strength=self.controls.strength,
             temporal=self.controls.temporal, paused=self.controls.paused,
+            tier=self.tier() if self.tier is not None else "",
         )
 
     def _draw(self) -> None:

@@ -45,6 +45,8 @@ def plan(denoise: DenoiseOptions) -> DenoiseOptions:
     model's released recurrent twin, or the still-camera smoothing)."""
     from .temporal import plan as temporal_plan
 
+    if denoise.model == "auto":  # a file job's auto: the device's default (live: stream/tiers.py)
+        denoise = dataclasses.replace(denoise, model=None)
     if denoise.temporal not in TEMPORAL_MODES:
         raise UserError(f"--temporal: expected one of {', '.join(TEMPORAL_MODES)}, "
                         f"got {denoise.temporal!r}")

@@ -49,6 +49,7 @@ class Hud:
     strength: float = 1.0
     temporal: bool = False
     paused: bool = False
+    tier: str = ""  # --model auto: which tier runs and why
 
 
 def split_view(before: np.ndarray, after: np.ndarray, x: int) -> np.ndarray:
@@ -160,6 +161,7 @@ def hud_lines(hud: Hud, view: str) -> list[str]:
     lines = [
         f"{hud.fps:4.1f} fps   latency {lat}   dropped {hud.dropped}",
         f"{hud.model} on {hud.backend}   sigma {sigma}",
+        *([hud.tier] if hud.tier else []),
         (f"strength {hud.strength:.1f}   temporal {'on' if hud.temporal else 'off'}   "
          f"view {VIEW_LABELS[view].format(gain=NOISE_GAIN)}"),
     ]

@@ -1,0 +1,227 @@
+"""``--model auto`` on the live path: which model tier keeps up with the source, decided as it runs.
+
+The tiers come from the registry (``models.registry``): one per-frame model per ``tier`` among
+the released models, ordered by their multiply-adds per pixel, most first (today ``base`` then
+``fast``; ``tiny`` joins when its weights ship). ``TierPolicy`` watches the processor's time
+per frame against the source's frame interval (the budget) and the frames the drop-oldest queue
+discarded, and says when to step down or up; it reads no clock of its own, so a test can feed it
+any timings. ``stream.livecli.TierSwitcher`` opens the next engine beside the running one and
+swaps it in between frames.
+
+Hysteresis, so it does not oscillate: down only when the last ``down_after_s`` (2 s) as a whole
+were over budget (mean time per frame above the interval, or more than 5 % dropped); up only
+after ``up_after_s`` (10 s) in which the tier above was predicted to fit with a margin (its
+measured cost relative to this one, or the multiply-adds ratio before it ran, times this tier's
+time, under 80 % of the budget); at most one switch per ``min_interval_s`` (4 s); the first
+frames after a switch (engine warm-up) are not judged; and each step up that had to be undone
+doubles the wait before the next.
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Tier:
+    model: str  # the registered per-frame model that runs this tier
+    tier: str  # its registry tier ("base", "fast", "tiny"...)
+    macs: float  # multiply-adds per pixel (models.arch.count_macs)
+
+
+def ladder() -> list[Tier]:
+    """The registry's tiers, costliest (best) first: per tier, the released per-frame model
+    named like the tier, else the first such model by name."""
+    from models.arch import count_macs
+    from models.registry import get_spec, model_names
+
+    chosen: dict[str, str] = {}
+    for name in model_names():  # released only: a lab variant ships no weights
+        spec = get_spec(name)
+        if spec.temporal:  # a recurrent twin is --temporal auto's choice, not a tier
+            continue
+        if spec.tier not in chosen or name == spec.tier:
+            chosen[spec.tier] = name
+    side = 32  # MACs scale with pixels; 32 divides by every unshuffle and U-Net level
+    tiers = [Tier(model, tier, count_macs(get_spec(model).build(), side, side) / side**2)
+             for tier, model in chosen.items()]
+    return sorted(tiers, key=lambda t: -t.macs)
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One decision: ``to`` replaces ``frm`` because of ``why``."""
+
+    frm: str
+    to: str
+    why: str
+    at: float  # the policy's clock (seconds)
+
+    @property
+    def down(self) -> bool:
+        return "down" in self.why
+
+
+class TierPolicy:
+    """When to step a tier down or up, from per-frame timings (seconds) and the drop count.
+
+    ``tiers``: model names, best (slowest) first; ``costs``: their relative cost per pixel
+    (multiply-adds), used to predict a tier's time before it has run; ``budget_s``: the
+    source's frame interval. Call ``observe`` after each frame; when it returns a model name,
+    open that one and call ``switched`` once it runs (or ``unavailable`` if it cannot).
+    """
+
+    def __init__(self, tiers: list[str], start: str, budget_s: float, *,
+                 costs: dict[str, float] | None = None, down_after_s: float = 2.0,
+                 up_after_s: float = 10.0, min_interval_s: float = 4.0,
+                 warmup_frames: int = 2, up_margin: float = 0.8,
+                 drop_limit: float = 0.05) -> None:
+        if start not in tiers:
+            raise ValueError(f"start tier: expected one of {', '.join(tiers)}, got {start!r}")
+        if budget_s <= 0:
+            raise ValueError(f"budget: expected seconds above 0, got {budget_s}")
+        self.tiers = list(tiers)
+        self.costs = dict(costs or {})
+        self.budget_s = budget_s
+        self.down_after_s = down_after_s
+        self.up_after_s = up_after_s
+        self.min_interval_s = min_interval_s
+        self.warmup_frames = warmup_frames
+        self.up_margin = up_margin
+        self.drop_limit = drop_limit
+        self.current = start
+        self.why = f"start tier, {budget_s * 1000:.0f} ms budget"  # why this tier runs
+        self.state = ""  # how it does now, e.g. "21 ms/frame"
+        self.switches: list[Switch] = []
+        self.pending: str | None = None
+        self.measured: dict[str, float] = {}  # seconds per frame each tier ran at, last seen
+        # (upper, lower) -> upper's time / lower's, measured across a switch between them
+        self.ratios: dict[tuple[str, str], float] = {}
+        self._came_from: tuple[str, float] | None = None  # the tier left, and its time
+        self._unavailable: set[str] = set()
+        self._up_wait = up_after_s
+        self._reset(None)
+
+    # -- what the caller reports ------------------------------------------------------------
+    def observe(self, now: float, seconds: float, dropped: int) -> str | None:
+        """One frame took ``seconds`` to process; ``dropped``: the queue's total so far.
+        Returns the model to switch to, or None."""
+        if self.pending is not None:
+            return None
+        if self._last_dropped is None:
+            self._last_dropped = dropped
+        if self._warmup > 0:  # the engine's first runs allocate: not its pace
+            self._warmup -= 1
+            self._last_dropped = dropped
+            return None
+        if self._since is None:
+            self._since = now
+        self._samples.append((now, seconds, dropped - self._last_dropped))
+        self._last_dropped = dropped
+        while self._samples and now - self._samples[0][0] > self.down_after_s:
+            self._samples.popleft()
+        if now - self._since < self.down_after_s:
+            return None  # not a full window on this tier yet
+        mean = sum(s for _, s, _ in self._samples) / len(self._samples)
+        drops = sum(d for _, _, d in self._samples)
+        drop_share = drops / (drops + len(self._samples))
+        self.measured[self.current] = mean
+        if self._came_from is not None:  # both sides of the switch timed under the same load
+            frm, then = self._came_from
+            self._came_from = None
+            pair = (frm, self.current) if self.tiers.index(frm) < self.tiers.index(self.current) \
+                else (self.current, frm)
+            self.ratios[pair] = (then / mean) if pair[0] == frm else (mean / then)
+        ms, budget_ms = mean * 1000, self.budget_s * 1000
+        if mean > self.budget_s or drop_share > self.drop_limit:
+            self._fit_since = None
+            over = (f"{ms:.0f} ms/frame over {budget_ms:.0f} ms budget" if mean > self.budget_s
+                    else f"{drop_share:.0%} of frames dropped at {ms:.0f} ms/frame, "
+                         f"{budget_ms:.0f} ms budget")
+            lower = self._neighbour(+1)
+            self.state = over if lower is not None else f"{over}, no lower tier"
+            if lower is None:
+                return None
+            if now - self._last_switch < self.min_interval_s:
+                return None
+            return self._request(lower, f"stepped down from {self.current}: {over}", now)
+        self.state = f"{ms:.0f} ms/frame"
+        upper = self._neighbour(-1)
+        if upper is None:
+            return None
+        predicted = mean * self._ratio(upper)
+        if predicted > self.budget_s * self.up_margin or drops:
+            self._fit_since = None
+            return None
+        if self._fit_since is None:
+            self._fit_since = now
+        if now - self._fit_since < self._up_wait or \
+                now - self._last_switch < max(self.min_interval_s, self._up_wait):
+            return None
+        return self._request(upper, f"stepped up from {self.current}: {ms:.0f} ms/frame, "
+                                    f"{upper} predicted {predicted * 1000:.0f} ms within "
+                                    f"{budget_ms:.0f} ms budget", now)
+
+    def switched(self, now: float) -> None:
+        """The requested tier runs from now on."""
+        if self.pending is None:
+            return
+        switch = self.switches[-1]
+        if switch.down and len(self.switches) > 1 and not self.switches[-2].down \
+                and self.switches[-2].to == switch.frm:
+            self._up_wait *= 2  # that step up did not hold: wait longer before the next
+        self._came_from = (self.current, self.measured[self.current]) \
+            if self.current in self.measured else None
+        self.current, self.why, self.pending = self.pending, switch.why, None
+        self.state = ""
+        self._reset(now)
+
+    def unavailable(self, model: str, reason: str, now: float) -> None:
+        """``model`` could not be opened: skip it from now on."""
+        log.warning("model tier %s unavailable: %s", model, reason)
+        self._unavailable.add(model)
+        if self.pending == model:
+            self.pending = None
+            self.switches.pop()
+            self._last_switch = now
+
+    # -- what the HUD and --stats show -------------------------------------------------------
+    @property
+    def note(self) -> str:
+        """e.g. ``fast (stepped down from base: 62 ms/frame over 40 ms budget; now 21
+        ms/frame)``."""
+        return f"{self.current} ({self.why}" + (f"; now {self.state})" if self.state else ")")
+
+    # -- inside ----------------------------------------------------------------------------
+    def _reset(self, now: float | None) -> None:
+        self._samples: deque[tuple[float, float, int]] = deque()
+        self._since: float | None = None
+        self._fit_since: float | None = None
+        self._warmup = self.warmup_frames
+        self._last_dropped: int | None = None  # the queue's total when this tier began
+        self._last_switch = now if now is not None else float("-inf")
+
+    def _neighbour(self, step: int) -> str | None:
+        i = self.tiers.index(self.current) + step
+        while 0 <= i < len(self.tiers):
+            if self.tiers[i] not in self._unavailable:
+                return self.tiers[i]
+            i += step
+        return None
+
+    def _ratio(self, upper: str) -> float:
+        """How much slower ``upper`` is than the current tier: as measured across a switch
+        between the two (under that moment's load), else from their multiply-adds."""
+        if (upper, self.current) in self.ratios:
+            return self.ratios[(upper, self.current)]
+        a, b = self.costs.get(upper), self.costs.get(self.current)
+        return a / b if a and b else float("inf")  # unknown cost: never guess upwards
+
+    def _request(self, model: str, why: str, now: float) -> str:
+        self.pending = model
+        self.switches.append(Switch(self.current, model, why, now))
+        log.info("model tier: %s -> %s (%s)", self.current, model, why)
+        return model
