@@ -8,17 +8,19 @@ discarded, and says when to step down or up; it reads no clock of its own, so a 
 any timings. ``stream.livecli.TierSwitcher`` opens the next engine beside the running one and
 swaps it in between frames.
 
-Hysteresis, so it does not oscillate: down only when the last ``down_after_s`` (2 s) as a whole
-were over budget (mean time per frame above the interval, or more than 5 % dropped); up only
-after ``up_after_s`` (10 s) in which the tier above was predicted to fit with a margin (its
-measured cost relative to this one, or the multiply-adds ratio before it ran, times this tier's
-time, under 80 % of the budget); at most one switch per ``min_interval_s`` (4 s); the first
-frames after a switch (engine warm-up) are not judged; and each step up that had to be undone
-doubles the wait before the next.
+Hysteresis, so it does not oscillate: down only when the last ``down_after_s`` (2 s) as a
+whole were over budget (the median time per frame above the interval, or more than 5 % of the
+frames dropped); up only after ``up_after_s`` (10 s) in which the tier above was predicted to
+fit with a margin (this tier's time times the ratio of the two as measured across a switch
+between them, or of their multiply-adds before they have both run, under 80 % of the budget);
+at most one switch per ``min_interval_s`` (4 s); the first frames after a switch (engine
+warm-up) are not judged; and each step up that had to be undone doubles the wait before the
+next.
 """
 from __future__ import annotations
 
 import logging
+import statistics
 from collections import deque
 from dataclasses import dataclass
 
@@ -125,20 +127,22 @@ class TierPolicy:
             self._samples.popleft()
         if now - self._since < self.down_after_s:
             return None  # not a full window on this tier yet
-        mean = sum(s for _, s, _ in self._samples) / len(self._samples)
+        # the median: a few slow frames (a hiccup elsewhere) are not a pace; if they keep
+        # coming, frames are dropped, and the drop share says so
+        pace = statistics.median(s for _, s, _ in self._samples)
         drops = sum(d for _, _, d in self._samples)
         drop_share = drops / (drops + len(self._samples))
-        self.measured[self.current] = mean
+        self.measured[self.current] = pace
         if self._came_from is not None:  # both sides of the switch timed under the same load
             frm, then = self._came_from
             self._came_from = None
             pair = (frm, self.current) if self.tiers.index(frm) < self.tiers.index(self.current) \
                 else (self.current, frm)
-            self.ratios[pair] = (then / mean) if pair[0] == frm else (mean / then)
-        ms, budget_ms = mean * 1000, self.budget_s * 1000
-        if mean > self.budget_s or drop_share > self.drop_limit:
+            self.ratios[pair] = (then / pace) if pair[0] == frm else (pace / then)
+        ms, budget_ms = pace * 1000, self.budget_s * 1000
+        if pace > self.budget_s or drop_share > self.drop_limit:
             self._fit_since = None
-            over = (f"{ms:.0f} ms/frame over {budget_ms:.0f} ms budget" if mean > self.budget_s
+            over = (f"{ms:.0f} ms/frame over {budget_ms:.0f} ms budget" if pace > self.budget_s
                     else f"{drop_share:.0%} of frames dropped at {ms:.0f} ms/frame, "
                          f"{budget_ms:.0f} ms budget")
             lower = self._neighbour(+1)
@@ -152,7 +156,7 @@ class TierPolicy:
         upper = self._neighbour(-1)
         if upper is None:
             return None
-        predicted = mean * self._ratio(upper)
+        predicted = pace * self._ratio(upper)
         if predicted > self.budget_s * self.up_margin or drops:
             self._fit_since = None
             return None

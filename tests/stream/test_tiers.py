@@ -1,0 +1,172 @@
+"""``--model auto``'s stepping policy (stream/tiers.py) on fake timings: a made-up clock and
+made-up seconds per frame, so every decision is a value to assert, not a race."""
+from __future__ import annotations
+
+import pytest
+
+from stream.tiers import TierPolicy, ladder
+
+TIERS = ["base", "fast", "tiny"]
+COSTS = {"base": 50_000.0, "fast": 4_000.0, "tiny": 1_600.0}  # MACs per pixel, as registered
+FPS = 25.0
+BUDGET = 1 / FPS  # 40 ms
+
+
+def feed(policy: TierPolicy, seconds: float, duration: float, t0: float = 0.0,
+         drop_every: int = 0, dropped: int = 0, fps: float = FPS) -> tuple[float, str | None, int]:
+    """Frames at ``fps`` each taking ``seconds``, for ``duration`` s from ``t0``; stops at the
+    first switch asked for. Returns (time reached, the model asked for, drops so far)."""
+    t = t0
+    n = 0
+    while t < t0 + duration:
+        t += 1 / fps
+        n += 1
+        if drop_every and n % drop_every == 0:
+            dropped += 1
+        want = policy.observe(t, seconds, dropped)
+        if want is not None:
+            return t, want, dropped
+    return t, None, dropped
+
+
+def policy(start: str = "base", **kw) -> TierPolicy:
+    return TierPolicy(TIERS, start, BUDGET, costs=COSTS, **kw)
+
+
+def test_steps_down_after_sustained_overload_only():
+    p = policy()
+    # 1.5 s over budget: not yet (the window is 2 s)
+    t, want, _ = feed(p, 0.062, 1.5)
+    assert want is None and p.current == "base"
+    t, want, _ = feed(p, 0.062, 2.0, t0=t)
+    assert want == "fast" and p.pending == "fast"
+    assert p.switches[-1].frm == "base"
+    assert p.switches[-1].why == "stepped down from base: 62 ms/frame over 40 ms budget"
+    # while the next engine opens nothing more is asked
+    assert feed(p, 0.2, 3.0, t0=t)[1] is None
+    p.switched(t + 3.0)
+    assert p.current == "fast" and p.pending is None
+    assert p.note == "fast (stepped down from base: 62 ms/frame over 40 ms budget)"
+
+
+def test_a_short_spike_does_not_step_down():
+    p = policy()
+    t, want, _ = feed(p, 0.030, 3.0)
+    assert want is None
+    t, want, _ = feed(p, 0.300, 0.2, t0=t)  # 5 slow frames in a 2 s window of 30 ms ones
+    assert want is None
+    t, want, _ = feed(p, 0.030, 5.0, t0=t)
+    assert want is None and p.current == "base" and not p.switches
+    assert p.note == "base (start tier, 40 ms budget; now 30 ms/frame)"
+
+
+def test_dropped_frames_alone_step_down():
+    p = policy()
+    # 35 ms a frame is within 40, but one frame in 10 is dropped (10 % > 5 %)
+    _, want, _ = feed(p, 0.035, 4.0, drop_every=10)
+    assert want == "fast"
+    assert "dropped" in p.switches[-1].why
+
+
+def test_never_below_the_lowest_tier():
+    p = policy(start="tiny")
+    _, want, _ = feed(p, 0.5, 30.0)
+    assert want is None and p.current == "tiny" and not p.switches
+    assert p.note == "tiny (start tier, 40 ms budget; now 500 ms/frame over 40 ms budget, " \
+                     "no lower tier)"
+
+
+def test_unavailable_tier_is_skipped_and_stepping_stops_there():
+    p = TierPolicy(["base", "fast"], "base", BUDGET, costs=COSTS)
+    t, want, _ = feed(p, 0.1, 3.0)
+    assert want == "fast"
+    p.unavailable("fast", "no weights", t)
+    assert p.pending is None and not p.switches
+    t, want, _ = feed(p, 0.1, 10.0, t0=t)
+    assert want is None and p.current == "base"
+
+
+def test_steps_up_only_after_a_long_margin_and_with_headroom():
+    p = policy(start="fast")
+    # fast at 3 ms: base predicted 3 * 50000/4000 = 37.5 ms > 0.8 * 40: stays
+    t, want, _ = feed(p, 0.003, 30.0)
+    assert want is None and p.current == "fast"
+    # fast at 2 ms: base predicted 25 ms, within 32 ms: asked for only after 10 s of that
+    t, want, _ = feed(p, 0.002, 9.0, t0=t)
+    assert want is None
+    t, want, _ = feed(p, 0.002, 3.0, t0=t)
+    assert want == "base"
+    assert p.switches[-1].why == ("stepped up from fast: 2 ms/frame, base predicted 25 ms "
+                                  "within 40 ms budget")
+
+
+def test_step_up_waits_after_a_switch():
+    p = policy(start="fast")
+    _, want, _ = feed(p, 0.060, 3.0)
+    assert want == "tiny"
+    p.switched(3.0)
+    # tiny at 24 ms just after the switch: fast measured 2.5x tiny
+    t, want, _ = feed(p, 0.024, 3.0, t0=3.0)
+    assert want is None and p.ratios[("fast", "tiny")] == pytest.approx(2.5)
+    # then 4 ms: fast predicted 10 ms, yet not asked for before 10 s of that
+    t, want, _ = feed(p, 0.004, 9.5, t0=t)
+    assert want is None
+    t, want, _ = feed(p, 0.004, 3.0, t0=t)
+    assert want == "fast"
+
+
+def test_no_oscillation_the_measured_ratio_and_a_longer_wait_after_a_failed_step_up():
+    p = policy(start="fast")
+    # fast overloaded: down to tiny
+    t, want, _ = feed(p, 0.060, 3.0)
+    assert want == "tiny"
+    p.switched(t)
+    # tiny measured at 20 ms right after: fast/tiny measured 3x, not the MACs' 2.5x
+    t, want, _ = feed(p, 0.020, 60.0, t0=t)
+    assert want is None  # fast predicted 60 ms: stays on tiny for a minute
+    assert p.ratios[("fast", "tiny")] == pytest.approx(3.0)
+    # the load goes away: tiny at 8 ms, fast predicted 24 ms: up after 10 s
+    t, want, _ = feed(p, 0.008, 15.0, t0=t)
+    assert want == "fast"
+    p.switched(t)
+    # ...but fast is over budget again: down
+    t, want, _ = feed(p, 0.045, 10.0, t0=t)
+    assert want == "tiny"
+    p.switched(t)
+    # fast measured 45 ms against tiny's 8 now: predicted 45, no step up however long
+    t, want, _ = feed(p, 0.008, 30.0, t0=t)
+    assert want is None
+    assert p.ratios[("fast", "tiny")] == pytest.approx(0.045 / 0.008)
+    # tiny down to 4 ms: fast predicted 22.5 ms, but the wait is now 20 s, not 10
+    t1, want, _ = feed(p, 0.004, 19.0, t0=t)
+    assert want is None
+    _, want, _ = feed(p, 0.004, 5.0, t0=t1)
+    assert want == "fast"
+    # in all, four switches over about two and a half minutes
+    assert [s.to for s in p.switches] == ["tiny", "fast", "tiny", "fast"]
+
+
+def test_warm_up_frames_are_not_judged():
+    p = policy(warmup_frames=3)
+    for i in range(3):  # three slow first runs, then steady 20 ms
+        assert p.observe(0.04 * (i + 1), 1.0, 0) is None
+    _, want, _ = feed(p, 0.020, 5.0, t0=0.12)
+    assert want is None and p.state == "20 ms/frame"
+
+
+def test_checks_its_inputs():
+    with pytest.raises(ValueError, match="expected one of base, fast, tiny, got 'huge'"):
+        TierPolicy(TIERS, "huge", BUDGET)
+    with pytest.raises(ValueError, match="budget"):
+        TierPolicy(TIERS, "base", 0.0)
+
+
+def test_the_ladder_is_the_registry_s_released_tiers_costliest_first():
+    from models.registry import get_spec, model_names
+
+    tiers = ladder()
+    names = [t.model for t in tiers]
+    assert names[:2] == ["base", "fast"]  # whatever else ships (tiny), it costs less
+    assert all(not get_spec(n).temporal and n in model_names() for n in names)
+    assert len({t.tier for t in tiers}) == len(tiers)
+    assert [t.macs for t in tiers] == sorted((t.macs for t in tiers), reverse=True)
