@@ -41,6 +41,8 @@ GUARD = 1.5  # the noise level used is at most this many times the robust readin
 MARGIN = 0.5
 # a cell fits one average better than the other only by this much (in the same units)
 TIE = 0.25
+# the camera moves when the flow explains more than this share of the cells clearly better
+EXPLAINS = 0.25
 SCATTER = 1.0  # a pan's shift must exceed the tiles' median scatter this many times
 FLOW_WIDTH = 160  # px: the optical flow's finest level is at least this wide
 
@@ -197,7 +199,7 @@ class StillCameraFilter:
             cells_w, count_w, prev_w, shrink = moved
             # the camera keeps moving while the flow explained most of the last frame (the
             # tiles' reading of a steady pan comes and goes)
-            still = self.still_camera = self.still_camera and self.flow_explains <= 0.25
+            still = self.still_camera = self.still_camera and self.flow_explains <= EXPLAINS
             guard = 1.0 if still else GUARD
             z_w = self._test(g, cells_w, count_w, sigma, white, guard=guard)
             # whether the flow explains the frame, on equal terms: the warp's interpolation
@@ -205,7 +207,7 @@ class StillCameraFilter:
             z_fair = self._test(g, cells_w, count_w, sigma, white, guard=guard, shrink=shrink)
             better, worse = float((z_fair < z - TIE).mean()), float((z < z_fair - TIE).mean())
             self.flow_explains = better if better > 2 * worse else 0.0
-            if self.flow_explains > 0.25:  # a good part of the frame moved along the flow
+            if self.flow_explains > EXPLAINS:  # much of the frame moved along the flow
                 self.still_camera = False
             warped = z_w < z - (MARGIN if still else 0.0)
             z = np.where(warped, z_w, z)
