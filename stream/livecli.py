@@ -151,22 +151,17 @@ class TierSwitcher:
         self.on_switch = on_switch
         self.clock = clock
         self.began = clock()
-        self.policy: TierPolicy | None = None  # once the ladder is known (counting costs)
+        # judging starts at once; the tiers to step to come when their costs are counted
+        self.policy = TierPolicy([start], start, budget_s)
         self._ready: tuple[Any, ...] | None = None  # from the opener thread
         self._closed = False
         self._lock = threading.Lock()
         threading.Thread(target=self._load_ladder, daemon=True, name="tier-ladder").start()
 
     @property
-    def model(self) -> str:
-        return self.policy.current if self.policy is not None else self.start
-
-    @property
     def note(self) -> str:
         """Which tier runs and why, for the HUD and --stats."""
-        if self.policy is not None:
-            return self.policy.note
-        return f"{self.start} (start tier, {self.budget_s * 1000:.0f} ms budget)"
+        return self.policy.note
 
     def _load_ladder(self) -> None:
         try:
@@ -182,12 +177,9 @@ class TierSwitcher:
             return
         log.info("--model auto: tiers %s, starting at %s, budget %.1f ms/frame",
                  " > ".join(names), self.start, self.budget_s * 1000)
-        self.policy = TierPolicy(names, self.start, self.budget_s,
-                                 costs={t.model: t.macs for t in tiers})
+        self.policy.set_ladder(names, {t.model: t.macs for t in tiers})
 
     def after_frame(self, seconds: float) -> None:
-        if self.policy is None:
-            return
         want = self.policy.observe(self.clock(), seconds, self.dropped())
         if want is not None:
             threading.Thread(target=self._open, args=(want,), daemon=True,
@@ -216,7 +208,7 @@ class TierSwitcher:
         """Between frames: swap in an engine that finished opening."""
         with self._lock:
             ready, self._ready = self._ready, None
-        if ready is None or self.policy is None:
+        if ready is None:
             return
         if ready[0] == "failed":
             self.policy.unavailable(ready[1], str(ready[2]), self.clock())
@@ -237,7 +229,7 @@ class TierSwitcher:
     def summary(self) -> str:
         """The --stats lines: the tier that ran last and why, and each switch."""
         lines = [f"  model tier: {self.note}"]
-        switches = self.policy.switches if self.policy is not None else []
+        switches = self.policy.switches
         if switches:
             lines.append("  tier switches: " + ", ".join(
                 f"{s.frm} -> {s.to} at {s.at - self.began:.1f} s" for s in switches))

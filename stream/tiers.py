@@ -107,6 +107,14 @@ class TierPolicy:
         self._up_wait = up_after_s
         self._reset(None)
 
+    def set_ladder(self, tiers: list[str], costs: dict[str, float]) -> None:
+        """The tiers, once known (counting their costs takes a moment): what was observed
+        on the current one so far still counts."""
+        if self.current not in tiers:
+            raise ValueError(f"tiers: expected a list with {self.current!r}, got {tiers}")
+        self.costs = dict(costs)
+        self.tiers = list(tiers)
+
     # -- what the caller reports ------------------------------------------------------------
     def observe(self, now: float, seconds: float, dropped: int) -> str | None:
         """One frame took ``seconds`` to process; ``dropped``: the queue's total so far.
@@ -185,7 +193,8 @@ class TierPolicy:
 
     def unavailable(self, model: str, reason: str, now: float) -> None:
         """``model`` could not be opened: skip it from now on."""
-        log.warning("model tier %s unavailable: %s", model, reason)
+        log.warning("--model auto: %s does not open (%s); %s runs on", model, reason,
+                    self.current)
         self._unavailable.add(model)
         if self.pending == model:
             self.pending = None

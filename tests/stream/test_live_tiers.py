@@ -1,0 +1,168 @@
+"""``--model auto`` through the live path: a ``--realtime`` clip, engines that are too slow
+for their tier (``engines.open_engine`` replaced), the switch to the next tier made between
+frames while the frames keep flowing, and what ``--stats`` and the HUD say about it; a file job
+never switches."""
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pytest
+from conftest import add_noise, moving_scene, write_clip
+
+import engines
+import stream.session
+from models.registry import get_spec
+from stream.cli import main
+from stream.views import Hud, hud_lines
+
+# Seconds per frame each fake tier takes: base far over a 25 fps source's 40 ms, fast within.
+SLOW = {"base": 0.06, "base-temporal": 0.06, "fast": 0.0, "fast-temporal": 0.0}
+
+
+class FakeEngine:
+    """What engines.open_engine returns, for ``model``: the input back, after a sleep."""
+
+    name = "fake"
+    device = "cpu"
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.temporal = get_spec(model).temporal
+        self.seconds = SLOW[model]
+        self.calls = 0
+        self.prevs: list[bool] = []  # whether each call got a previous output
+        self.closed = False
+
+    def infer(self, frames, sigma, prev=None):
+        assert not self.closed, "a closed engine was run"
+        self.calls += 1
+        self.prevs.append(prev is not None)
+        if self.seconds:
+            time.sleep(self.seconds)
+        return frames.copy()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """Every engine opened, in order; the run starts at base (as on a GPU)."""
+    engines_opened: list[FakeEngine] = []
+
+    def open_engine(model, **kwargs):
+        engine = FakeEngine(model)
+        engines_opened.append(engine)
+        return engine
+
+    monkeypatch.setattr(engines, "open_engine", open_engine)
+    monkeypatch.setattr(stream.session, "default_model", lambda device: "base")
+    return engines_opened
+
+
+@pytest.fixture(scope="module")
+def clip5s(tmp_path_factory):
+    """125 frames of 64x48 at 25 fps: 5 s, no audio."""
+    path = tmp_path_factory.mktemp("tiers") / "in.mp4"
+    return write_clip(path, add_noise(moving_scene(125, 64, 48), 10), audio=False)
+
+
+def _stats(err: str) -> tuple[int, int]:
+    m = re.search(r"stats: (\d+) frames shown/sent, (\d+) dropped", err)
+    assert m, err
+    return int(m[1]), int(m[2])
+
+
+def test_a_slow_tier_steps_down_between_frames_and_the_stream_goes_on(
+        clip5s, tmp_path, read, opened, capsys):
+    out = tmp_path / "out.mkv"
+    assert main([str(clip5s.path), str(out), "--realtime", "--stats", "--codec", "ffv1",
+                 "--model", "auto"]) == 0
+    err = capsys.readouterr().err
+    # base (its recurrent twin, which --temporal auto picks for it) first, then fast
+    assert [e.model for e in opened] == ["base-temporal", "fast"]
+    first, second = opened
+    assert first.closed and second.closed  # the old one at the swap, the new one at the end
+    assert first.calls > 0 and second.calls > 0  # frames flowed before and after the switch
+    # the recurrent twin's previous output did not cross: fast, per frame, never got one
+    assert second.prevs == [False] * second.calls
+    shown, dropped = _stats(err)
+    assert shown + dropped == 125
+    assert len(read(out)["frames"]) == shown == first.calls + second.calls
+    line = re.search(r"model tier: (.*)", err)
+    assert line, err
+    assert re.fullmatch(r"fast \(stepped down from base: \d+ ms/frame over 40 ms budget"
+                        r"(; now \d+ ms/frame)?\)", line[1]), line[1]
+    assert re.search(r"tier switches: base -> fast at \d+\.\d s", err), err
+    assert "model fast, backend fake" in err  # the summary names the tier that ran last
+
+
+def test_a_file_job_never_switches(clip5s, tmp_path, read, opened, capsys):
+    out = tmp_path / "out.mkv"
+    # --stats takes the live path's summary, but a file read at its own speed has no budget
+    assert main([str(clip5s.path), str(out), "--stats", "--codec", "ffv1", "--model", "auto",
+                 "--frames", "50"]) == 0
+    err = capsys.readouterr().err
+    assert [e.model for e in opened] == ["base-temporal"]
+    assert opened[0].calls == 50 and _stats(err) == (50, 0)
+    assert len(read(out)["frames"]) == 50
+    assert "model tier" not in err
+
+
+def test_a_named_model_never_switches(clip5s, tmp_path, read, opened, capsys):
+    out = tmp_path / "out.mkv"
+    assert main([str(clip5s.path), str(out), "--realtime", "--stats", "--codec", "ffv1",
+                 "--model", "base", "--temporal", "off", "--frames", "75"]) == 0
+    err = capsys.readouterr().err
+    assert [e.model for e in opened] == ["base"]
+    shown, dropped = _stats(err)
+    assert dropped > 0 and shown + dropped == 75  # over budget, and it stays
+    assert "model tier" not in err
+
+
+def test_the_hud_names_the_tier_and_why():
+    hud = Hud(model="fast", backend="onnxruntime-cpu",
+              tier="auto: fast (stepped down from base: 62 ms/frame over 40 ms budget)")
+    lines = hud_lines(hud, "denoised")
+    assert lines[1] == "fast on onnxruntime-cpu   sigma -"
+    assert lines[2] == "auto: fast (stepped down from base: 62 ms/frame over 40 ms budget)"
+    assert len(hud_lines(Hud(), "denoised")) == len(lines) - 1  # no auto, no line
+
+
+def test_a_tier_that_cannot_open_leaves_the_running_one(clip5s, tmp_path, read, monkeypatch,
+                                                       capsys, caplog):
+    opened: list[FakeEngine] = []
+
+    def open_engine(model, **kwargs):
+        if model == "fast":
+            raise engines.EngineError("no weights for fast")
+        opened.append(FakeEngine(model))
+        return opened[-1]
+
+    monkeypatch.setattr(engines, "open_engine", open_engine)
+    monkeypatch.setattr(stream.session, "default_model", lambda device: "base")
+    out = tmp_path / "out.mkv"
+    assert main([str(clip5s.path), str(out), "--realtime", "--stats", "--codec", "ffv1",
+                 "--frames", "100"]) == 0  # no --model: auto is the live default
+    err = capsys.readouterr().err
+    assert [e.model for e in opened] == ["base-temporal"]
+    shown, dropped = _stats(err)
+    assert shown + dropped == 100 and opened[0].calls == shown
+    assert "--model auto: fast does not open (no weights for fast); base runs on" in caplog.text
+    assert re.search(r"model tier: base \(start tier, 40 ms budget; now \d+ ms/frame over 40 ms "
+                     r"budget, no lower tier\)", err), err
+
+
+def test_frames_are_uint8_after_a_switch(clip5s, tmp_path, read, opened):
+    """The written frames are the source's (the fake engines are identities): a switch
+    loses nothing and garbles nothing."""
+    out = tmp_path / "out.mkv"
+    assert main([str(clip5s.path), str(out), "--realtime", "--codec", "ffv1", "-q",
+                 "--model", "auto", "--temporal", "off"]) == 0
+    assert [e.model for e in opened] == ["base", "fast"]
+    res, src = read(out), read(clip5s.path)
+    by_time = dict(zip(src["times"], src["frames"], strict=True))
+    assert all(np.array_equal(f, by_time[t]) for t, f in zip(res["times"], res["frames"],
+                                                                strict=True))
