@@ -156,6 +156,7 @@ class TierSwitcher:
         self._ready: tuple[Any, ...] | None = None  # from the opener thread
         self._closed = False
         self._lock = threading.Lock()
+        self.frames: dict[str, int] = {}  # frames processed per tier
         threading.Thread(target=self._load_ladder, daemon=True, name="tier-ladder").start()
 
     @property
@@ -180,6 +181,7 @@ class TierSwitcher:
         self.policy.set_ladder(names, {t.model: t.macs for t in tiers})
 
     def after_frame(self, seconds: float) -> None:
+        self.frames[self.policy.current] = self.frames.get(self.policy.current, 0) + 1
         want = self.policy.observe(self.clock(), seconds, self.dropped())
         if want is not None:
             threading.Thread(target=self._open, args=(want,), daemon=True,
@@ -229,10 +231,13 @@ class TierSwitcher:
     def summary(self) -> str:
         """The --stats lines: the tier that ran last and why, and each switch."""
         lines = [f"  model tier: {self.note}"]
-        switches = self.policy.switches
-        if switches:
-            lines.append("  tier switches: " + ", ".join(
-                f"{s.frm} -> {s.to} at {s.at - self.began:.1f} s" for s in switches))
+        for s in self.policy.switches:
+            ran = f", running {s.ran - self.began:.1f} s" if s.ran is not None else ""
+            lines.append(f"  tier switch: {s.frm} -> {s.to} asked {s.at - self.began:.1f} s"
+                         f"{ran}")
+        if len(self.frames) > 1:
+            lines.append("  frames per tier: " + ", ".join(f"{k} {n}"
+                                                           for k, n in self.frames.items()))
         return "\n".join(lines)
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import statistics
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ class Switch:
     frm: str
     to: str
     why: str
-    at: float  # the policy's clock (seconds)
+    at: float  # when it was asked for (the policy's clock, seconds)
+    ran: float | None = None  # when the new tier's engine took over (it opens meanwhile)
 
     @property
     def down(self) -> bool:
@@ -79,7 +80,7 @@ class TierPolicy:
     def __init__(self, tiers: list[str], start: str, budget_s: float, *,
                  costs: dict[str, float] | None = None, down_after_s: float = 2.0,
                  up_after_s: float = 10.0, min_interval_s: float = 4.0,
-                 warmup_frames: int = 2, up_margin: float = 0.8,
+                 warmup_frames: int = 1, up_margin: float = 0.8,
                  drop_limit: float = 0.05) -> None:
         if start not in tiers:
             raise ValueError(f"start tier: expected one of {', '.join(tiers)}, got {start!r}")
@@ -181,7 +182,7 @@ class TierPolicy:
         """The requested tier runs from now on."""
         if self.pending is None:
             return
-        switch = self.switches[-1]
+        switch = self.switches[-1] = replace(self.switches[-1], ran=now)
         if switch.down and len(self.switches) > 1 and not self.switches[-2].down \
                 and self.switches[-2].to == switch.frm:
             self._up_wait *= 2  # that step up did not hold: wait longer before the next

@@ -95,7 +95,8 @@ def test_a_slow_tier_steps_down_between_frames_and_the_stream_goes_on(
     assert line, err
     assert re.fullmatch(r"fast \(stepped down from base: \d+ ms/frame over 40 ms budget"
                         r"(; now \d+ ms/frame)?\)", line[1]), line[1]
-    assert re.search(r"tier switches: base -> fast at \d+\.\d s", err), err
+    assert re.search(r"tier switch: base -> fast asked \d+\.\d s, running \d+\.\d s", err), err
+    assert f"frames per tier: base {first.calls}, fast {second.calls}" in err
     assert "model fast, backend fake" in err  # the summary names the tier that ran last
 
 

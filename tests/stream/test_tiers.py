@@ -45,7 +45,7 @@ def test_steps_down_after_sustained_overload_only():
     # while the next engine opens nothing more is asked
     assert feed(p, 0.2, 3.0, t0=t)[1] is None
     p.switched(t + 3.0)
-    assert p.current == "fast" and p.pending is None
+    assert p.current == "fast" and p.pending is None and p.switches[-1].ran == t + 3.0
     assert p.note == "fast (stepped down from base: 62 ms/frame over 40 ms budget)"
 
 
@@ -170,3 +170,27 @@ def test_the_ladder_is_the_registry_s_released_tiers_costliest_first():
     assert all(not get_spec(n).temporal and n in model_names() for n in names)
     assert len({t.tier for t in tiers}) == len(tiers)
     assert [t.macs for t in tiers] == sorted((t.macs for t in tiers), reverse=True)
+
+
+def test_a_tier_released_later_joins_the_ladder(monkeypatch):
+    """tiny is registered as a lab variant until its weights ship; released, it is the
+    lowest tier, with nothing here to change."""
+    import dataclasses
+
+    from models import registry
+
+    if "tiny" not in registry._REGISTRY:
+        pytest.skip("tiny is not registered yet")
+    monkeypatch.setitem(registry._REGISTRY, "tiny",
+                        dataclasses.replace(registry._REGISTRY["tiny"], lab=False))
+    assert [t.model for t in ladder()] == ["base", "fast", "tiny"]
+
+
+def test_the_ladder_may_arrive_after_the_first_frames():
+    p = TierPolicy(["fast"], "fast", BUDGET)
+    t, want, _ = feed(p, 0.060, 3.0)  # over budget, nowhere to go yet
+    assert want is None and p.state.endswith("no lower tier")
+    p.set_ladder(TIERS, COSTS)
+    assert p.observe(t + 0.04, 0.060, 0) == "tiny"  # what was observed still counts
+    with pytest.raises(ValueError, match="expected a list with 'fast'"):
+        p.set_ladder(["base", "tiny"], COSTS)
