@@ -43,6 +43,7 @@ MARGIN = 0.5
 TIE = 0.25
 # the camera moves when the flow explains more than this share of the cells clearly better
 EXPLAINS = 0.25
+FLOW_PAN = 1.0  # px a frame of the median flow vector (smoothed) that reads as a pan
 SCATTER = 1.0  # a pan's shift must exceed the tiles' median scatter this many times
 FLOW_WIDTH = 160  # px: the optical flow's finest level is at least this wide
 
@@ -199,7 +200,12 @@ class StillCameraFilter:
             cells_w, count_w, prev_w, shrink = moved
             # the camera keeps moving while the flow explained most of the last frame (the
             # tiles' reading of a steady pan comes and goes)
-            still = self.still_camera = self.still_camera and self.flow_explains <= EXPLAINS
+            # or while the median flow vector shows a pan (the noise drags single vectors every
+            # way, but not their median that far; on a frame under 2 x FLOW_WIDTH px one moving
+            # object drags the whole coarse flow, so there it does not count)
+            pan = self.flow_shift >= FLOW_PAN and grey.shape[1] >= FLOW_WIDTH
+            still = self.still_camera = (self.still_camera and self.flow_explains <= EXPLAINS
+                                         and not pan)
             guard = 1.0 if still else GUARD
             z_w = self._test(g, cells_w, count_w, sigma, white, guard=guard)
             # whether the flow explains the frame, on equal terms: the warp's interpolation

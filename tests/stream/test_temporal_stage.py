@@ -428,11 +428,13 @@ def test_auto_no_trail_on_a_slow_pan(mode, pan):
 
 
 def test_auto_follows_a_pan():
-    """A textured scene panning 2 px a frame: most cells fit the new frame only after the
-    warp along the flow, so the average follows the scene instead of starting over each
-    frame (as it did before it followed the motion: +0.00 dB), and no frame is worse than
-    the denoised frame it came from."""
-    clean = panning_texture(16, 2.0)
+    """A textured scene (320 x 224) panning 4 px a frame: most cells fit the new frame only
+    after the warp along the flow, so the average follows the scene instead of starting over
+    each frame (as it did before it followed the motion: +0.00 dB), and no frame is worse
+    than the denoised frame it came from."""
+    import cv2
+
+    clean = [cv2.resize(f, (320, 224), interpolation=cv2.INTER_CUBIC) for f in panning_texture(16, 2.0)]
     pairs = product(clean, seed=4)
     stage = SmoothingStage("auto")
     outs, warped = [], []
@@ -443,7 +445,8 @@ def test_auto_follows_a_pan():
     assert stage.filter.resets == 0
     assert np.median(warped[2:]) > 0.8, warped
     assert min(gain) > -0.1, gain
-    # measured: mean +4.1 dB over the 16 frames (white residual noise of 6 levels)
+    # measured: mean +5.4 dB over the 16 frames (white residual noise of 6 levels), the same
+    # under OpenCV 4.14 and 5.0
     assert np.mean(gain) > 1.0, gain
 
 
