@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from engines.base import parse_size
 
 from .base import Source
@@ -125,7 +127,7 @@ class LiveProcessor:
             return self.processor(frame)
         start = time.perf_counter()
         out = self.processor(frame)
-        self.tiers.after_frame(time.perf_counter() - start)
+        self.tiers.after_frame(time.perf_counter() - start, frame.image)
         return out
 
 
@@ -157,6 +159,7 @@ class TierSwitcher:
         self._closed = False
         self._lock = threading.Lock()
         self.frames: dict[str, int] = {}  # frames processed per tier
+        self.last: Any = None  # the last frame's picture: the next engine warms up on its like
         threading.Thread(target=self._load_ladder, daemon=True, name="tier-ladder").start()
 
     @property
@@ -180,7 +183,8 @@ class TierSwitcher:
                  " > ".join(names), self.start, self.budget_s * 1000)
         self.policy.set_ladder(names, {t.model: t.macs for t in tiers})
 
-    def after_frame(self, seconds: float) -> None:
+    def after_frame(self, seconds: float, image: Any = None) -> None:
+        self.last = image if image is not None else self.last
         self.frames[self.policy.current] = self.frames.get(self.policy.current, 0) + 1
         want = self.policy.observe(self.clock(), seconds, self.dropped())
         if want is not None:
@@ -195,6 +199,8 @@ class TierSwitcher:
             planned = plan(dataclasses.replace(self.asked, model=model))
             engine = open_engine(planned)
             processor = make_processor(planned, engine)
+            if self.last is not None:  # its first run allocates: not on the frame thread
+                engine.infer(np.zeros_like(self.last)[None], np.array([10.0], np.float32))
         except Exception as exc:  # noqa: BLE001 - told to the policy on the frame thread
             if engine is not None:
                 engine.close()

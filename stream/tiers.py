@@ -80,7 +80,7 @@ class TierPolicy:
     def __init__(self, tiers: list[str], start: str, budget_s: float, *,
                  costs: dict[str, float] | None = None, down_after_s: float = 2.0,
                  up_after_s: float = 10.0, min_interval_s: float = 4.0,
-                 warmup_frames: int = 1, up_margin: float = 0.8,
+                 warmup_frames: int = 1, min_frames: int = 3, up_margin: float = 0.8,
                  drop_limit: float = 0.05) -> None:
         if start not in tiers:
             raise ValueError(f"start tier: expected one of {', '.join(tiers)}, got {start!r}")
@@ -93,6 +93,7 @@ class TierPolicy:
         self.up_after_s = up_after_s
         self.min_interval_s = min_interval_s
         self.warmup_frames = warmup_frames
+        self.min_frames = min_frames  # in a window, e.g. after a pause emptied it
         self.up_margin = up_margin
         self.drop_limit = drop_limit
         self.current = start
@@ -134,7 +135,7 @@ class TierPolicy:
         self._last_dropped = dropped
         while self._samples and now - self._samples[0][0] > self.down_after_s:
             self._samples.popleft()
-        if now - self._since < self.down_after_s:
+        if now - self._since < self.down_after_s or len(self._samples) < self.min_frames:
             return None  # not a full window on this tier yet
         # the median: a few slow frames (a hiccup elsewhere) are not a pace; if they keep
         # coming, frames are dropped, and the drop share says so
