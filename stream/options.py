@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class DenoiseOptions:
-    """What to denoise with.  ``model`` None: the session picks (base on CUDA, fast on CPU);
+    """What to denoise with.  ``model`` None or ``auto``: the session picks (base on CUDA, fast
+    on CPU), and on a live source the tier then follows the pace (stream/tiers.py);
     ``sigma`` None: estimated from the frames."""
 
     model: str | None = None
