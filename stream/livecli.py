@@ -160,7 +160,9 @@ class TierSwitcher:
         self._lock = threading.Lock()
         self.frames: dict[str, int] = {}  # frames processed per tier
         self.last: Any = None  # the last frame's picture: the next engine warms up on its like
-        threading.Thread(target=self._load_ladder, daemon=True, name="tier-ladder").start()
+        self._threads = [threading.Thread(target=self._load_ladder, daemon=True,
+                                          name="tier-ladder")]
+        self._threads[0].start()
 
     @property
     def note(self) -> str:
@@ -188,8 +190,10 @@ class TierSwitcher:
         self.frames[self.policy.current] = self.frames.get(self.policy.current, 0) + 1
         want = self.policy.observe(self.clock(), seconds, self.dropped())
         if want is not None:
-            threading.Thread(target=self._open, args=(want,), daemon=True,
-                             name=f"tier-open-{want}").start()
+            opener = threading.Thread(target=self._open, args=(want,), daemon=True,
+                                      name=f"tier-open-{want}")
+            self._threads.append(opener)
+            opener.start()
 
     def _open(self, model: str) -> None:
         from .session import make_processor, open_engine, plan
@@ -246,14 +250,18 @@ class TierSwitcher:
                                                            for k, n in self.frames.items()))
         return "\n".join(lines)
 
-    def close(self) -> None:
-        """After the run: an engine still opening is closed when it arrives; one that
-        opened but was never swapped in is closed now."""
+    def close(self, timeout: float = 10.0) -> None:
+        """After the run: an engine that opened but was never swapped in is closed; one
+        still opening is closed when it arrives, which is waited for (up to ``timeout``: a
+        thread left in torch or an exporter at interpreter exit can crash it)."""
         with self._lock:
             self._closed = True
             ready, self._ready = self._ready, None
         if ready is not None and ready[0] == "ready":
             ready[2].close()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def run_live(options: RunOptions) -> int:

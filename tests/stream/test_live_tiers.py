@@ -149,18 +149,18 @@ def test_a_tier_that_cannot_open_leaves_the_running_one(clip5s, tmp_path, read, 
     monkeypatch.setattr(engines, "open_engine", open_engine)
     monkeypatch.setattr(stream.session, "default_model", lambda device: "base")
     out = tmp_path / "out.mkv"
-    assert main([str(clip5s.path), str(out), "--realtime", "--stats", "--codec", "ffv1",
-                 "--frames", "100"]) == 0  # no --model: auto is the live default
+    assert main([str(clip5s.path), str(out), "--realtime", "--stats", "--codec", "ffv1"
+                 ]) == 0  # no --model: auto is the live default
     err = capsys.readouterr().err
     assert [e.model for e in opened] == ["base-temporal"]
     shown, dropped = _stats(err)
-    assert shown + dropped == 100 and opened[0].calls == shown
+    assert shown + dropped == 125 and opened[0].calls == shown
     assert "--model auto: fast does not open (no weights for fast); base runs on" in caplog.text
-    assert re.search(r"model tier: base \(start tier, 40 ms budget; now \d+ ms/frame over 40 ms "
-                     r"budget, no lower tier\)", err), err
+    assert "model tier: base (start tier, 40 ms budget; now " in err
+    assert "tier switch" not in err
 
 
-def test_frames_are_uint8_after_a_switch(clip5s, tmp_path, read, opened):
+def test_a_switch_loses_and_garbles_nothing(clip5s, tmp_path, read, opened):
     """The written frames are the source's (the fake engines are identities): a switch
     loses nothing and garbles nothing."""
     out = tmp_path / "out.mkv"
