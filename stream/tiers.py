@@ -59,13 +59,10 @@ class Switch:
 
     frm: str
     to: str
+    down: bool  # to a cheaper tier
     why: str
     at: float  # when it was asked for (the policy's clock, seconds)
     ran: float | None = None  # when the new tier's engine took over (it opens meanwhile)
-
-    @property
-    def down(self) -> bool:
-        return "down" in self.why
 
 
 class TierPolicy:
@@ -237,6 +234,7 @@ class TierPolicy:
 
     def _request(self, model: str, why: str, now: float) -> str:
         self.pending = model
-        self.switches.append(Switch(self.current, model, why, now))
+        down = self.tiers.index(model) > self.tiers.index(self.current)
+        self.switches.append(Switch(self.current, model, down, why, now))
         log.info("model tier: %s -> %s (%s)", self.current, model, why)
         return model
