@@ -17,8 +17,9 @@ from models.registry import get_spec
 from stream.cli import main
 from stream.views import Hud, hud_lines
 
-# Seconds per frame each fake tier takes: base far over a 25 fps source's 40 ms, fast within.
-SLOW = {"base": 0.06, "base-temporal": 0.06, "fast": 0.0, "fast-temporal": 0.0}
+# Seconds per frame each fake tier takes: base far over a 25 fps source's 40 ms, the others
+# (fast, and tiny where it is released) within.
+SLOW = {"base": 0.06, "base-temporal": 0.06}
 
 
 class FakeEngine:
@@ -30,7 +31,7 @@ class FakeEngine:
     def __init__(self, model: str) -> None:
         self.model = model
         self.temporal = get_spec(model).temporal
-        self.seconds = SLOW[model]
+        self.seconds = SLOW.get(model, 0.0)
         self.calls = 0
         self.prevs: list[bool] = []  # whether each call got a previous output
         self.shapes: list[tuple[int, ...]] = []
@@ -141,8 +142,8 @@ def test_a_tier_that_cannot_open_leaves_the_running_one(clip5s, tmp_path, read, 
     opened: list[FakeEngine] = []
 
     def open_engine(model, **kwargs):
-        if model == "fast":
-            raise engines.EngineError("no weights for fast")
+        if not model.startswith("base"):  # fast, and tiny where it is released
+            raise engines.EngineError(f"no weights for {model}")
         opened.append(FakeEngine(model))
         return opened[-1]
 
@@ -157,7 +158,7 @@ def test_a_tier_that_cannot_open_leaves_the_running_one(clip5s, tmp_path, read, 
     assert shown + dropped == 125 and opened[0].calls == shown
     assert "--model auto: fast does not open (no weights for fast); base runs on" in caplog.text
     assert "model tier: base (start tier, 40 ms budget; now " in err
-    assert "tier switch" not in err
+    assert not re.search(r"tier switch: .*, running", err)  # none took over
 
 
 def test_a_switch_loses_and_garbles_nothing(clip5s, tmp_path, read, opened):
