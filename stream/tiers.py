@@ -1,8 +1,8 @@
 """``--model auto`` on the live path: which model tier keeps up with the source, decided as it runs.
 
 The tiers come from the registry (``models.registry``): one per-frame model per ``tier`` among
-the released models, ordered by their multiply-adds per pixel, most first (today ``base`` then
-``fast``; ``tiny`` joins when its weights ship). ``TierPolicy`` watches the processor's time
+the released models, ordered by their multiply-adds per pixel, most first (``base``, ``fast``,
+then ``tiny`` once released). ``TierPolicy`` watches the processor's time
 per frame against the source's frame interval (the budget) and the frames the drop-oldest queue
 discarded, and says when to step down or up; it reads no clock of its own, so a test can feed it
 any timings. ``stream.livecli.TierSwitcher`` opens the next engine beside the running one and

@@ -172,3 +172,28 @@ def test_a_switch_loses_and_garbles_nothing(clip5s, tmp_path, read, opened):
     by_time = dict(zip(src["times"], src["frames"], strict=True))
     assert all(np.array_equal(f, by_time[t]) for t, f in zip(res["times"], res["frames"],
                                                                 strict=True))
+
+
+class _Processor:
+    def __init__(self, smoothing: bool) -> None:
+        self.temporal_factory = (lambda: None) if smoothing else None
+        self.strength = 1.0
+
+
+@pytest.mark.parametrize(("viewer_on", "planned", "recurrent", "factory", "on"), [
+    (False, "auto", False, False, False),  # the viewer turned smoothing off: it stays off
+    (True, "auto", False, True, True),
+    (True, "off", False, False, False),  # on, but planned none: the next frame loads it
+    (False, "light", True, True, True),  # a recurrent twin is temporal by itself
+])
+def test_a_swap_keeps_the_viewer_s_temporal_choice(viewer_on, planned, recurrent, factory, on):
+    from stream.live import LiveControls
+    from stream.livecli import LiveProcessor
+
+    controls = LiveControls(temporal=viewer_on)
+    live = LiveProcessor(_Processor(viewer_on), controls, "auto" if viewer_on else "off")
+    new = _Processor(planned != "off")
+    live.swap(new, planned, recurrent, "cpu")
+    assert live.processor is new
+    assert (new.temporal_factory is not None) == factory
+    assert live.temporal_on == on and controls.temporal == (viewer_on or recurrent)
