@@ -29,7 +29,7 @@ class ModelSpec:
     name: str
     config: UNetConfig
     summary: str
-    tier: str  # "fast" (CPU, many streams per GPU) or "base" (GPU default)
+    tier: str  # "tiny" (live on slow CPUs), "fast" (CPU, many streams per GPU) or "base" (GPU default)
     factory: Callable[[UNetConfig], NoiseMapUNet] = field(default=NoiseMapUNet)
     lab: bool = False  # a training variant with no shipped weights: left out of model_names()
 
@@ -56,6 +56,14 @@ register(ModelSpec(
                gate=True),
     "3-level U-Net on 4x pixel-unshuffled input, gated blend with the input; for CPUs and many streams per GPU",
     tier="fast",
+))
+register(ModelSpec(
+    "tiny",
+    UNetConfig(unshuffle=4, widths=(16, 32, 64), blocks=(0, 1, 1), head_kernel=1, residual=False,
+               gate=True),
+    "fast's shape, narrower and with no blocks at the finest level (about 40% of its multiply-adds); "
+    "for live video on slow CPUs",
+    tier="tiny",
 ))
 register(ModelSpec(
     "base",
