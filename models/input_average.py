@@ -15,7 +15,9 @@ from .still_camera import GUARD, StillParams, motion_score
 
 class InputAverage:
     """The noisy input averaged over time where a still camera sees nothing change, before
-    the denoiser: ``image, sigma_map = avg(noisy, sigma, still)``.
+    the denoiser: ``image, scale = avg(noisy, sigma, still)``, the frame to denoise (uint8,
+    rounded) and, per pixel, the factor by which its noise std is below the frame's (float32,
+    1 where nothing was averaged): the denoiser is told ``scale`` times the frame's level.
 
     The mean of n noisy frames of a still scene is the scene plus white noise of std
     sigma / sqrt(n): exactly what the denoiser is trained for, told by its per-pixel noise map
@@ -23,11 +25,10 @@ class InputAverage:
     noise after 16 frames, which gains far more than averaging its outputs (its residual
     errors repeat from frame to frame).  The test is :class:`StillCameraFilter`'s, on the
     same 2 x 2 cells of the noisy input against their running average; where a cell moved
-    the new frame is taken as it is (its noise map back to ``sigma``), so nothing trails.
+    the new frame is taken as it is (its scale back to 1), so nothing trails.
     Nothing is warped: only while ``still`` (the smoothing after the denoiser reads a still
     camera) is anything averaged; otherwise it starts over.  The level used is at most
-    ``GUARD`` times a robust reading from the differences, as in the smoothing.  Returns the averaged frame
-    (uint8, rounded) and the noise std per pixel (float32, 0..255).
+    ``GUARD`` times a robust reading from the differences, as in the smoothing.
     """
 
     def __init__(self, params: StillParams | None = None) -> None:
@@ -69,7 +70,7 @@ class InputAverage:
         self.mean = cv2.blendLinear(self.mean, x, wp, 1 - wp)
         self.share = (1 - wp) ** 2 + wp * wp * self.share
         self.last_static = float((static > 0).mean())
-        return cv2.convertScaleAbs(self.mean), np.sqrt(self.share) * np.float32(sigma)
+        return cv2.convertScaleAbs(self.mean), np.sqrt(self.share)
 
     def _start(self, x: np.ndarray, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
         k = self.params.scale
@@ -77,4 +78,4 @@ class InputAverage:
         self.share = np.ones(x.shape[:2], np.float32)
         self.count = np.ones((max(x.shape[0] // k, 1), max(x.shape[1] // k, 1)), np.float32)
         self.last_static = 0.0
-        return np.asarray(noisy, np.uint8), np.full(x.shape[:2], sigma, np.float32)
+        return np.asarray(noisy, np.uint8), np.ones(x.shape[:2], np.float32)

@@ -43,7 +43,7 @@ MARGIN = 0.5
 TIE = 0.25
 # the camera moves when the flow explains more than this share of the cells clearly better
 EXPLAINS = 0.25
-FLOW_PAN = 1.0  # px a frame of the median flow vector (smoothed) that reads as a pan
+FLOW_PAN = 0.5  # px a frame of the median flow vector (smoothed) that reads as a pan
 SCATTER = 1.0  # a pan's shift must exceed the tiles' median scatter this many times
 FLOW_WIDTH = 160  # px: the optical flow's finest level is at least this wide
 
@@ -59,6 +59,13 @@ def motion_score(d: np.ndarray, noise_var: np.ndarray | float, window: int) -> n
     box = (window, window)
     return np.maximum(cv2.blur(dy * dy * 3 / noise_var, box, borderType=cv2.BORDER_REFLECT),
                       cv2.blur(d2 / (3 * noise_var), box, borderType=cv2.BORDER_REFLECT))
+
+
+def _dft_size(n: int) -> int:
+    """The largest even size up to ``n`` that ``cv2.dft`` takes without padding."""
+    while n > 2 and (n % 2 or cv2.getOptimalDFTSize(n) != n):
+        n -= 1
+    return n
 
 
 @functools.lru_cache(maxsize=4)
@@ -203,10 +210,13 @@ class StillCameraFilter:
             # or while the median flow vector shows a pan (the noise drags single vectors every
             # way, but not their median that far; on a frame under 2 x FLOW_WIDTH px one moving
             # object drags the whole coarse flow, so there it does not count)
-            pan = self.flow_shift >= FLOW_PAN and grey.shape[1] >= FLOW_WIDTH
+            pan = max(self.flow_shift, self.flow_speed) >= FLOW_PAN and grey.shape[1] >= FLOW_WIDTH
             still = self.still_camera = (self.still_camera and self.flow_explains <= EXPLAINS
                                          and not pan)
-            guard = 1.0 if still else GUARD
+            # on a still camera a small frame's flow is smeared by the noise and by any moving
+            # object: a cell takes the warped average only when it fits clearly better there
+            wary = still and grey.shape[1] < FLOW_WIDTH
+            guard = 1.0 if wary else GUARD
             z_w = self._test(g, cells_w, count_w, sigma, white, guard=guard)
             # whether the flow explains the frame, on equal terms: the warp's interpolation
             # also averages the noise of the running average, which alone lowers z_w
@@ -215,7 +225,12 @@ class StillCameraFilter:
             self.flow_explains = better if better > 2 * worse else 0.0
             if self.flow_explains > EXPLAINS:  # much of the frame moved along the flow
                 self.still_camera = False
-            warped = z_w < z - (MARGIN if still else 0.0)
+            if wary:
+                warped = z_w < z - MARGIN
+            elif still:  # on equal terms: the interpolation's averaging alone must not win
+                warped = z_fair < z - TIE
+            else:
+                warped = z_w < z
             z = np.where(warped, z_w, z)
             self.cells = np.where(warped[..., None], cells_w, self.cells)
             self.count = np.where(warped, count_w, self.count)
@@ -275,15 +290,17 @@ class StillCameraFilter:
         if prev is None or prev.shape != grey.shape:
             return
         h, w = grey.shape
-        th, tw = h // 3, w // 3
+        # tiles of an even size the DFT takes as it is: at other sizes OpenCV's phase
+        # correlation reads half a pixel of shift between two copies of the same tile
+        th, tw = _dft_size(h // 3), _dft_size(w // 3)
         if min(th, tw) < 12:  # too small to tell; treat as still
             self.speed, self.still_camera = 0.0, True
             return
         if self._hann is None or self._hann.shape != (th, tw):
             self._hann = cv2.createHanningWindow((tw, th), cv2.CV_32F)
         shifts = []
-        for y0 in range(0, 3 * th, th):
-            for x0 in range(0, 3 * tw, tw):
+        for y0 in range(0, 3 * (h // 3), h // 3):
+            for x0 in range(0, 3 * (w // 3), w // 3):
                 # copies: OpenCV multiplies both inputs by the window in place
                 shifts.append(cv2.phaseCorrelate(
                     prev[y0:y0 + th, x0:x0 + tw].copy(), grey[y0:y0 + th, x0:x0 + tw].copy(),

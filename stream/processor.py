@@ -157,8 +157,11 @@ class Processor:
         image, level = frame.image, np.array([sigma], np.float32)
         average = getattr(self._temporal, "average_input", None)
         if average is not None and not getattr(self.engine, "temporal", False):
-            image, told = average(frame, sigma)  # a still camera: the mean of the inputs
-            level = np.asarray(told, np.float32)[None] if np.ndim(told) else level
+            image, scale = average(frame, sigma)  # a still camera: the mean of the inputs
+            if scale is not None:  # told, per pixel, the noise that is left
+                level_map = getattr(self.engine, "level_map", None)  # a profile's NLF
+                base = level_map(image, sigma) if level_map is not None else np.float32(sigma)
+                level = (base * scale)[None].astype(np.float32)
         prepare = getattr(self._temporal, "prepare", None)
         if prepare is not None:  # the smoothing reads the motion while the engine runs
             prepare(frame, sigma)

@@ -72,18 +72,22 @@ class NlfEngine:
         return getattr(self._engine, name)
 
     def infer(self, frames: np.ndarray, sigma: Any, prev: np.ndarray | None = None) -> np.ndarray:
-        from models.calibrate import nlf_map
 
         sig = np.asarray(sigma, np.float32)
         if sig.ndim > 1 or frames.ndim != 4:  # already a map: as given
             return self._engine.infer(frames, sigma, prev)
         sig = np.broadcast_to(sig, (frames.shape[0],))
-        maps = []
-        for frame, s in zip(frames, sig):
-            m = nlf_map(frame, self._nlf)
-            rms = float(np.sqrt(np.mean(m * m)))
-            maps.append(m * (float(s) / rms) if rms > 0 else np.full_like(m, float(s)))
+        maps = [self.level_map(frame, float(s)) for frame, s in zip(frames, sig)]
         return self._engine.infer(frames, np.stack(maps).astype(np.float32), prev)
+
+    def level_map(self, frame: np.ndarray, sigma: float) -> np.ndarray:
+        """The profile's NLF read from the frame's brightness, scaled to root mean square
+        ``sigma``: (H, W) float32 (the processor scales it further where it averaged inputs)."""
+        from models.calibrate import nlf_map
+
+        m = nlf_map(frame, self._nlf)
+        rms = float(np.sqrt(np.mean(m * m)))
+        return (m * (sigma / rms) if rms > 0 else np.full_like(m, sigma)).astype(np.float32)
 
     def close(self) -> None:
         self._engine.close()

@@ -116,18 +116,18 @@ class SmoothingStage:
                 self.average.reset()
             self.sequence = frame.sequence
 
-    def average_input(self, frame: Frame, sigma: float) -> tuple[np.ndarray, np.ndarray | float]:
+    def average_input(self, frame: Frame, sigma: float) -> tuple[np.ndarray, np.ndarray | None]:
         """What the denoiser gets for ``frame`` (called by the processor before the engine
         runs; not for a recurrent model): with ``auto``, while the smoothing read a still
         camera at the frame before, the noisy input averaged over the frames in which
-        nothing changed and the per-pixel noise level that is left
-        (``models.input_average.InputAverage``); otherwise the frame and ``sigma``."""
+        nothing changed and, per pixel, the factor by which its noise is lower
+        (``models.input_average.InputAverage``); otherwise the frame and None."""
         if self.average is None or frame.image.ndim != 3:
-            return frame.image, sigma
+            return frame.image, None
         self._check_sequence(frame)
         assert isinstance(self.filter, StillCameraFilter)
-        image, level = self.average(frame.image, sigma, self.filter.scene_still)
-        return image, (level if self.average.last_static > 0 else sigma)
+        image, scale = self.average(frame.image, sigma, self.filter.scene_still)
+        return image, (scale if self.average.last_static > 0 else None)
 
     def prepare(self, frame: Frame, sigma: float) -> None:
         """Called by the processor with the noisy frame and its level before the engine runs:

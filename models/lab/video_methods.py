@@ -40,9 +40,9 @@ def run_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
     outs: list[np.ndarray] = []
     with torch.inference_mode():
         for img in noisy:
-            x8, level = average(img, sigma, filt.scene_still)
+            x8, scale = average(img, sigma, filt.scene_still)
             x = torch.from_numpy(np.ascontiguousarray(x8)).to(device).permute(2, 0, 1)[None].float() / 255
-            smap = (torch.from_numpy(level)[None, None].to(device) / 255
+            smap = (torch.from_numpy(scale * np.float32(sigma / 255))[None, None].to(device)
                     if average.last_static > 0 else torch.full_like(x[:, :1], sigma / 255))
             y8 = (model(x, smap).clamp(0, 1) * 255).round()[0].permute(1, 2, 0).byte().cpu().numpy()
             outs.append(filt(y8, sigma, img))

@@ -529,7 +529,8 @@ def test_input_average_lowers_the_noise_it_reports():
     avg = InputAverage()
     bg = background().astype(np.float32)
     for t, img in enumerate(noisy):
-        image, level = avg(img, NOISE, still=t > 0)
+        image, scale = avg(img, NOISE, still=t > 0)
+        level = scale * NOISE
         assert image.dtype == np.uint8 and level.shape == img.shape[:2]
         if t > 0:
             trail = masks[t - 1] & ~masks[t]
@@ -553,9 +554,9 @@ def test_input_average_only_on_a_still_camera():
     frames = residual_noise([background()] * 5, std=NOISE)
     avg = InputAverage()
     for img in frames:
-        image, level = avg(img, NOISE, still=False)
+        image, scale = avg(img, NOISE, still=False)
         np.testing.assert_array_equal(image, img)
-        assert np.all(level == NOISE)
+        assert np.all(scale == 1)
 
 
 def test_processor_gives_the_denoiser_the_averaged_input_on_a_still_camera():
@@ -602,3 +603,38 @@ def test_processor_gives_the_denoiser_the_averaged_input_on_a_still_camera():
     for i, (_, noisy) in enumerate(still):
         proc(Frame(image=noisy, index=i, sequence=0))
     assert [p is not None for p in twin.prevs] == [False] + [True] * (len(still) - 1)
+
+
+def test_averaged_inputs_keep_a_profiles_noise_curve():
+    """With a camera profile the engine reads the noise from the brightness (its
+    ``level_map``); where the processor averaged the inputs, the map it gives is that curve
+    times the factor the averaging left, not a flat level."""
+    still = product(panning_texture(14, 0.0), seed=2)
+
+    class Profiled:
+        name, model, temporal = "profiled", "profiled", False
+
+        def __init__(self) -> None:
+            self.frames = iter(d for d, _ in still)
+            self.sigmas: list[np.ndarray] = []
+
+        def level_map(self, frame, sigma):  # brighter is noisier, rms about sigma
+            ramp = np.linspace(0.5, 1.5, frame.shape[1], dtype=np.float32)
+            return np.broadcast_to(ramp * sigma, frame.shape[:2]).copy()
+
+        def infer(self, frames, sigma, prev=None):
+            self.sigmas.append(np.asarray(sigma).copy())
+            return next(self.frames)[None]
+
+        def close(self) -> None:
+            pass
+
+    engine = Profiled()
+    proc = Processor(engine, sigma=NOISE, temporal=lambda: create_stage("auto", "cpu"))
+    for i, (_, noisy) in enumerate(still):
+        proc(Frame(image=noisy, index=i, sequence=0))
+    last = engine.sigmas[-1][0]
+    assert last.ndim == 2
+    left, right = float(np.median(last[:, :20])), float(np.median(last[:, -20:]))
+    assert 2.0 < right / left < 4.0  # the ramp's 0.56 .. 1.49 at those columns, about 2.7x
+    assert right < 1.49 * NOISE * 0.8  # and lowered by the averaging
