@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("outputs", nargs="*", metavar="output", help="where the result goes")
     g = p.add_argument_group("denoising")
     g.add_argument("--model", default=None,
-                   help="registered model (default: base on a CUDA GPU, fast otherwise)")
+                   help="registered model, or auto (the default: base on a CUDA GPU, fast "
+                        "otherwise; on a live source the tier then follows the source's pace)")
     g.add_argument("--sigma", type=sigma_arg, default=None, metavar="N|auto",
                    help="noise level in 0..255 units, or auto (estimated from the frames; "
                         "default)")
