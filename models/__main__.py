@@ -7,7 +7,6 @@ from __future__ import annotations
 import sys
 
 from .errors import UserError
-from .registry import UnknownModelError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"models.{commands[argv[0]]}")
     try:
         return module.main(argv[1:])
-    except (UserError, UnknownModelError, FileNotFoundError) as exc:  # a bug keeps its traceback
+    except (UserError, FileNotFoundError) as exc:  # a bug keeps its traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from .arch import NoiseMapUNet, UNetConfig
+from .errors import UserError
 from .reparam import RepNoiseMapUNet, is_unfolded
 
 WEIGHTS_ENV = "DENOISE_WEIGHTS_DIR"
@@ -102,8 +103,8 @@ register(ModelSpec(
 ))
 
 
-class UnknownModelError(ValueError):
-    pass
+class UnknownModelError(UserError, ValueError):
+    """A model name that is not registered (a user's mistake: one line, exit 2)."""
 
 
 def model_names(lab: bool = False) -> list[str]:
