@@ -10,15 +10,11 @@ time, and the preview's keys reach the processor (strength, temporal, pause).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
-
-import numpy as np
 
 from engines.base import parse_size
 
@@ -26,9 +22,9 @@ from .base import Source
 from .errors import EXIT_INTERRUPTED, UserError
 from .frame import Frame
 from .openers import is_live_sink, is_preview
-from .options import DenoiseOptions, RunOptions
+from .options import RunOptions
 from .session import smoothing_device
-from .tiers import TierPolicy, ladder
+from .tierswitch import TierSwitcher
 
 log = logging.getLogger(__name__)
 
@@ -129,139 +125,6 @@ class LiveProcessor:
         out = self.processor(frame)
         self.tiers.after_frame(time.perf_counter() - start, frame.image)
         return out
-
-
-class TierSwitcher:
-    """``--model auto`` on a live source: the policy (stream/tiers.py) is told each frame's
-    processing time and the drops; the engine it asks for is opened on a thread while the
-    current one keeps running, and swapped in between frames (``LiveProcessor.swap``).
-
-    ``asked``: the denoise options as asked (the temporal mode is planned again per tier);
-    ``start``: the tier's model to begin with, which the session opened; ``dropped``: the
-    drop-oldest queue's count; ``on_switch``: told after each swap (the window's HUD).
-    """
-
-    def __init__(self, session: Any, asked: DenoiseOptions, start: str, budget_s: float,
-                 dropped: Callable[[], int],
-                 on_switch: Callable[[TierSwitcher], None] | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
-        self.session = session
-        self.asked = asked
-        self.start = start
-        self.budget_s = budget_s
-        self.dropped = dropped
-        self.on_switch = on_switch
-        self.clock = clock
-        self.began = clock()
-        # judging starts at once; the tiers to step to come when their costs are counted
-        self.policy = TierPolicy([start], start, budget_s)
-        self._ready: tuple[Any, ...] | None = None  # from the opener thread
-        self._closed = False
-        self._lock = threading.Lock()
-        self.frames: dict[str, int] = {}  # frames processed per tier
-        self.last: Any = None  # the last frame's picture: the next engine warms up on its like
-        self._threads = [threading.Thread(target=self._load_ladder, daemon=True,
-                                          name="tier-ladder")]
-        self._threads[0].start()
-
-    @property
-    def note(self) -> str:
-        """Which tier runs and why, for the HUD and --stats."""
-        return self.policy.note
-
-    def _load_ladder(self) -> None:
-        try:
-            tiers = ladder()
-        except Exception as exc:  # noqa: BLE001 - auto degrades to a fixed model
-            log.warning("--model auto: cannot list the model tiers (%s); %s stays", exc,
-                        self.start)
-            return
-        names = [t.model for t in tiers]
-        if self.start not in names:
-            log.warning("--model auto: %s is not a released tier (%s); it stays", self.start,
-                        ", ".join(names))
-            return
-        log.info("--model auto: tiers %s, starting at %s, budget %.1f ms/frame",
-                 " > ".join(names), self.start, self.budget_s * 1000)
-        self.policy.set_ladder(names, {t.model: t.macs for t in tiers})
-
-    def after_frame(self, seconds: float, image: Any = None) -> None:
-        self.last = image if image is not None else self.last
-        self.frames[self.policy.current] = self.frames.get(self.policy.current, 0) + 1
-        want = self.policy.observe(self.clock(), seconds, self.dropped())
-        if want is not None:
-            opener = threading.Thread(target=self._open, args=(want,), daemon=True,
-                                      name=f"tier-open-{want}")
-            self._threads.append(opener)
-            opener.start()
-
-    def _open(self, model: str) -> None:
-        from .session import make_processor, open_engine, plan
-
-        engine = None
-        try:
-            planned = plan(dataclasses.replace(self.asked, model=model))
-            engine = open_engine(planned)
-            processor = make_processor(planned, engine)
-            if self.last is not None:  # its first run allocates: not on the frame thread
-                engine.infer(np.zeros_like(self.last)[None], np.array([10.0], np.float32))
-        except Exception as exc:  # noqa: BLE001 - told to the policy on the frame thread
-            if engine is not None:
-                engine.close()
-            self._ready = ("failed", model, exc)
-            return
-        with self._lock:
-            if self._closed:  # the run ended while it opened
-                engine.close()
-                return
-            self._ready = ("ready", planned, engine, processor)
-
-    def before_frame(self, live: LiveProcessor) -> None:
-        """Between frames: swap in an engine that finished opening."""
-        with self._lock:
-            ready, self._ready = self._ready, None
-        if ready is None:
-            return
-        if ready[0] == "failed":
-            self.policy.unavailable(ready[1], str(ready[2]), self.clock())
-            return
-        _, planned, engine, processor = ready
-        old = self.session.engine
-        live.swap(processor, planned.temporal, bool(getattr(engine, "temporal", False)),
-                  smoothing_device(engine))
-        # the session closes the engine that runs at the end
-        self.session.engine, self.session.processor = engine, processor
-        self.session.denoise = planned
-        old.close()
-        self.policy.switched(self.clock())
-        log.info("model tier now %s", self.policy.note)
-        if self.on_switch is not None:
-            self.on_switch(self)
-
-    def summary(self) -> str:
-        """The --stats lines: the tier that ran last and why, and each switch."""
-        lines = [f"  model tier: {self.note}"]
-        for s in self.policy.switches:
-            ran = f", running {s.ran - self.began:.1f} s" if s.ran is not None else ""
-            lines.append(f"  tier switch: {s.frm} -> {s.to} asked {s.at - self.began:.1f} s"
-                         f"{ran}")
-        if len(self.frames) > 1:
-            lines.append("  frames per tier: " + ", ".join(f"{k} {n}"
-                                                           for k, n in self.frames.items()))
-        return "\n".join(lines)
-
-    def close(self, timeout: float = 10.0) -> None:
-        """After the run: an engine that opened but was never swapped in is closed; one
-        still opening is closed when it arrives, which is waited for (up to ``timeout``: a
-        thread left in torch or an exporter at interpreter exit can crash it)."""
-        with self._lock:
-            self._closed = True
-            ready, self._ready = self._ready, None
-        if ready is not None and ready[0] == "ready":
-            ready[2].close()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def run_live(options: RunOptions) -> int:

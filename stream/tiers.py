@@ -5,7 +5,7 @@ the released models, ordered by their multiply-adds per pixel, most first (``bas
 then ``tiny`` once released). ``TierPolicy`` watches the processor's time
 per frame against the source's frame interval (the budget) and the frames the drop-oldest queue
 discarded, and says when to step down or up; it reads no clock of its own, so a test can feed it
-any timings. ``stream.livecli.TierSwitcher`` opens the next engine beside the running one and
+any timings. ``stream.tierswitch.TierSwitcher`` opens the next engine beside the running one and
 swaps it in between frames.
 
 Hysteresis, so it does not oscillate: down only when the last ``down_after_s`` (2 s) as a
