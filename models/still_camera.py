@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .pan_tracker import PanTracker
+
 
 @dataclass(frozen=True)
 class StillParams:
@@ -44,7 +46,6 @@ TIE = 0.25
 # the camera moves when the flow explains more than this share of the cells clearly better
 EXPLAINS = 0.25
 FLOW_PAN = 0.5  # px a frame of the median flow vector (smoothed) that reads as a pan
-SCATTER = 1.0  # a pan's shift must exceed the tiles' median scatter this many times
 FLOW_WIDTH = 160  # px: the optical flow's finest level is at least this wide
 
 
@@ -59,13 +60,6 @@ def motion_score(d: np.ndarray, noise_var: np.ndarray | float, window: int) -> n
     box = (window, window)
     return np.maximum(cv2.blur(dy * dy * 3 / noise_var, box, borderType=cv2.BORDER_REFLECT),
                       cv2.blur(d2 / (3 * noise_var), box, borderType=cv2.BORDER_REFLECT))
-
-
-def _dft_size(n: int) -> int:
-    """The largest even size up to ``n`` that ``cv2.dft`` takes without padding."""
-    while n > 2 and (n % 2 or cv2.getOptimalDFTSize(n) != n):
-        n -= 1
-    return n
 
 
 @functools.lru_cache(maxsize=4)
@@ -123,8 +117,7 @@ class StillCameraFilter:
         self.cells: np.ndarray | None = None  # (h, w, 3) float32 running average of the cells
         self.count: np.ndarray | None = None  # (h, w) frames averaged per cell
         self.last_grey: np.ndarray | None = None  # the previous frame's grey cells, for the flow
-        self.last_tracked: np.ndarray | None = None  # ... of the denoised one, for the tiles
-        self.speed = 0.0  # smoothed global motion (the tiles' shift), px a frame
+        self._tiles = PanTracker(self.params.pan, self.params.scale)  # reads the denoised frames
         self.flow_speed = 0.0  # smoothed median length of the flow, px a frame
         self.flow_shift = 0.0  # smoothed length of the median flow vector, px a frame
         self.resets = 0
@@ -137,7 +130,6 @@ class StillCameraFilter:
         # the camera moved at the last frame (or most cells moved: a fast pan or a cut); what
         # ``--temporal auto`` uses to feed a recurrent twin its previous output
         self.camera_moving = False
-        self._hann: np.ndarray | None = None
         # what :meth:`follow` found for the next frame: the running average's weight per cell
         # (None: start over), the frame's cells and their grey
         self._pending: tuple[np.ndarray | None, np.ndarray, np.ndarray] | None = None
@@ -174,6 +166,11 @@ class StillCameraFilter:
         return out
 
     @property
+    def speed(self) -> float:
+        """The camera's pan read by the tiles (smoothed), px a frame."""
+        return self._tiles.speed
+
+    @property
     def scene_still(self) -> bool:
         """Whether the camera read still at the last frame, by the tiles and by the flow (no
         pan of ``average_pan`` px a frame or more): when ``--temporal auto`` averages the
@@ -191,7 +188,8 @@ class StillCameraFilter:
         g = self._cells(src)  # (h, w, 3) cells of the frame the test reads
         grey = cv2.transform(g, _GREY)  # (h, w) for the flow
         if self._untracked is not None:  # the tiles, one frame behind: the last two outputs
-            self._track_camera(cv2.transform(self._cells(self._untracked), _GREY))
+            self.still_camera = self._tiles.update(cv2.transform(self._cells(self._untracked), _GREY),
+                                                   self.still_camera)
             self._untracked = None
         if self.prev is None or self.prev.shape[:2] != src.shape[:2] \
                 or self.last_grey is None or self.last_grey.shape != grey.shape:
@@ -277,44 +275,6 @@ class StillCameraFilter:
         std = max(min(prior, guard * robust), 0.5)
         return motion_score(d, var_scale * std * std, p.window)
 
-    def _track_camera(self, grey: np.ndarray) -> None:
-        """Whether the camera pans, from the grey cells of the last two denoised frames: phase
-        correlation per tile of a 3 x 3 grid.  The camera moved when most tiles agree on one
-        shift (their median, within half a pixel, and beyond their median scatter); an
-        object crossing a still scene moves a few tiles only, and on flat or noisy tiles the
-        readings scatter."""
-        # high-passed: a smooth gradient (vignetting, a lit wall) stays where it is in every
-        # tile's window and would pull the correlation peak to zero shift
-        grey = grey - cv2.GaussianBlur(grey, (0, 0), 2.0)
-        prev, self.last_tracked = self.last_tracked, grey
-        if prev is None or prev.shape != grey.shape:
-            return
-        h, w = grey.shape
-        # tiles of an even size the DFT takes as it is: at other sizes OpenCV's phase
-        # correlation reads half a pixel of shift between two copies of the same tile
-        th, tw = _dft_size(h // 3), _dft_size(w // 3)
-        if min(th, tw) < 12:  # too small to tell; treat as still
-            self.speed, self.still_camera = 0.0, True
-            return
-        if self._hann is None or self._hann.shape != (th, tw):
-            self._hann = cv2.createHanningWindow((tw, th), cv2.CV_32F)
-        shifts = []
-        for y0 in range(0, 3 * (h // 3), h // 3):
-            for x0 in range(0, 3 * (w // 3), w // 3):
-                # copies: OpenCV multiplies both inputs by the window in place
-                shifts.append(cv2.phaseCorrelate(
-                    prev[y0:y0 + th, x0:x0 + tw].copy(), grey[y0:y0 + th, x0:x0 + tw].copy(),
-                    self._hann)[0])
-        xy = np.asarray(shifts) * self.params.scale  # (9, 2) in pixels of the frame
-        med = np.median(xy, axis=0)
-        dist = np.hypot(*(xy - med).T)
-        shift = float(np.hypot(*med))
-        # a pan: most tiles agree, and on a shift well beyond their scatter
-        if int((dist < 0.5).sum()) < 5 or shift < SCATTER * float(np.median(dist)):
-            shift = 0.0
-        self.speed = 0.5 * self.speed + 0.5 * shift
-        self.still_camera = self.speed < self.params.pan
-
     def _follow_camera(self, grey: np.ndarray) -> tuple[np.ndarray, ...] | None:
         """The flow between the grey cells of the last two denoised frames; while it says the
         scene moves, the running averages (cells, counts, output) warped onto the new frame."""
@@ -357,8 +317,9 @@ class StillCameraFilter:
     def _start(self, y: np.ndarray, g: np.ndarray, grey: np.ndarray) -> np.ndarray:
         self.prev = y.copy()
         self.cells = g
-        self.last_grey, self.last_tracked = grey, None
+        self.last_grey = grey
+        self._tiles.reset()
         self.count = np.ones(g.shape[:2], np.float32)
-        self.speed, self.flow_speed, self.flow_shift = 0.0, 0.0, 0.0
+        self.flow_speed, self.flow_shift = 0.0, 0.0
         self.still_camera, self.last_static = True, 0.0
         return y
