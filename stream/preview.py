@@ -137,6 +137,11 @@ class PreviewWindow:
     def closed(self) -> bool:
         return self._done.is_set()
 
+    @property
+    def skipped(self) -> int:
+        """Frames given to :meth:`show` that a newer one replaced before they were drawn."""
+        return self._inbox.dropped
+
     def show(self, frame: Frame) -> int:
         """Queue ``frame`` for display (never blocks); returns a ticket for :meth:`wait_drawn`.
         Re-raises a failure of the GUI thread."""
