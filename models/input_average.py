@@ -17,7 +17,8 @@ class InputAverage:
     """The noisy input averaged over time where a still camera sees nothing change, before
     the denoiser: ``image, scale = avg(noisy, sigma, still)``, the frame to denoise (uint8,
     rounded) and, per pixel, the factor by which its noise std is below the frame's (float32,
-    1 where nothing was averaged): the denoiser is told ``scale`` times the frame's level.
+    1 where that pixel was not averaged; None when no pixel was): the denoiser is told
+    ``scale`` times the frame's level.
 
     The mean of n noisy frames of a still scene is the scene plus white noise of std
     sigma / sqrt(n): exactly what the denoiser is trained for, told by its per-pixel noise map
@@ -41,13 +42,18 @@ class InputAverage:
         self.count: np.ndarray | None = None  # (h, w) frames averaged per cell
         self.last_static = 0.0  # share of cells averaged in the last frame
 
-    def __call__(self, noisy: np.ndarray, sigma: float, still: bool) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, noisy: np.ndarray, sigma: float,
+                 still: bool) -> tuple[np.ndarray, np.ndarray | None]:
         p = self.params
-        x = np.asarray(noisy, np.float32)
-        h, w = x.shape[:2]
+        h, w = noisy.shape[:2]
         k = p.scale
-        if not still or self.mean is None or self.mean.shape != x.shape or min(h, w) < 2 * k:
-            return self._start(x, noisy, sigma)
+        if not still or self.mean is None or self.mean.shape != noisy.shape or min(h, w) < 2 * k:
+            return self._start(noisy)
+        x = np.asarray(noisy, np.float32)
+        if self.share is None:  # the first frame averaged since the start: the mean begins
+            self.mean = np.asarray(self.mean, np.float32)
+            self.share = np.ones((h, w), np.float32)
+            self.count = np.ones((max(h // k, 1), max(w // k, 1)), np.float32)
         cells = (max(w // k, 1), max(h // k, 1))
         g = cv2.resize(x, cells, interpolation=cv2.INTER_AREA)
         d = g - cv2.resize(self.mean, cells, interpolation=cv2.INTER_AREA)
@@ -62,7 +68,7 @@ class InputAverage:
         static = np.clip((z - p.hi) / (p.lo - p.hi), 0, 1)
         static = cv2.erode(static, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
         if float((static == 0).mean()) > p.cut:
-            return self._start(x, noisy, sigma)
+            return self._start(noisy)
         n_eff = static * self.count
         weight = n_eff / (n_eff + 1)  # of the running mean, per cell
         self.count = np.minimum(n_eff + 1, p.long)
@@ -70,12 +76,14 @@ class InputAverage:
         self.mean = cv2.blendLinear(self.mean, x, wp, 1 - wp)
         self.share = (1 - wp) ** 2 + wp * wp * self.share
         self.last_static = float((static > 0).mean())
+        if self.last_static == 0:
+            return np.asarray(noisy, np.uint8), None
         return cv2.convertScaleAbs(self.mean), np.sqrt(self.share)
 
-    def _start(self, x: np.ndarray, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-        k = self.params.scale
-        self.mean = x
-        self.share = np.ones(x.shape[:2], np.float32)
-        self.count = np.ones((max(x.shape[0] // k, 1), max(x.shape[1] // k, 1)), np.float32)
+    def _start(self, noisy: np.ndarray) -> tuple[np.ndarray, None]:
+        """Start over from ``noisy``: kept as it is (no copy) until a frame is averaged with it,
+        so a moving camera costs no conversion."""
+        self.mean = np.asarray(noisy)
+        self.share = self.count = None
         self.last_static = 0.0
-        return np.asarray(noisy, np.uint8), np.ones(x.shape[:2], np.float32)
+        return np.asarray(noisy, np.uint8), None

@@ -22,14 +22,14 @@ from .pan_tracker import PanTracker
 class StillParams:
     long: float = 16.0  # most frames averaged per pixel while the camera is still
     short: float = 4.0  # ... while it moves (pans, handheld), along the motion
-    pan: float = 0.2  # global motion (median flow, px a frame, smoothed) above which the camera moves
+    pan: float = 0.2  # px a frame (smoothed) of the tiles' shift, or of the median flow length,
+    #                   over which the camera moves (and the averages are warped along the flow)
     scale: int = 2  # the motion test runs on cells of scale x scale pixels
     window: int = 5  # cells a test statistic is averaged over (window x window)
     lo: float = 1.3  # mean squared difference, in units of what noise alone gives, at or
     hi: float = 2.2  # below which a cell is static / at or above which it moved
     cut: float = 0.6  # share of moved cells that resets the whole frame
     residual: float = 0.25  # denoiser's residual noise / sigma (only when no noisy input)
-    compensate: bool = True  # follow the motion (optical flow) while the camera moves
     # the noisy inputs are averaged before the denoiser only while the median flow vector
     # (smoothed) stays under this many px a frame (``InputAverage``)
     average_pan: float = 0.5
@@ -85,26 +85,31 @@ class StillCameraFilter:
     then averaged per pixel with the cells' weights: the mean of up to ``long`` denoised
     frames where nothing changed, the new frame at once where something did (no trails).
 
-    Following the motion: dense optical flow (OpenCV DIS, ultrafast preset, on the grey cells
-    of the denoised frames, its finest level at least ``FLOW_WIDTH`` px wide) from each frame
-    to the one before.  While its median length (smoothed) is over ``pan`` px a frame, the
-    running averages (cells, counts, output; bicubic for the output) are also warped along
-    it, and per cell the test keeps whichever of the two, warped or as it is, explains the
-    new frame better; cells that came in over the frame's edge start over.  Warped cells
-    average at most ``short`` frames (each warp blurs a little).
+    Following the motion: dense optical flow (OpenCV DIS, ultrafast preset) from each frame's
+    grey cells to the last one's, on the noisy input (on the denoised frames without one), its
+    finest level at least ``FLOW_WIDTH`` px wide.  While its median length (smoothed) is over
+    ``pan`` px a frame, the running averages (cells, counts, output; bicubic for the output)
+    are also warped along it, and per cell the test keeps whichever of the two, warped or as
+    it is, explains the new frame better; cells that came in over the frame's edge start
+    over.  Warped cells average at most ``short`` frames (each warp blurs a little).
 
-    Still camera: phase correlation between consecutive frames' grey cells per tile of a
-    3 x 3 grid; the camera moves when most tiles agree on one shift of over ``pan`` px a
-    frame (smoothed), or when most cells took the warped average.  While it is still the
-    unwarped cells average up to ``long`` frames, and a cell takes the warped average only
-    when it fits clearly better (by ``MARGIN``, at the robust noise level): on a flat or
-    small frame the noise drags the flow by a pixel or more, and a smeared flow must not
-    blur a still background or carry a moving object's trail.  Most cells moved (a cut, a
-    failed flow) restarts the average.  The noise level used is at most ``GUARD`` times a
-    robust reading from the differences, so a level set far too high (``--strength 3``)
-    cannot blend across motion.  Without a noisy input (``noisy=None``) the test runs on the
-    denoised frames, assuming ``residual * sigma`` capped by the robust reading.  About 11
-    ms a 640x360 frame on the busy 2-core VM (``compensate=False``: 7).
+    Still camera: the tiles' pan reading of the denoised frames (``PanTracker``, one frame
+    behind) finds no shift, the flow does not explain more than ``EXPLAINS`` of the cells
+    clearly better than the unwarped average on equal terms (the warp's interpolation also
+    averages noise), and on frames ``2 x FLOW_WIDTH`` px and wider the flow shows no pan of
+    ``FLOW_PAN`` px a frame.  While it is still, unwarped cells average up to ``long`` frames
+    and a cell takes the warped average only when it fits better on those equal terms (by
+    ``TIE``); on a smaller frame, where the noise or one moving object drags the coarse flow
+    by a pixel or more, only by ``MARGIN`` at the robust noise level.  Most cells moved (a
+    cut, a fast pan the flow missed) restarts the average.  The noise level used is at most
+    ``GUARD`` times a robust reading from the differences, so a level set far too high
+    (``--strength 3``) cannot blend across motion.  Without a noisy input (``noisy=None``)
+    the test runs on the denoised frames, assuming ``residual * sigma`` capped by the robust
+    reading.
+
+    Everything but the final blend is :meth:`follow`, which the stream runs on a worker
+    thread beside the engine: on a pan of the sample at 640x360 about 10 to 12 ms there, and
+    0.7 ms after the engine.
     """
 
     def __init__(self, params: StillParams | None = None) -> None:
@@ -295,7 +300,7 @@ class StillCameraFilter:
         # still scene it stays near zero while the median length does not
         shift = float(np.hypot(*np.median(flow[::2, ::2].reshape(-1, 2), axis=0))) * p.scale
         self.flow_shift = 0.5 * self.flow_shift + 0.5 * shift
-        if self.flow_speed < p.pan or not p.compensate:
+        if self.flow_speed < p.pan:
             return None
         H, W = self.prev.shape[:2]
         full = cv2.resize(flow, (W, H), interpolation=cv2.INTER_LINEAR)

@@ -7,8 +7,12 @@
   ``yes`` meaning ``off``).  The twin sees its previous output, which the processor feeds back
   and resets per sequence.  Otherwise ``auto`` is the still-camera-aware smoothing
   (``models.still_camera.StillCameraFilter``): its motion test reads the noisy input
-  (``Frame.original``) at half resolution, it averages up to 16 frames where the camera is
-  still and 3 where it moves, and it measured never worse than ``off`` on moving cameras.
+  (``Frame.original``) at half resolution; it averages up to 16 frames where the camera is
+  still and up to 4 along the motion (optical flow) where it moves; on a still camera the
+  noisy inputs are also averaged before the engine (``models.input_average.InputAverage``,
+  through :meth:`SmoothingStage.average_input`), and the motion is read on a worker thread
+  while the engine runs (:meth:`SmoothingStage.prepare`).  It measured never worse than
+  ``off`` on every clip of ``models eval-video --suite``.
 - ``light`` / ``strong``: the motion-adaptive recursive filter after the per-frame denoiser
   (``models.temporal_filter``): blend with the previous output where the difference is
   explained by the residual noise, keep the new frame where something moved; reset on cuts,
@@ -126,8 +130,7 @@ class SmoothingStage:
             return frame.image, None
         self._check_sequence(frame)
         assert isinstance(self.filter, StillCameraFilter)
-        image, scale = self.average(frame.image, sigma, self.filter.scene_still)
-        return image, (scale if self.average.last_static > 0 else None)
+        return self.average(frame.image, sigma, self.filter.scene_still)
 
     def prepare(self, frame: Frame, sigma: float) -> None:
         """Called by the processor with the noisy frame and its level before the engine runs:

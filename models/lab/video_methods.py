@@ -11,6 +11,23 @@ from ..still_camera import StillCameraFilter
 from ..temporal_filter import RecursiveFilter
 
 
+def _tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
+    """An (H, W, 3) uint8 frame as the (1, 3, H, W) float tensor in 0..1 a model takes."""
+    return torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float() / 255
+
+
+def _frame(y8: torch.Tensor) -> np.ndarray:
+    """A model's (1, 3, H, W) output, rounded to 0..255, as an (H, W, 3) uint8 frame."""
+    return y8[0].permute(1, 2, 0).byte().cpu().numpy()
+
+
+def _denoise(model: torch.nn.Module, x: torch.Tensor, smap: torch.Tensor,
+             prev: torch.Tensor | None = None, recurrent: bool = False) -> torch.Tensor:
+    """The model's output rounded to 8-bit levels (still a float tensor in 0..255)."""
+    y = model(x, smap, prev) if recurrent else model(x, smap)
+    return (y.clamp(0, 1) * 255).round()
+
+
 def run_model(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float, device: torch.device,
               recurrent: bool) -> list[np.ndarray]:
     """Denoise a sequence; a recurrent model gets its previous 8-bit output as ``prev``."""
@@ -18,15 +35,13 @@ def run_model(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float, dev
     prev: torch.Tensor | None = None
     with torch.inference_mode():
         for img in noisy:
-            x = torch.from_numpy(img).to(device).permute(2, 0, 1)[None].float() / 255
-            smap = torch.full_like(x[:, :1], sigma / 255)
+            x = _tensor(img, device)
             if prev is not None and prev.shape != x.shape:
                 prev = None
-            y = model(x, smap, prev) if recurrent else model(x, smap)
-            y8 = (y.clamp(0, 1) * 255).round()
+            y8 = _denoise(model, x, torch.full_like(x[:, :1], sigma / 255), prev, recurrent)
             if recurrent:
                 prev = y8 / 255
-            outs.append(y8[0].permute(1, 2, 0).byte().cpu().numpy())
+            outs.append(_frame(y8))
     return outs
 
 
@@ -41,11 +56,10 @@ def run_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
     with torch.inference_mode():
         for img in noisy:
             x8, scale = average(img, sigma, filt.scene_still)
-            x = torch.from_numpy(np.ascontiguousarray(x8)).to(device).permute(2, 0, 1)[None].float() / 255
-            smap = (torch.from_numpy(scale * np.float32(sigma / 255))[None, None].to(device)
-                    if average.last_static > 0 else torch.full_like(x[:, :1], sigma / 255))
-            y8 = (model(x, smap).clamp(0, 1) * 255).round()[0].permute(1, 2, 0).byte().cpu().numpy()
-            outs.append(filt(y8, sigma, img))
+            x = _tensor(x8, device)
+            smap = (torch.full_like(x[:, :1], sigma / 255) if scale is None
+                    else torch.from_numpy(scale * np.float32(sigma / 255))[None, None].to(device))
+            outs.append(filt(_frame(_denoise(model, x, smap)), sigma, img))
     return outs
 
 
@@ -62,15 +76,12 @@ def run_twin_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
     prev: torch.Tensor | None = None
     with torch.inference_mode():
         for img in noisy:
-            x = torch.from_numpy(img).to(device).permute(2, 0, 1)[None].float() / 255
-            smap = torch.full_like(x[:, :1], sigma / 255)
+            x = _tensor(img, device)
             use = prev if (prev is not None and prev.shape == x.shape
                            and (not switch or filt.camera_moving)) else None
-            y8 = (model(x, smap, use).clamp(0, 1) * 255).round()
-            den = y8[0].permute(1, 2, 0).byte().cpu().numpy()
-            sm = filt(den, sigma, img)
-            prev = (torch.from_numpy(sm).to(device).permute(2, 0, 1)[None].float()
-                    if feed_smoothed else y8) / 255
+            y8 = _denoise(model, x, torch.full_like(x[:, :1], sigma / 255), use, recurrent=True)
+            sm = filt(_frame(y8), sigma, img)
+            prev = _tensor(sm, device) if feed_smoothed else y8 / 255
             outs.append(sm)
     return outs
 
