@@ -5,8 +5,7 @@ import argparse
 import json
 from importlib import resources
 
-from .arch import count_macs
-from .registry import get_spec, load_metadata, model_names
+from .registry import get_spec, load_metadata, macs_per_pixel, model_names
 
 
 def card(name: str) -> dict:
@@ -28,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({
             "name": name, "tier": spec.tier, "temporal": spec.temporal,
             "params": sum(t.numel() for t in model.parameters()),
-            "gmac_per_mp": round(count_macs(model, 1024, 1024) / 1024**2 / 1000, 2),  # MAC/px -> GMAC/MP
+            "gmac_per_mp": round(macs_per_pixel(name) / 1000, 2),  # MAC/px -> GMAC/MP
             "psnr_cbsd68": c.get("cbsd68_psnr", {}),
             "trained": meta.get("status") == "trained",
             "summary": spec.summary,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from .arch import NoiseMapUNet, UNetConfig
+from .arch import NoiseMapUNet, UNetConfig, count_macs
 from .errors import UserError
 from .reparam import RepNoiseMapUNet, is_unfolded
 
@@ -119,6 +119,15 @@ def get_spec(name: str) -> ModelSpec:
         raise UnknownModelError(
             f"unknown model {name!r}; expected one of: {', '.join(model_names(lab=True))}"
         ) from None
+
+
+@functools.cache
+def macs_per_pixel(name: str) -> float:
+    """Multiply-adds per pixel of ``name``'s network as built (``python -m models list``
+    shows it per megapixel; ``--model auto`` orders its tiers by it), counted once on a
+    32 x 32 frame: every shipped size divides it, so the count scales exactly with pixels."""
+    side = 32
+    return count_macs(get_spec(name).build(), side, side) / side**2
 
 
 def weights_path(name: str) -> Path:

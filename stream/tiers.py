@@ -31,14 +31,13 @@ log = logging.getLogger(__name__)
 class Tier:
     model: str  # the registered per-frame model that runs this tier
     tier: str  # its registry tier ("base", "fast", "tiny"...)
-    macs: float  # multiply-adds per pixel (models.arch.count_macs)
+    macs: float  # multiply-adds per pixel (models.registry.macs_per_pixel)
 
 
 def ladder() -> list[Tier]:
     """The registry's tiers, costliest (best) first: per tier, the released per-frame model
     named like the tier, else the first such model by name."""
-    from models.arch import count_macs
-    from models.registry import get_spec, model_names
+    from models.registry import get_spec, macs_per_pixel, model_names
 
     chosen: dict[str, str] = {}
     for name in model_names():  # released only: a lab variant ships no weights
@@ -47,9 +46,7 @@ def ladder() -> list[Tier]:
             continue
         if spec.tier not in chosen or name == spec.tier:
             chosen[spec.tier] = name
-    side = 32  # MACs scale with pixels; 32 divides by every unshuffle and U-Net level
-    tiers = [Tier(model, tier, count_macs(get_spec(model).build(), side, side) / side**2)
-             for tier, model in chosen.items()]
+    tiers = [Tier(model, tier, macs_per_pixel(model)) for tier, model in chosen.items()]
     return sorted(tiers, key=lambda t: -t.macs)
 
 
