@@ -140,12 +140,7 @@ def test_calibration_shows_progress_and_noise_curve(display, tmp_path: Path) -> 
               f"while tuning {seen['tuning']}")
         # q closes the finished screen at once (it would stay up to HOLD_SECONDS)
         t0 = time.monotonic()
-        wid = subprocess.run(["xdotool", "search", "--sync", "--name", "calibrate cam"],
-                             env=env, capture_output=True, text=True, timeout=20,
-                             check=True).stdout.split()[0]
-        subprocess.run(["xdotool", "mousemove", "--window", wid, "100", "100"], env=env,
-                       check=True, timeout=20)
-        subprocess.run(["xdotool", "key", "q"], env=env, check=True, timeout=20)
+        press_q(env, "calibrate cam")
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         assert time.monotonic() - t0 < calibview.HOLD_SECONDS - 2
@@ -154,6 +149,15 @@ def test_calibration_shows_progress_and_noise_curve(display, tmp_path: Path) -> 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def press_q(env: dict[str, str], title: str) -> None:
+    """Point at the window named ``title`` (focus follows the pointer) and type q."""
+    wid = subprocess.run(["xdotool", "search", "--sync", "--name", title], env=env,
+                         capture_output=True, text=True, timeout=20, check=True).stdout.split()[0]
+    subprocess.run(["xdotool", "mousemove", "--window", wid, "100", "100"], env=env, check=True,
+                   timeout=20)
+    subprocess.run(["xdotool", "key", "q"], env=env, check=True, timeout=20)
 
 
 def test_q_stops_a_calibration_and_nothing_is_written(display, tmp_path: Path) -> None:
@@ -175,12 +179,7 @@ def test_q_stops_a_calibration_and_nothing_is_written(display, tmp_path: Path) -
             if found(shot, tuning) and bar_fill(shot) > 0:
                 break
         assert proc.poll() is None, proc.communicate()
-        wid = subprocess.run(["xdotool", "search", "--sync", "--name", "calibrate cam"],
-                             env=env, capture_output=True, text=True, timeout=20,
-                             check=True).stdout.split()[0]
-        subprocess.run(["xdotool", "mousemove", "--window", wid, "100", "100"], env=env,
-                       check=True, timeout=20)
-        subprocess.run(["xdotool", "key", "q"], env=env, check=True, timeout=20)
+        press_q(env, "calibrate cam")
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 130 and err.strip() == "interrupted; no profile written", err
         profiles = tmp_path / "cache" / "denoise-stream" / "profiles"
