@@ -10,7 +10,7 @@ import math
 import cv2
 import numpy as np
 
-from .still_camera import GUARD, StillParams, motion_score
+from .still_camera import GUARD, StillParams, cell_scale, motion_score
 
 
 class InputAverage:
@@ -46,7 +46,7 @@ class InputAverage:
                  still: bool) -> tuple[np.ndarray, np.ndarray | None]:
         p = self.params
         h, w = noisy.shape[:2]
-        k = p.scale
+        k = p.scale or cell_scale(h, w)
         if not still or self.mean is None or self.mean.shape != noisy.shape or min(h, w) < 2 * k:
             return self._start(noisy)
         x = np.asarray(noisy, np.float32)

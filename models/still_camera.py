@@ -24,7 +24,9 @@ class StillParams:
     short: float = 4.0  # ... while it moves (pans, handheld), along the motion
     pan: float = 0.2  # px a frame (smoothed) of the tiles' shift, or of the median flow length,
     #                   over which the camera moves (and the averages are warped along the flow)
-    scale: int = 2  # the motion test runs on cells of scale x scale pixels
+    # the motion test runs on cells of scale x scale pixels; 0: by the frame's size
+    # (``cell_scale``), so a 720p or 1080p frame costs what a 640x360 one does
+    scale: int = 0
     window: int = 5  # cells a test statistic is averaged over (window x window)
     lo: float = 1.3  # mean squared difference, in units of what noise alone gives, at or
     hi: float = 2.2  # below which a cell is static / at or above which it moved
@@ -47,6 +49,14 @@ TIE = 0.25
 EXPLAINS = 0.25
 FLOW_PAN = 0.5  # px a frame of the median flow vector (smoothed) that reads as a pan
 FLOW_WIDTH = 160  # px: the optical flow's finest level is at least this wide
+
+
+def cell_scale(h: int, w: int) -> int:
+    """Pixels per cell side for a frame of h x w: 2 up to 719 lines (the size the thresholds
+    were set at: 176x144 to 854x480), then 2 per 360 lines of the shorter side (4 at 720p, 6 at
+    1080p), so the cells, the flow and the tests cost what they do at 640x360 and see the
+    same share of the picture per cell."""
+    return 2 * max(1, min(h, w) // 360)
 
 
 def motion_score(d: np.ndarray, noise_var: np.ndarray | float, window: int) -> np.ndarray:
@@ -122,7 +132,8 @@ class StillCameraFilter:
         self.cells: np.ndarray | None = None  # (h, w, 3) float32 running average of the cells
         self.count: np.ndarray | None = None  # (h, w) frames averaged per cell
         self.last_grey: np.ndarray | None = None  # the previous frame's grey cells, for the flow
-        self._tiles = PanTracker(self.params.pan, self.params.scale)  # reads the denoised frames
+        self.k = self.params.scale or 2  # pixels per cell side, set per frame size in follow()
+        self._tiles = PanTracker(self.params.pan, self.k)  # reads the denoised frames
         self.flow_speed = 0.0  # smoothed median length of the flow, px a frame
         self.flow_shift = 0.0  # smoothed length of the median flow vector, px a frame
         self.resets = 0
@@ -146,7 +157,7 @@ class StillCameraFilter:
 
     def _cells(self, img: np.ndarray) -> np.ndarray:
         """Means over scale x scale cells: (h, w, 3) (or (h, w) for a grey image)."""
-        k = self.params.scale
+        k = self.k
         h, w = img.shape[:2]
         return cv2.resize(np.asarray(img, np.float32), (max(w // k, 1), max(h // k, 1)),
                           interpolation=cv2.INTER_AREA)
@@ -190,6 +201,7 @@ class StillCameraFilter:
         noisy input *before* the denoiser runs (on another thread, so it overlaps the
         inference); :meth:`step_np` calls it itself when it was not."""
         p = self.params
+        self.k = self._tiles.scale = p.scale or cell_scale(*src.shape[:2])
         g = self._cells(src)  # (h, w, 3) cells of the frame the test reads
         grey = cv2.transform(g, _GREY)  # (h, w) for the flow
         if self._untracked is not None:  # the tiles, one frame behind: the last two outputs
@@ -207,7 +219,7 @@ class StillCameraFilter:
         z = self._test(g, self.cells, self.count, sigma, white)
         warped = None
         if moved is not None:
-            cells_w, count_w, prev_w, shrink = moved
+            cells_w, count_w, where, shrink = moved
             # the camera keeps moving while the flow explained most of the last frame (the
             # tiles' reading of a steady pan comes and goes)
             # or while the median flow vector shows a pan (the noise drags single vectors every
@@ -237,9 +249,6 @@ class StillCameraFilter:
             z = np.where(warped, z_w, z)
             self.cells = np.where(warped[..., None], cells_w, self.cells)
             self.count = np.where(warped, count_w, self.count)
-            h, w = src.shape[:2]
-            pick = cv2.resize(warped.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-            cv2.copyTo(prev_w, pick, self.prev)
             self.last_warped = float(warped.mean())
         else:
             self.last_warped = self.flow_explains = 0.0
@@ -259,6 +268,11 @@ class StillCameraFilter:
             cap = np.where(warped, np.float32(p.short), cap)
         self.count = np.minimum(n_eff + 1, cap)
         self.last_static = float((still > 0).mean())
+        if warped is not None and self.last_warped > 0:  # the output's average, warped there
+            h, w = src.shape[:2]
+            pick = cv2.resize(warped.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+            cv2.copyTo(cv2.remap(self.prev, where, None, cv2.INTER_CUBIC,
+                                 borderMode=cv2.BORDER_REPLICATE), pick, self.prev)
         self._pending = (weight, g, grey)
 
     def _test(self, g: np.ndarray, cells: np.ndarray, count: np.ndarray, sigma: float,
@@ -276,13 +290,15 @@ class StillCameraFilter:
         grid = np.abs(d[::3, ::3]).ravel()
         k = (grid.size - 1) // 2
         robust = float(np.partition(grid, k)[k]) / 0.6745 / math.sqrt(float(var_scale.mean()))
-        prior = sigma / p.scale if white else p.residual * sigma  # white: mean of scale² pixels
+        prior = sigma / self.k if white else p.residual * sigma  # white: mean of scale² pixels
         std = max(min(prior, guard * robust), 0.5)
         return motion_score(d, var_scale * std * std, p.window)
 
     def _follow_camera(self, grey: np.ndarray) -> tuple[np.ndarray, ...] | None:
         """The flow between the grey cells of the last two denoised frames; while it says the
-        scene moves, the running averages (cells, counts, output) warped onto the new frame."""
+        scene moves, the running averages of the cells and counts warped onto the new frame,
+        the map that warps the output's (where each pixel was), and what the interpolation
+        left of the cells' noise variance."""
         assert self.prev is not None and self.cells is not None and self.count is not None
         p = self.params
         prev, self.last_grey = self.last_grey, grey
@@ -295,18 +311,18 @@ class StillCameraFilter:
         self._flow.setFinestScale(int(np.clip(np.log2(w / FLOW_WIDTH), 0, 2)))
         flow = self._flow.calc(cv2.convertScaleAbs(grey), cv2.convertScaleAbs(prev), None)
         length = cv2.magnitude(flow[::2, ::2, 0].copy(), flow[::2, ::2, 1].copy())
-        self.flow_speed = 0.5 * self.flow_speed + 0.5 * float(np.median(length)) * p.scale
+        self.flow_speed = 0.5 * self.flow_speed + 0.5 * float(np.median(length)) * self.k
         # the median flow vector: a pan's shift; the noise drags the flow every way, so on a
         # still scene it stays near zero while the median length does not
-        shift = float(np.hypot(*np.median(flow[::2, ::2].reshape(-1, 2), axis=0))) * p.scale
+        shift = float(np.hypot(*np.median(flow[::2, ::2].reshape(-1, 2), axis=0))) * self.k
         self.flow_shift = 0.5 * self.flow_shift + 0.5 * shift
         if self.flow_speed < p.pan:
             return None
         H, W = self.prev.shape[:2]
         full = cv2.resize(flow, (W, H), interpolation=cv2.INTER_LINEAR)
-        full *= p.scale
-        full += _grid(H, W)  # where each pixel was
-        prev_out = cv2.remap(self.prev, full, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        full *= self.k
+        full += _grid(H, W)  # where each pixel was (the output's average is warped by
+        # ``follow`` only where a cell takes it, and not when the frame starts over)
         flow += _grid(h, w)  # where each cell was
         cells = cv2.remap(self.cells, flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         count = cv2.remap(self.count, flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -317,7 +333,7 @@ class StillCameraFilter:
         # offset f its variance falls to (1 - f)² + f² per axis
         fx, fy = mx - np.floor(mx), my - np.floor(my)
         shrink = ((1 - fx) ** 2 + fx ** 2) * ((1 - fy) ** 2 + fy ** 2)
-        return cells, np.maximum(count, 1.0), prev_out, shrink
+        return cells, np.maximum(count, 1.0), full, shrink
 
     def _start(self, y: np.ndarray, g: np.ndarray, grey: np.ndarray) -> np.ndarray:
         self.prev = y.copy()
