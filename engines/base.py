@@ -24,7 +24,7 @@ log = logging.getLogger("engines")
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 
 
 class EngineError(UserError, ValueError):

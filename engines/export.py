@@ -29,7 +29,8 @@ from . import cache
 log = logging.getLogger("engines.export")
 
 ONNX_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
-NP_DTYPES = {"fp32": np.float32, "fp16": np.float16}
+# the graphs' input types (an int8 graph takes and returns float32; engines/quantize.py)
+NP_DTYPES = {"fp32": np.float32, "fp16": np.float16, "int8": np.float32}
 MAX_SIDE = 8192
 
 
@@ -183,8 +184,14 @@ def onnx_path_for(model: str, precision: str, directory: Path, weights: str | Pa
     """Where the export of these weights and this architecture lives in ``directory``."""
     from models import get_spec
 
-    # The architecture's config too: a changed model with the same weights file is a new graph.
-    source = cache.sha256_json([weights_sha256(model, weights), repr(get_spec(model).config)])
+    # The architecture's config too: a changed model with the same weights file is a new graph;
+    # and for int8, how it was quantized.
+    parts = [weights_sha256(model, weights), repr(get_spec(model).config)]
+    if precision == "int8":
+        from .quantize import recipe
+
+        parts.append(recipe())
+    source = cache.sha256_json(parts)
     return directory / cache.onnx_filename(model, precision, source)
 
 
@@ -201,4 +208,19 @@ def ensure_onnx(
         log.warning("ONNX file %s does not match its record; exporting it again", path)
     else:
         log.info("exporting %s (%s) to ONNX once; cached in %s", model, precision, directory)
+    if precision == "int8":  # from the fp32 export, quantized (engines/quantize.py)
+        return quantize_cached(model, ensure_onnx(model, "fp32", directory, weights), path)
     return export_onnx(model, precision, path, weights=weights)
+
+
+def quantize_cached(model: str, fp32: Path, out: Path) -> Path:
+    """The int8 graph of the fp32 export ``fp32`` at ``out``, with its sidecar."""
+    from models import get_spec
+
+    from .quantize import quantize_onnx
+
+    info = cache.read_sidecar(fp32)
+    multiple = int(info.get("multiple") or 16)
+    quantize_onnx(fp32, out, multiple, temporal=get_spec(model).temporal)
+    cache.write_sidecar(out, {**info, "precision": "int8", "from": fp32.name, "sha256": cache.sha256_file(out)})
+    return out

@@ -82,8 +82,10 @@ class OnnxRuntimeEngine(Engine):
         cuda = device.startswith("cuda")
         if precision == "auto":
             precision = "fp16" if cuda else "fp32"
-        if precision not in ("fp32", "fp16"):
-            raise EngineError(f"onnxruntime runs fp32 or fp16 graphs, not {precision}")
+        if precision not in ("fp32", "fp16", "int8"):
+            raise EngineError(f"onnxruntime runs fp32, fp16 or int8 graphs, not {precision}")
+        if precision == "int8" and cuda:
+            raise EngineError("int8 graphs run on the CPU (onnxruntime-cpu); use --precision fp16 on CUDA")
         super().__init__(model, get_spec(model).temporal, device, precision)
         self.name = "onnxruntime-cuda" if cuda else "onnxruntime-cpu"
         self.takes_float = True  # frames are converted on the host (``_fill``)

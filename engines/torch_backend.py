@@ -69,6 +69,9 @@ class TorchEngine(Engine):
         cuda = device.startswith("cuda")
         if precision == "auto":
             precision = "fp16" if cuda else "fp32"
+        if precision not in DTYPES:
+            raise EngineError(f"torch runs fp32, fp16 (CUDA) or bf16, not {precision}; "
+                              "int8 runs on onnxruntime")
         if not cuda and precision == "fp16":
             raise EngineError("torch on CPU runs fp32 or bf16, not fp16; use --precision fp32")
         super().__init__(model, get_spec(model).temporal, device, precision)

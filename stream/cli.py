@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--backend", default="auto",
                    help="auto|torch|onnxruntime|tensorrt (default auto)")
     g.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default auto)")
-    g.add_argument("--precision", default="auto", help="auto|fp32|fp16|bf16 (default auto)")
+    g.add_argument("--precision", default="auto", help="auto|fp32|fp16|bf16|int8 (default auto; int8: ONNX Runtime on a CPU)")
     g.add_argument("--threads", type=number_arg(1, 256, integer=True), default=None,
                    metavar="N", help="CPU threads for the denoiser (torch-cpu, onnxruntime-cpu; "
                    "default half the cores)")

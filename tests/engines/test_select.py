@@ -130,7 +130,7 @@ def test_options_reach_the_backend(monkeypatch):
 @pytest.mark.parametrize("kw, match", [
     ({"backend": "tensorflow"}, "unknown backend 'tensorflow'; expected one of: auto, torch, onnxruntime, tensorrt"),
     ({"device": "gpu"}, "unknown device 'gpu'; expected one of: auto, cpu, cuda"),
-    ({"precision": "int8"}, "unknown precision 'int8'; expected one of: auto, fp32, fp16, bf16"),
+    ({"precision": "int4"}, "unknown precision 'int4'; expected one of: auto, fp32, fp16, bf16, int8"),
     ({"backend": "tensorrt", "device": "cpu"}, "backend 'tensorrt' does not run on device 'cpu'"),
 ])
 def test_user_mistakes(kw, match):
