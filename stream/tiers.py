@@ -75,7 +75,7 @@ class TierPolicy:
                  costs: dict[str, float] | None = None, down_after_s: float = 2.0,
                  up_after_s: float = 10.0, min_interval_s: float = 4.0,
                  warmup_frames: int = 1, min_frames: int = 3, up_margin: float = 0.8,
-                 drop_limit: float = 0.05) -> None:
+                 drop_limit: float = 0.05, hopeless: float = 2.0) -> None:
         if start not in tiers:
             raise ValueError(f"start tier: expected one of {', '.join(tiers)}, got {start!r}")
         if budget_s <= 0:
@@ -90,6 +90,7 @@ class TierPolicy:
         self.min_frames = min_frames  # in a window, e.g. after a pause emptied it
         self.up_margin = up_margin
         self.drop_limit = drop_limit
+        self.hopeless = hopeless  # this many budgets a frame: step down at once, skipping
         self.current = start
         self.why = f"start tier, {budget_s * 1000:.0f} ms budget"  # why this tier runs
         self.state = ""  # how it does now, e.g. "21 ms/frame"
@@ -129,6 +130,10 @@ class TierPolicy:
         self._last_dropped = dropped
         while self._samples and now - self._samples[0][0] > self.down_after_s:
             self._samples.popleft()
+        if len(self._samples) >= self.min_frames:
+            hopeless = self._hopeless(now)
+            if hopeless is not None:
+                return hopeless
         if now - self._since < self.down_after_s or len(self._samples) < self.min_frames:
             return None  # not a full window on this tier yet
         # the median: a few slow frames (a hiccup elsewhere) are not a pace; if they keep
@@ -220,6 +225,33 @@ class TierPolicy:
                 return self.tiers[i]
             i += step
         return None
+
+    def _hopeless(self, now: float) -> str | None:
+        """A tier that takes ``hopeless`` budgets a frame or more (a 720p camera on a tier
+        meant for 360p) cannot keep up whatever the load does next: after ``min_frames``
+        frames, step down at once, not after the 2 s window and the 4 s between switches
+        (at 30 fps those would drop most of the first 8 s), and straight to the best lower
+        tier predicted to fit (its multiply-adds against this one's; the lowest if none)."""
+        pace = statistics.median(s for _, s, _ in self._samples)
+        lower = self._neighbour(+1)
+        if pace < self.hopeless * self.budget_s or lower is None:
+            return None
+        target = lower
+        base = self.costs.get(self.current)
+        for name in self.tiers[self.tiers.index(self.current) + 1:]:
+            if name in self._unavailable:
+                continue
+            target = name
+            cost = self.costs.get(name)
+            if base and cost and pace * cost / base <= self.budget_s:
+                break
+            if not (base and cost):  # unknown cost: one step at a time
+                target = lower
+                break
+        self.measured[self.current] = pace
+        over = f"{pace * 1000:.0f} ms/frame over {self.budget_s * 1000:.0f} ms budget"
+        self.state = over
+        return self._request(target, f"stepped down from {self.current}: {over}", now)
 
     def _ratio(self, upper: str) -> float:
         """How much slower ``upper`` is than the current tier: as measured across a switch

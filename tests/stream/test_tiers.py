@@ -194,3 +194,34 @@ def test_the_ladder_may_arrive_after_the_first_frames():
     assert p.observe(t + 0.04, 0.060, 0) == "tiny"  # what was observed still counts
     with pytest.raises(ValueError, match="expected a list with 'fast'"):
         p.set_ladder(["base", "tiny"], COSTS)
+
+
+def test_a_hopeless_tier_steps_down_at_once_and_skips_to_what_fits():
+    """A tier at 2 budgets a frame or more cannot keep up: after 3 judged frames (not the 2 s
+    window) it steps down, straight to the best tier predicted to fit."""
+    p = policy()
+    t, want, _ = feed(p, 0.200, 1.0)  # base at 200 ms: tiny predicted 6.4 ms, fast 16 ms
+    assert want == "fast" and t == pytest.approx(4 / FPS)  # warm-up frame + 3 judged
+    assert p.switches[-1].why == "stepped down from base: 200 ms/frame over 40 ms budget"
+    p.switched(t)
+    # fast at 150 ms (a 720p source): tiny predicted 60 ms, over budget, is the lowest
+    t, want, _ = feed(p, 0.150, 1.0, t0=t)
+    assert want == "tiny" and t == pytest.approx(8 / FPS)  # at once: no 4 s between switches
+
+
+def test_hopeless_skips_past_a_tier_predicted_too_slow():
+    p = TierPolicy(["fast", "tiny", "nano"], "fast", 1 / 30,
+                   costs={"fast": 3890.0, "tiny": 1620.0, "nano": 1040.0})
+    t, want, _ = feed(p, 0.090, 1.0, fps=30)  # tiny predicted 37 ms > 33: nano (24 ms)
+    assert want == "nano"
+    q = TierPolicy(["fast", "tiny", "nano"], "fast", 1 / 30,
+                   costs={"fast": 3890.0, "tiny": 1620.0, "nano": 1040.0})
+    assert feed(q, 0.070, 1.0, fps=30)[1] == "tiny"  # tiny predicted 29 ms: fits
+
+
+def test_under_two_budgets_waits_for_the_window_and_steps_one_tier():
+    p = policy()
+    t, want, _ = feed(p, 0.079, 3.0)  # just under 2 budgets
+    assert want == "fast" and t >= 2.0
+    q = TierPolicy(TIERS, "base", BUDGET)  # costs unknown: one step even when hopeless
+    assert feed(q, 0.300, 1.0)[1] == "fast"
