@@ -102,3 +102,16 @@ def test_export_cache_reuses_and_repairs(tmp_path, monkeypatch):
     save_file(random_net("fast", seed=9).state_dict(), str(weights))  # retrained: new export
     p3 = export.ensure_onnx("fast", "fp32", tmp_path, weights)
     assert p3 != p1 and len(calls) == 3
+
+
+def test_output_to_uint8_matches_clip_scale_rint():
+    """The engine's OpenCV output conversion gives exactly clip(0, 1) x 255, rint (half to even)
+    on a padded batch, fp32 and fp16, ties and values out of range included."""
+    from engines.onnxruntime_backend import to_uint8
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(-0.1, 1.1, (2, 3, 21, 35)).astype(np.float32)
+    y[0, 0, 0, :7] = [0.5 / 255, 1.5 / 255, 2.5 / 255, -1e-9, 1.0000001, 254.5 / 255, 3.0]
+    for arr in (y, y.astype(np.float16)):
+        ref = np.rint(np.clip(arr[..., :19, :31].astype(np.float32), 0, 1) * np.float32(255))
+        assert np.array_equal(to_uint8(arr, 19, 31), ref.transpose(0, 2, 3, 1).astype(np.uint8))
