@@ -18,7 +18,7 @@ from stream.cli import main
 from stream.views import Hud, hud_lines
 
 # Seconds per frame each fake tier takes: base far over a 25 fps source's 40 ms, the others
-# (fast, and tiny where it is released) within.
+# (fast, tiny, nano) within.
 SLOW = {"base": 0.06, "base-temporal": 0.06}
 
 
@@ -142,7 +142,7 @@ def test_a_tier_that_cannot_open_leaves_the_running_one(clip5s, tmp_path, read, 
     opened: list[FakeEngine] = []
 
     def open_engine(model, **kwargs):
-        if not model.startswith("base"):  # fast, and tiny where it is released
+        if not model.startswith("base"):  # fast, and the tiers below it
             raise engines.EngineError(f"no weights for {model}")
         opened.append(FakeEngine(model))
         return opened[-1]

@@ -166,23 +166,22 @@ def test_the_ladder_is_the_registry_s_released_tiers_costliest_first():
 
     tiers = ladder()
     names = [t.model for t in tiers]
-    assert names[:2] == ["base", "fast"]  # whatever else ships (tiny), it costs less
+    assert names[:2] == ["base", "fast"]  # whatever else ships (tiny, nano), it costs less
     assert all(not get_spec(n).temporal and n in model_names() for n in names)
     assert len({t.tier for t in tiers}) == len(tiers)
     assert [t.macs for t in tiers] == sorted((t.macs for t in tiers), reverse=True)
 
 
 def test_a_tier_released_later_joins_the_ladder(monkeypatch):
-    """tiny is registered as a lab variant until its weights ship; released, it is the
-    lowest tier, with nothing here to change."""
+    """A tier ships as a lab variant until its weights do; released, it takes its place by
+    cost with nothing here to change (``nano`` joined below ``tiny`` that way)."""
     import dataclasses
 
     from models import registry
 
-    if "tiny" not in registry._REGISTRY:
-        pytest.skip("tiny is not registered yet")
-    monkeypatch.setitem(registry._REGISTRY, "tiny",
-                        dataclasses.replace(registry._REGISTRY["tiny"], lab=False))
+    assert [t.model for t in ladder()] == ["base", "fast", "tiny", "nano"]
+    monkeypatch.setitem(registry._REGISTRY, "nano",
+                        dataclasses.replace(registry._REGISTRY["nano"], lab=True))
     assert [t.model for t in ladder()] == ["base", "fast", "tiny"]
 
 

@@ -1,4 +1,5 @@
-"""The shipped ``tiny`` through ONNX Runtime (the CPU path it is for) agrees with PyTorch."""
+"""The shipped ``tiny`` and ``nano`` through ONNX Runtime (the CPU path they are for) agree
+with PyTorch."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +14,10 @@ from engines import open_engine
 from models.metrics import psnr
 
 
-def test_tiny_onnxruntime_matches_torch_on_odd_sizes() -> None:
-    with open_engine("tiny", backend="torch", device="cpu") as t, \
-            open_engine("tiny", backend="onnxruntime", device="cpu", threads=1) as o:
+@pytest.mark.parametrize("model", ["tiny", "nano"])
+def test_onnxruntime_matches_torch_on_odd_sizes(model: str) -> None:
+    with open_engine(model, backend="torch", device="cpu") as t, \
+            open_engine(model, backend="onnxruntime", device="cpu", threads=1) as o:
         assert o.name == "onnxruntime-cpu"
         for h, w in ((37, 53), (121, 203)):
             f = frames(2, h, w)
