@@ -48,6 +48,11 @@ TIE = 0.25
 # the camera moves when the flow explains more than this share of the cells clearly better
 EXPLAINS = 0.25
 FLOW_PAN = 0.5  # px a frame of the median flow vector (smoothed) that reads as a pan
+# after this many frames in a row that started over (a fast pan the flow cannot follow, or
+# noise so light that every warp's error reads as motion), the motion is read on every other
+# frame only, and the frames between start over at once: the reading costs 10 to 12 ms a
+# 640x360 frame on the core that also decodes and encodes, and bought nothing there
+RETRY_AFTER = 3
 FLOW_WIDTH = 160  # px: the optical flow's finest level is at least this wide
 
 
@@ -137,6 +142,7 @@ class StillCameraFilter:
         self.flow_speed = 0.0  # smoothed median length of the flow, px a frame
         self.flow_shift = 0.0  # smoothed length of the median flow vector, px a frame
         self.resets = 0
+        self.failed = 0  # frames in a row that started over
         self.last_static = 0.0  # share of cells blended in the last frame
         self.last_warped = 0.0  # share of cells that took the warped average
         # share of cells the flow explains clearly better (on equal terms; 0 unless they
@@ -215,6 +221,12 @@ class StillCameraFilter:
             self._pending = (None, g, grey)
             self.camera_moving = False
             return
+        if self.failed >= RETRY_AFTER and (self.failed - RETRY_AFTER) % 2 == 0:
+            self.resets += 1
+            self.failed += 1
+            self._pending = (None, g, grey)
+            self.camera_moving = True
+            return
         moved = self._follow_camera(grey)
         z = self._test(g, self.cells, self.count, sigma, white)
         warped = None
@@ -256,9 +268,11 @@ class StillCameraFilter:
         still = cv2.erode(still, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
         if float((still == 0).mean()) > p.cut:  # a cut, or a fast pan the flow missed
             self.resets += 1
+            self.failed += 1
             self._pending = (None, g, grey)
             self.camera_moving = True
             return
+        self.failed = 0
         self.camera_moving = not self.still_camera
         n_eff = still * self.count
         weight = n_eff / (n_eff + 1)  # of the running average, per cell

@@ -373,6 +373,27 @@ def test_auto_scene_cut_resets():
     assert psnr(outs[9], b, 255.0) > psnr(pairs[9][0], b, 255.0) + 2.0
 
 
+def test_auto_reads_the_motion_less_often_while_it_cannot_follow(monkeypatch):
+    """Unrelated pictures one after another (every frame starts over): after 3 such frames
+    in a row the flow is computed on every other frame only; a following still scene is
+    followed again at once and averaged."""
+    rng = np.random.default_rng(7)
+    chaos = [rng.integers(0, 256, (72, 96, 3), dtype=np.uint8) for _ in range(9)]
+    calls = []
+    original = StillCameraFilter._follow_camera
+    monkeypatch.setattr(StillCameraFilter, "_follow_camera",
+                        lambda self, grey: calls.append(len(calls)) or original(self, grey))
+    stage = SmoothingStage("auto")
+    outs = run_auto(product(chaos + [background()] * 8, seed=3), stage=stage)
+    # frames 1-3 try and fail; then 4 skip, 5 try, 6 skip, 7 try, 8 skip: 5 tries in 8 frames;
+    # the still scene from frame 9: tried at 9 (fails: a new picture), skipped at 10, then
+    # every frame once one is followed
+    assert len(calls) == 5 + 1 + 6
+    assert stage.filter.failed == 0
+    assert psnr(outs[-1], background(), 255.0) > psnr(product([background()], seed=3)[0][0],
+                                                       background(), 255.0) + 2.0
+
+
 def test_auto_rejects_a_noisy_input_of_another_size():
     filt = StillCameraFilter()
     with pytest.raises(ValueError, match="shape"):
