@@ -10,8 +10,9 @@ integer ones.  Two kinds stay in float because rounding them to 8 bits costs pic
   `tiny` about 1 dB on CBSD68 at sigma 15).
 
 Calibration frames: the bundled sample clip (package data of ``stream``, read as a file, not
-imported), a few frames with seeded white noise at several levels, so the ranges cover clean
-and noisy input.  The result is deterministic for a given fp32 graph.
+imported), a few frames with seeded white noise at several levels (light to heavy; not clean,
+see ``CALIBRATION_SIGMAS``); a recurrent model is given the frame as its previous output, as
+at a sequence's start.  The result is deterministic for a given fp32 graph.
 """
 from __future__ import annotations
 
@@ -52,22 +53,24 @@ def calibration_frames(clip: Path | None = None, count: int = CALIBRATION_FRAMES
     return [frames[i] for i in pick]
 
 
-def calibration_feeds(frames: list[np.ndarray], multiple: int) -> Iterator[dict[str, np.ndarray]]:
+def calibration_feeds(frames: list[np.ndarray], multiple: int,
+                      temporal: bool = False) -> Iterator[dict[str, np.ndarray]]:
     """Inputs as the engine feeds them: (1, 3, H, W) in 0..1 from 8-bit noisy frames (cropped to
-    the graph's multiple) and the noise map of the level added."""
+    the graph's multiple) and the noise map of the level added (and ``prev``: the frame)."""
     rng = np.random.default_rng(0)
     for img in frames:
         h, w = img.shape[0] // multiple * multiple, img.shape[1] // multiple * multiple
         clean = img[:h, :w].astype(np.float32)
         for sigma in CALIBRATION_SIGMAS:
             noisy = np.clip(np.rint(clean + rng.normal(0, sigma, clean.shape)), 0, 255) / 255
-            yield {"x": noisy.transpose(2, 0, 1)[None].astype(np.float32),
-                   "sigma": np.full((1, 1, h, w), sigma / 255, np.float32)}
+            x = noisy.transpose(2, 0, 1)[None].astype(np.float32)
+            feed = {"x": x, "sigma": np.full((1, 1, h, w), sigma / 255, np.float32)}
+            yield {**feed, "prev": x} if temporal else feed
 
 
 def float_convs(model: object) -> list[str]:
-    """Names of the convolutions kept in float: those reading a graph input (the stem) and the
-    last one (the tail)."""
+    """Names of the convolutions kept in float: those reading a graph input (the stem: frame,
+    noise map, previous output) and the last one (the tail)."""
     graph = model.graph  # type: ignore[attr-defined]
     inputs = {i.name for i in graph.input}
     convs = [n for n in graph.node if n.op_type in ("Conv", "ConvTranspose")]
@@ -84,9 +87,7 @@ def quantize_onnx(src: Path, out: Path, multiple: int, temporal: bool = False,
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    if temporal:
-        raise ValueError("int8 graphs are made for per-frame models only")
-    feeds = list(calibration_feeds(calibration_frames(clip), multiple))
+    feeds = list(calibration_feeds(calibration_frames(clip), multiple, temporal))
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

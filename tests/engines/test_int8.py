@@ -81,3 +81,23 @@ def test_int8_on_cbsd68_costs_little(data_dir):
                 s = np.array([sigma], np.float32)
                 diffs.append(psnr(q.infer(n8[None], s)[0], img, 255) - psnr(f.infer(n8[None], s)[0], img, 255))
             assert np.mean(diffs) >= -0.15, (sigma, np.mean(diffs))
+
+
+@pytest.mark.slow
+def test_a_recurrent_model_quantizes_with_its_previous_output_in_float(tmp_path):
+    """``fast-temporal``: its third stem convolution (the previous output) stays float too,
+    and the int8 engine denoises with and without a previous output like the fp32 one."""
+    import onnx
+
+    path = ensure_onnx("fast-temporal", "int8", tmp_path)
+    assert len(float_convs(onnx.load(str(path)))) == 4  # frame, noise map, previous, tail
+    rng = np.random.default_rng(5)
+    clean = calibration_frames(count=2)[1][:96, :128]
+    noisy = np.clip(np.rint(clean + rng.normal(0, 20, clean.shape)), 0, 255).astype(np.uint8)[None]
+    with open_engine("fast-temporal", backend="onnxruntime", device="cpu", onnx_path=path,
+                     precision="int8") as q, \
+            open_engine("fast-temporal", backend="onnxruntime", device="cpu", precision="fp32") as f:
+        for prev in (None, noisy):
+            a, b = q.infer(noisy, 20.0, prev=prev)[0], f.infer(noisy, 20.0, prev=prev)[0]
+            assert psnr(a, clean, 255) >= psnr(b, clean, 255) - 0.5
+            assert psnr(a, clean, 255) >= psnr(noisy[0], clean, 255) + 5
