@@ -196,22 +196,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Interrupts:
+    """Whether Ctrl-C or SIGTERM arrived during the run: an interrupt that lands inside a
+    library's import or start-up comes back as that library's error (ONNX Runtime's import
+    then says "initialization failed", which read as "onnxruntime is not installed")."""
+
+    seen = False
+
+
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C: KeyboardInterrupt on the main thread, outputs finalised."""
+    """SIGTERM behaves like Ctrl-C: KeyboardInterrupt on the main thread, outputs finalised;
+    both are noted in ``_Interrupts.seen``."""
 
     def handler(signum: int, frame: Any) -> None:
+        _Interrupts.seen = True
         raise KeyboardInterrupt
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. called from a test thread)
-        previous = None
+    _Interrupts.seen = False
+    previous = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if sig == signal.SIGINT and signal.getsignal(sig) is not signal.default_int_handler:
+            continue  # ignored (a background job) or someone else's: left as it is
+        try:
+            previous.append((sig, signal.signal(sig, handler)))
+        except ValueError:  # not the main thread (e.g. called from a test thread)
+            pass
     try:
         yield
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, before in previous:
+            signal.signal(sig, before)
 
 
 def run(options: RunOptions) -> int:
@@ -277,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         with _terminate_as_interrupt():
             return run(options)
     except UserError as exc:
+        if _Interrupts.seen:  # the error is what the interrupt left behind
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -163,19 +163,19 @@ class Processor:
                 base = level_map(image, sigma) if level_map is not None else np.float32(sigma)
                 level = (base * scale)[None].astype(np.float32)
         prepare = getattr(self._temporal, "prepare", None)
-        if prepare is not None:  # the smoothing reads the motion while the engine runs
-            prepare(frame, sigma)
         try:
+            if prepare is not None:  # the smoothing reads the motion while the engine runs
+                prepare(frame, sigma)
             out = self.engine.infer(image[None], level, prev)[0]
-        except BaseException:
+            if getattr(self.engine, "temporal", False):
+                self._prev = out
+            result = dataclasses.replace(frame, image=out, sigma=sigma, original=frame.image)
+            if self._temporal is not None:
+                result = self._temporal(result)
+        except BaseException:  # the engine failed, or a Ctrl-C: no motion reading outlives it
             if prepare is not None:
                 self._temporal.settle()  # type: ignore[union-attr]
             raise
-        if getattr(self.engine, "temporal", False):
-            self._prev = out
-        result = dataclasses.replace(frame, image=out, sigma=sigma, original=frame.image)
-        if self._temporal is not None:
-            result = self._temporal(result)
         self.sigma_sum += sigma
         self.count += 1
         return result

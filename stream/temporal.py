@@ -140,8 +140,12 @@ class SmoothingStage:
             return
         self._check_sequence(frame)
         self.settle()
+        # not a daemon: a Ctrl-C can leave it mid-way through OpenCV's optical flow, and a
+        # daemon thread still in OpenCV's thread pool when the process exits aborts it
+        # ("terminate called without an active exception", exit -6: 3 of 40 interrupted runs);
+        # the interpreter waits for this one at exit, a few milliseconds at most
         self._motion = threading.Thread(target=self._follow, args=(frame.image, float(sigma)),
-                                        name="stream-motion", daemon=True)
+                                        name="stream-motion", daemon=False)
         self._motion.start()
 
     def _follow(self, image: np.ndarray, sigma: float) -> None:
@@ -154,9 +158,16 @@ class SmoothingStage:
     def settle(self) -> None:
         """Wait for the motion reading started by :meth:`prepare` (the processor also calls
         it when the engine failed, so no thread outlives the run)."""
-        if self._motion is not None:
-            self._motion.join()
-            self._motion = None
+        motion, self._motion = self._motion, None
+        if motion is not None:
+            interrupted: BaseException | None = None
+            while motion.is_alive():  # a Ctrl-C during the join: it still finishes first
+                try:
+                    motion.join()
+                except KeyboardInterrupt as exc:
+                    interrupted = exc
+            if interrupted is not None:
+                raise interrupted
         if self._motion_error is not None:
             exc, self._motion_error = self._motion_error, None
             raise exc

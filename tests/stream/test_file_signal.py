@@ -57,3 +57,51 @@ def test_signal_leaves_playable_output(long_clip, tmp_path, read, ffprobe, sig):
     assert len(res["audio"]) > 0
     assert ffprobe("-count_frames", "-select_streams", "v", "-show_entries",
                    "stream=nb_read_frames", "-of", "csv=p=0", str(out)).strip() == str(n)
+
+
+def test_a_ctrl_c_during_the_join_still_waits_for_the_motion_reading(monkeypatch):
+    """A KeyboardInterrupt that lands while the processor waits for the smoothing's motion
+    thread: the thread is still waited for (no OpenCV job outlives the run), then the
+    interrupt goes on."""
+    import threading
+
+    import numpy as np
+
+    from stream.frame import Frame
+    from stream.temporal import SmoothingStage
+
+    stage = SmoothingStage("auto")
+    img = np.full((48, 64, 3), 128, np.uint8)
+    stage.prepare(Frame(image=img, index=0), 10.0)
+    motion = stage._motion
+    assert motion is not None and not motion.daemon
+    real_join, calls = threading.Thread.join, []
+
+    def join(self, timeout=None):
+        calls.append(self)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real_join(self, timeout)
+
+    monkeypatch.setattr(threading.Thread, "join", join)
+    with pytest.raises(KeyboardInterrupt):
+        stage.settle()
+    assert not motion.is_alive() and stage._motion is None
+
+
+def test_an_error_left_by_an_interrupt_reads_as_the_interrupt(monkeypatch, capsys):
+    """Ctrl-C inside a library's start-up comes back as that library's error (ONNX Runtime's
+    import: "initialization failed"); the run says it was interrupted, exit 130."""
+    import stream.cli
+    from stream.errors import UserError
+
+    def run(options):
+        stream.cli._Interrupts.seen = True  # as the SIGINT handler notes it
+        raise UserError("backend 'onnxruntime' is unavailable here: initialization failed")
+
+    monkeypatch.setattr(stream.cli, "run", run)
+    assert stream.cli.main(["in.mp4", "out.mp4"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+    monkeypatch.setattr(stream.cli, "run", lambda options: (_ for _ in ()).throw(UserError("bad")))
+    assert stream.cli.main(["in.mp4", "out.mp4"]) == 2  # no interrupt: the error itself
+    assert capsys.readouterr().err.strip() == "error: bad"
