@@ -70,6 +70,15 @@ def test_a_ctrl_c_during_the_join_still_waits_for_the_motion_reading(monkeypatch
     from stream.frame import Frame
     from stream.temporal import SmoothingStage
 
+    from models.still_camera import StillCameraFilter
+
+    follow = StillCameraFilter.follow
+
+    def slow_follow(self, *args, **kwargs):  # still running when the processor waits for it
+        time.sleep(0.3)
+        return follow(self, *args, **kwargs)
+
+    monkeypatch.setattr(StillCameraFilter, "follow", slow_follow)
     stage = SmoothingStage("auto")
     img = np.full((48, 64, 3), 128, np.uint8)
     stage.prepare(Frame(image=img, index=0), 10.0)
@@ -86,6 +95,7 @@ def test_a_ctrl_c_during_the_join_still_waits_for_the_motion_reading(monkeypatch
     monkeypatch.setattr(threading.Thread, "join", join)
     with pytest.raises(KeyboardInterrupt):
         stage.settle()
+    assert len(calls) == 2  # interrupted once, then waited for
     assert not motion.is_alive() and stage._motion is None
 
 
