@@ -195,23 +195,25 @@ class AVSource(Source):
                     yield self._frame(vf, index, tb, shift)
                     index += 1
                     self.frames_read = index
-            try:
-                tail = self.stream.decode(None)
-            except av.error.FFmpegError:
-                tail = []
-            for vf in tail:
-                where = wanted(vf)
-                if where > 0:
-                    return
-                if where < 0:
-                    continue
-                yield self._frame(vf, index, tb, shift)
-                index += 1
-                self.frames_read = index
         except av.error.ExitError:  # FFmpeg's interrupt callback: the read timeout ran out
             self.warnings.append(f"input ended early (nothing received for {self.timeout:g} s)")
         except (av.error.FFmpegError, OSError) as exc:
             self.warnings.append(f"input ended early ({av_message(exc)})")
+        # the frames the decoder still holds, also when the input stopped early: a stream that
+        # went silent lost its last 2 of 50 frames here before they were flushed
+        try:
+            tail = self.stream.decode(None)
+        except (av.error.FFmpegError, OSError):
+            tail = []
+        for vf in tail:
+            where = wanted(vf)
+            if where > 0:
+                return
+            if where < 0:
+                continue
+            yield self._frame(vf, index, tb, shift)
+            index += 1
+            self.frames_read = index
         self.finished = True
         expected = self.info.frames
         if errors:
