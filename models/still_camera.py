@@ -158,7 +158,7 @@ class StillCameraFilter:
         self._untracked: np.ndarray | None = None  # the last output, for the tiles
 
     def __call__(self, frame: np.ndarray, sigma: float, noisy: np.ndarray | None = None) -> np.ndarray:
-        out = self.step_np(np.asarray(frame, np.float32), float(sigma), noisy)
+        out = self.step_np(np.array(frame, np.float32, order="C"), float(sigma), noisy)  # ours to keep
         return cv2.convertScaleAbs(out)  # rounded to nearest, saturated: 0..255 uint8
 
     def _cells(self, img: np.ndarray) -> np.ndarray:
@@ -170,7 +170,8 @@ class StillCameraFilter:
 
     def step_np(self, y: np.ndarray, sigma: float, noisy: np.ndarray | None = None) -> np.ndarray:
         """One denoised frame (H, W, 3) float32 in 0..255 (and the noisy input it came from,
-        same shape, any dtype) -> filtered (H, W, 3) float32."""
+        same shape, any dtype) -> filtered (H, W, 3) float32.  ``y`` is kept as the running
+        average when the sequence starts over (no copy): the caller hands it over."""
         if noisy is not None and np.shape(noisy) != y.shape:
             raise ValueError(f"expected the noisy input in the frame's shape {y.shape}, "
                              f"got {np.shape(noisy)}")
@@ -350,7 +351,7 @@ class StillCameraFilter:
         return cells, np.maximum(count, 1.0), full, shrink
 
     def _start(self, y: np.ndarray, g: np.ndarray, grey: np.ndarray) -> np.ndarray:
-        self.prev = y.copy()
+        self.prev = y
         self.cells = g
         self.last_grey = grey
         self._tiles.reset()

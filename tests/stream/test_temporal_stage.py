@@ -662,3 +662,15 @@ def test_averaged_inputs_keep_a_profiles_noise_curve():
     left, right = float(np.median(last[:, :20])), float(np.median(last[:, -20:]))
     assert 2.0 < right / left < 4.0  # the ramp's 0.56 .. 1.49 at those columns, about 2.7x
     assert right < 1.49 * NOISE * 0.8  # and lowered by the averaging
+
+
+def test_auto_takes_frames_of_any_memory_layout():
+    """A frame that is a view with other strides (e.g. a (C, H, W) tensor's transpose) gives
+    exactly what its contiguous copy gives, on a pan where the output's average is warped."""
+    pan = [np.ascontiguousarray(np.roll(background(72, 96), 3 * i, axis=1)) for i in range(6)]
+    pairs = product(pan, seed=4)
+    a, b = StillCameraFilter(), StillCameraFilter()
+    for den, noisy in pairs:
+        view = np.ascontiguousarray(den.transpose(2, 0, 1)).transpose(1, 2, 0)
+        assert not view.flags.c_contiguous
+        np.testing.assert_array_equal(a(view, NOISE, noisy), b(den, NOISE, noisy))
