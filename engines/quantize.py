@@ -41,14 +41,14 @@ def sample_clip() -> Path:
     return Path(str(resources.files("stream") / "samples" / "sample.mp4"))
 
 
-def calibration_frames(clip: Path | None = None, count: int = CALIBRATION_FRAMES) -> list[np.ndarray]:
-    """``count`` RGB uint8 frames spread over ``clip`` (the bundled sample by default)."""
+def calibration_frames(count: int = CALIBRATION_FRAMES) -> list[np.ndarray]:
+    """``count`` RGB uint8 frames spread over the bundled sample."""
     import av
 
-    with av.open(str(clip or sample_clip())) as container:
+    with av.open(str(sample_clip())) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     if not frames:
-        raise ValueError(f"no video frames in {clip or sample_clip()}")
+        raise ValueError(f"no video frames in {sample_clip()}")
     pick = np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int)
     return [frames[i] for i in pick]
 
@@ -80,14 +80,18 @@ def float_convs(model: object) -> list[str]:
     return keep
 
 
-def quantize_onnx(src: Path, out: Path, multiple: int, temporal: bool = False,
-                  clip: Path | None = None) -> Path:
+def quantize_onnx(src: Path, out: Path, multiple: int, temporal: bool = False) -> Path:
     """Write the int8 graph of the fp32 graph ``src`` to ``out``; returns ``out``."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    feeds = list(calibration_feeds(calibration_frames(clip), multiple, temporal))
+    feeds = list(calibration_feeds(calibration_frames(), multiple, temporal))
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

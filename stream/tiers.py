@@ -233,21 +233,16 @@ class TierPolicy:
         (at 30 fps those would drop most of the first 8 s), and straight to the best lower
         tier predicted to fit (its multiply-adds against this one's; the lowest if none)."""
         pace = statistics.median(s for _, s, _ in self._samples)
-        lower = self._neighbour(+1)
-        if pace < self.hopeless * self.budget_s or lower is None:
+        lower = [n for n in self.tiers[self.tiers.index(self.current) + 1:]
+                 if n not in self._unavailable]
+        if pace < self.hopeless * self.budget_s or not lower:
             return None
-        target = lower
         base = self.costs.get(self.current)
-        for name in self.tiers[self.tiers.index(self.current) + 1:]:
-            if name in self._unavailable:
-                continue
-            target = name
-            cost = self.costs.get(name)
-            if base and cost and pace * cost / base <= self.budget_s:
-                break
-            if not (base and cost):  # unknown cost: one step at a time
-                target = lower
-                break
+        if not base or not all(self.costs.get(n) for n in lower):
+            target = lower[0]  # a cost unknown: one step at a time
+        else:
+            target = next((n for n in lower if pace * self.costs[n] / base <= self.budget_s),
+                          lower[-1])
         self.measured[self.current] = pace
         over = f"{pace * 1000:.0f} ms/frame over {self.budget_s * 1000:.0f} ms budget"
         self.state = over
