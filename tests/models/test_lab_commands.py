@@ -96,6 +96,24 @@ def test_eval_on_a_folder_reports_the_gain_of_the_shipped_model(tmp_path: Path) 
     assert fast > noisy + 6.0
 
 
+def test_eval_camera_noise_scores_each_reading_and_the_true_level(tmp_path: Path) -> None:
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    for p in PHOTOS:
+        cv2.imwrite(str(folder / p.name), cv2.imread(str(p)))
+    report = tmp_path / "eval.json"
+    assert models_main(["eval", "--model", "fast", "--images", str(folder), "--sigma", "",
+                        "--camera-noise", "5e-3,2e-2", "--baselines", "nlm", "--json", str(report)]) == 0
+    cam = json.loads(report.read_text())["camera"]
+    assert cam["n"] == 2 and cam["shot"] == [5e-3, 2e-2]
+    assert 10.0 < cam["levels"]["true"] < 45.0  # heavy phone-like noise: std 15 to 40 levels
+    noisy = cam["noisy"]["psnr"]
+    assert 16.0 < noisy < 26.0
+    own = next(k for k in cam if k.startswith("fast (auto: "))
+    assert cam[own]["psnr"] > noisy + 2.0 and cam["fast (told the true std)"]["psnr"] > noisy + 2.0
+    assert any(k.startswith("OpenCV NLM (best h ") for k in cam)
+
+
 def test_list_json_matches_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
     assert models_main(["list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
