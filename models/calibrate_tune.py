@@ -42,6 +42,10 @@ class TuneConfig:
     lr: float = 5e-4
     distill: float = 0.5
     nlf_share: float = 0.5
+    # recipe options measured and not taken (README, "Searching the recipe"): transplanted
+    # noise scaled by a log-uniform factor in [1/j, j]; replay white noise of sigma floor..60 only
+    level_jitter: float = 1.0
+    replay_floor: float | None = None
     seed: int = 0
 
 
@@ -99,7 +103,8 @@ def camera_crops(items: list[Prepared], n: int, size: int, nlf_share: float,
 
 
 def transplant_crops(items: list[Prepared], replay: list[torch.Tensor], nlf: Nlf, n: int, size: int,
-                     nlf_share: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                     nlf_share: float, gen: torch.Generator, jitter: float = 1.0
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The camera's own noise on other pictures: a noise crop (noisy - reference) of the
     camera, rescaled per pixel and channel by its NLF from the brightness it was measured at
     to the clean crop's, added to a clean photo crop and rounded to 8 bits.  The camera's
@@ -115,13 +120,15 @@ def transplant_crops(items: list[Prepared], replay: list[torch.Tensor], nlf: Nlf
         at_clean = np.interp(clean[:, c].numpy() * 255, nlf.centres, curve[c])
         at_ref = np.interp(y[:, c].numpy() * 255, nlf.centres, curve[c])
         ratio[:, c] = at_clean / np.maximum(at_ref, 0.5)
-    moved = d * ratio
+    gain = (np.exp((torch.rand(n, generator=gen).numpy() * 2 - 1) * np.log(jitter)) if jitter > 1
+            else np.ones(n)).astype(np.float32)
+    moved = d * ratio * gain.reshape(n, 1, 1, 1)
     noisy = (torch.from_numpy(moved) + clean).clamp(0, 1).mul(255).round().div(255)
     maps = []
     for i in range(n):
         if float(torch.rand(1, generator=gen)) < nlf_share:
             u8 = (noisy[i].permute(1, 2, 0) * 255).round().byte().numpy()
-            maps.append(torch.from_numpy(nlf_map(u8, nlf))[None] / 255)
+            maps.append(torch.from_numpy(nlf_map(u8, nlf))[None] / 255 * float(gain[i]))
         else:  # the blind estimate, scaled as the noise was
             scale = float(np.sqrt((moved[i] ** 2).mean() / max((d[i] ** 2).mean(), 1e-12)))
             maps.append(est[i] * scale)
@@ -155,6 +162,17 @@ def clean_crops(images: list[torch.Tensor], n: int, size: int, gen: torch.Genera
     return torch.stack(out).float().div(255)
 
 
+def white_above(clean: torch.Tensor, floor: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """White noise of sigma ``floor``..60 (0..255 units), half of it clipped to 8 bits."""
+    from . import noise
+
+    b = clean.shape[0]
+    sig = (floor + torch.rand(b, generator=gen) * (60 - floor)) / 255
+    a, ma = noise.gaussian(clean[:b // 2], sig[:b // 2])
+    c, mc = noise.gaussian(clean[b // 2:], sig[b // 2:], clip=True)
+    return torch.cat([a, c]), torch.cat([ma, mc])
+
+
 def finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.Tensor],
              nlf: Nlf, cfg: TuneConfig, on_step: Callable[[int, float], None] | None = None
              ) -> tuple[torch.nn.Module, dict[str, float]]:
@@ -175,12 +193,14 @@ def finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.T
     def step_loss() -> torch.Tensor:
         x, y, m = camera_crops(items, cfg.batch - cfg.transplant, cfg.patch, cfg.nlf_share, gen)
         if cfg.transplant:
-            xt, yt, mt = transplant_crops(items, replay, nlf, cfg.transplant, cfg.patch, cfg.nlf_share, gen)
+            xt, yt, mt = transplant_crops(items, replay, nlf, cfg.transplant, cfg.patch, cfg.nlf_share, gen,
+                                          cfg.level_jitter)
             x, y, m = torch.cat([x, xt]), torch.cat([y, yt]), torch.cat([m, mt])
         loss = F.l1_loss(student(x, m), y)
         if cfg.replay:
             clean = clean_crops(replay, cfg.replay, cfg.patch, gen)
-            noisy, smap = noisy_batch(clean, mix, gen)
+            noisy, smap = (noisy_batch(clean, mix, gen) if cfg.replay_floor is None
+                           else white_above(clean, cfg.replay_floor, gen))
             out = student(noisy, smap)
             loss = loss + F.l1_loss(out, clean)
             if cfg.distill:

@@ -87,6 +87,33 @@ def test_pairs_and_nlf_map(tmp_path: Path) -> None:
     assert abs(rms - m.nlf.level()) / m.nlf.level() < 0.25
 
 
+def test_recipe_search_tunes_on_the_tune_half_only(tmp_path: Path) -> None:
+    """Four scenes of one camera: the tune half holds two, one to calibrate on and one to
+    validate on; the test half's files are not images at all, so reading them would fail."""
+    import cv2
+
+    from models.data import pair_paths
+    from models.lab.calibrate_search import main
+
+    clean, frames = still_clip(4)
+    for i, name in enumerate(["a", "b", "c", "d"]):
+        crop = (slice(8 * i, 8 * i + 64), slice(0, 96))
+        cv2.imwrite(str(tmp_path / f"Cam_x_{name}_1_real.png"), frames[i][crop][..., ::-1])
+        cv2.imwrite(str(tmp_path / f"Cam_x_{name}_1_mean.png"), clean[crop][..., ::-1])
+    for noisy, ref in pair_paths(tmp_path, "test"):
+        noisy.write_bytes(b"not a picture"), ref.write_bytes(b"not a picture")
+    out = tmp_path / "search.json"
+    assert main(["--pairs", str(tmp_path), "--config", '{"steps": 40, "patch": 32}', "--cbsd68", "0",
+                 "--json", str(out)]) == 0
+    import json
+
+    rep = json.loads(out.read_text())
+    row = rep["cameras"]["Cam"]
+    assert (row["fit_pairs"], row["val_pairs"]) == (1, 1)
+    assert rep["config"]["steps"] == 40 and rep["config"]["patch"] == 32
+    assert row["tuned"] > row["untuned"]  # heavy noise of one camera, 40 steps: it learns some
+
+
 def make_profile(name: str = "cam") -> Profile:
     _clean, frames = still_clip(12)
     m = measure_clip(frames, "synthetic")
