@@ -124,6 +124,18 @@ def method_of(name: str) -> str:
     return method if method != "auto" else ("net" if estimate_net.available() else "pca")
 
 
+def all_readings(noisy: np.ndarray) -> dict[str, float]:
+    """Every noise reading of a frame (``models.estimate.METHODS`` less ``auto``), each
+    model's own among them; ``combined`` from the other two as ``estimate`` makes it."""
+    from ..estimate import HEAVY
+
+    out = {"pca": estimate_sigma(noisy)}
+    if estimate_net.available():
+        out["net"] = estimate(noisy, "net")
+        out["combined"] = out["net"] if out["net"] > HEAVY else out["pca"]
+    return out
+
+
 def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half: str = "all",
                baselines: frozenset[str] = frozenset({"nlm"}), bm3d_limit: int = 0) -> dict[str, object]:
     """Real noisy/clean pairs: each model with the auto noise level (the product's default:
@@ -134,9 +146,7 @@ def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half:
     rows: list[dict[str, object]] = []
     for noisy_path, clean_path in pairs:
         clean, noisy = read_rgb(clean_path), read_rgb(noisy_path)
-        readings = {"pca": estimate_sigma(noisy)}
-        if estimate_net.available():
-            readings["net"] = estimate(noisy, "net")
+        readings = all_readings(noisy)
         est = readings.get("net", readings["pca"])
         row: dict[str, object] = {"pair": noisy_path.stem, "estimated_sigma": round(est, 2),
                                   "readings": {k: round(v, 2) for k, v in readings.items()},
@@ -164,7 +174,7 @@ def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half:
     table: dict[str, dict] = {"noisy": {"psnr": mean("noisy"), "ssim": mean("noisy", 1)}}
     for name in models:
         table[f"{name} (auto sigma: {method_of(name)})"] = {"psnr": mean(f"{name} auto"), "ssim": mean(f"{name} auto", 1)}
-        for other in {"pca", "net"} - {method_of(name)}:
+        for other in sorted(set(rows[0]["readings"]) - {method_of(name)}):
             if f"{name} auto ({other})" in rows[0]:
                 table[f"{name} (auto sigma, {other} reading instead)"] = {"psnr": mean(f"{name} auto ({other})")}
         best = max(SIGMA_GRID, key=lambda sg: mean(f"{name} sigma {sg:g}"))
@@ -203,9 +213,7 @@ def eval_camera(models: dict[str, Engine], paths: list[Path], shot: tuple[float,
         noisy_t, std = camera_isp(x, gen, cams=[sample_isp(gen, shot)], jpeg_share=float(i % 2 == 0))
         noisy = (noisy_t[0].permute(1, 2, 0) * 255).round().byte().numpy()
         true = float(std[0, 0, 0, 0]) * 255
-        readings = {"pca": estimate_sigma(noisy), "true": true}
-        if estimate_net.available():
-            readings["net"] = estimate(noisy, "net")
+        readings = all_readings(noisy) | {"true": true}
         for k, v in readings.items():
             levels.setdefault(k, []).append(v)
         _score(res, "noisy", clean, noisy)

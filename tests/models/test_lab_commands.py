@@ -78,11 +78,16 @@ def test_train_estimator_writes_weights_and_resumes(data_dir: Path, tmp_path: Pa
     assert meta["command"].startswith("python -m models train-estimator --data")
     assert keys == set(NoiseLevelNet().state_dict())
 
-def test_eval_on_a_folder_reports_the_gain_of_the_shipped_model(tmp_path: Path) -> None:
+def photo_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "clean"
     folder.mkdir()
     for p in PHOTOS:
         cv2.imwrite(str(folder / p.name), cv2.imread(str(p)))
+    return folder
+
+
+def test_eval_on_a_folder_reports_the_gain_of_the_shipped_model(tmp_path: Path) -> None:
+    folder = photo_folder(tmp_path)
     report = tmp_path / "eval.json"
     assert models_main(["eval", "--model", "fast", "--images", str(folder), "--sigma", "25",
                         "--baselines", "none", "--json", str(report)]) == 0
@@ -97,10 +102,7 @@ def test_eval_on_a_folder_reports_the_gain_of_the_shipped_model(tmp_path: Path) 
 
 
 def test_eval_camera_noise_scores_each_reading_and_the_true_level(tmp_path: Path) -> None:
-    folder = tmp_path / "clean"
-    folder.mkdir()
-    for p in PHOTOS:
-        cv2.imwrite(str(folder / p.name), cv2.imread(str(p)))
+    folder = photo_folder(tmp_path)
     report = tmp_path / "eval.json"
     assert models_main(["eval", "--model", "fast", "--images", str(folder), "--sigma", "",
                         "--camera-noise", "5e-3,2e-2", "--baselines", "nlm", "--json", str(report)]) == 0

@@ -101,9 +101,9 @@ def test_estimator_reads_demosaicked_camera_noise(name: str, quality: int | None
         y = noise.jpeg(y, quality)
     noisy = (y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     true = float(np.std(noisy.astype(np.float64) - clean))
-    # measured 0.88..1.74 of the true std over these four cases (correlated noise is given up
-    # to 1.5x its std, see models/estimate.py)
-    assert 0.6 * true <= estimate_sigma(noisy) <= 2.0 * true
+    # measured 1.09..2.32 of the true std over these four cases (correlated noise is given up
+    # to twice its half-resolution reading, see models/estimate.py); 0.88..1.74 at 1.5 times
+    assert 0.8 * true <= estimate_sigma(noisy) <= 2.6 * true
 
 
 def test_estimator_rejects_tiny_images() -> None:

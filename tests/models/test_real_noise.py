@@ -112,13 +112,28 @@ def test_each_model_gets_the_noise_reading_it_was_trained_with() -> None:
     from models.estimate import estimate, estimator_for
 
     assert estimator_for("fast").keywords["method"] == "net"  # trained on the estimator's mix
-    assert estimator_for("base").keywords["method"] == "pca"
+    assert estimator_for("base").keywords["method"] == "combined"
     rng = np.random.default_rng(0)
     img = np.clip(_photos(2, 96)[0].permute(1, 2, 0).numpy() * 255 + rng.normal(0, 20, (96, 96, 3)), 0, 255)
     img = img.round().astype(np.uint8)
     assert estimator_for("fast")(img) == estimate(img, "net")
-    assert estimator_for("base")(img) == estimate(img, "pca")
+    assert estimator_for("base")(img) == estimate(img, "combined")
     assert 14 < estimate(img, "net") < 26  # white noise of 20, read by the learned estimator
+
+
+def test_combined_reading_is_pca_on_light_noise_and_the_learned_one_on_heavy() -> None:
+    from models.estimate import HEAVY, estimate
+
+    rng = np.random.default_rng(1)
+    photo = _photos(2, 128)[0].permute(1, 2, 0).numpy() * 255
+    light = np.clip(photo + rng.normal(0, 4, photo.shape), 0, 255).round().astype(np.uint8)
+    assert estimate(light, "net") < HEAVY
+    assert estimate(light, "combined") == estimate(light, "pca")  # light noise: PCA alone
+    heavy = np.clip(photo + rng.normal(0, 50, photo.shape), 0, 255).round().astype(np.uint8)
+    pca, net = estimate(heavy, "pca"), estimate(heavy, "net")
+    assert net > HEAVY
+    assert estimate(heavy, "combined") == net
+    assert abs(net - 50) < abs(pca - 50)  # clipping makes PCA read heavy noise low
 
 
 def test_processor_reads_the_noise_the_way_its_engine_model_expects() -> None:
