@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import noise
 from .calibrate import Measurement, Nlf, Sample, nlf_map
 from .metrics import psnr
 from .training import Cosine, Every, Loop, NoiseMix, noisy_batch
@@ -164,8 +165,6 @@ def clean_crops(images: list[torch.Tensor], n: int, size: int, gen: torch.Genera
 
 def white_above(clean: torch.Tensor, floor: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """White noise of sigma ``floor``..60 (0..255 units), half of it clipped to 8 bits."""
-    from . import noise
-
     b = clean.shape[0]
     sig = (floor + torch.rand(b, generator=gen) * (60 - floor)) / 255
     a, ma = noise.gaussian(clean[:b // 2], sig[:b // 2])

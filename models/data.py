@@ -51,12 +51,15 @@ def pair_paths(folder: Path, half: str = "all") -> list[tuple[Path, Path]]:
         raise FileNotFoundError(f"no *_real/*_mean image pairs in {folder}")
     if half == "all":
         return pairs
-    def scene(noisy: Path) -> str:  # Canon5D2_5_160_3200_chair_11_real -> ..._chair
-        return noisy.stem.replace("_real", "").rstrip("_").rsplit("_", 1)[0]
-
-    scenes = sorted({scene(n) for n, _ in pairs})
+    scenes = sorted({scene_of(n) for n, _ in pairs})
     keep = set(scenes[0 if half == "tune" else 1::2])
-    return [(n, c) for n, c in pairs if scene(n) in keep]
+    return [(n, c) for n, c in pairs if scene_of(n) in keep]
+
+
+def scene_of(noisy: Path) -> str:
+    """The scene of a real pair's noisy image, its name less the shot number:
+    Canon5D2_5_160_3200_chair_11_real -> Canon5D2_5_160_3200_chair."""
+    return noisy.stem.replace("_real", "").rstrip("_").rsplit("_", 1)[0]
 
 
 def list_digest(paths: list[Path]) -> str:

@@ -135,6 +135,14 @@ def estimator_for(model: str | None) -> Callable[[np.ndarray], float]:
 METHODS = ("auto", "net", "pca", "combined")
 
 
+def combine(net: float, pca: float | Callable[[], float]) -> float:
+    """The ``combined`` reading from the learned one and the PCA one (or a function giving it,
+    read only when needed)."""
+    if net > HEAVY:
+        return net
+    return pca() if callable(pca) else pca
+
+
 def estimate(image: np.ndarray, method: str = "auto") -> float:
     """The noise level ``--sigma auto`` gives the denoisers (0..255): ``net`` the learned
     estimator (``models.estimate_net``, trained on the denoisers' own noise mix), ``pca`` the
@@ -154,5 +162,5 @@ def estimate(image: np.ndarray, method: str = "auto") -> float:
         if not estimate_net.available():
             return estimate_sigma(image)
         net = estimate_net.estimate_sigma_net(image)
-        return net if net > HEAVY else estimate_sigma(image)
+        return combine(net, lambda: estimate_sigma(image))
     raise ValueError(f"expected an estimator method {'|'.join(METHODS)}, got {method!r}")

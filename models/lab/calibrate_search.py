@@ -24,14 +24,10 @@ import torch
 
 from ..calibrate import camera_of, measure_pairs
 from ..calibrate_tune import TuneConfig, finetune, prepare, replay_images, run_model
-from ..data import DEFAULT_DATA, pair_paths, read_rgb, split_paths
+from ..data import DEFAULT_DATA, pair_paths, read_rgb, scene_of, split_paths
 from ..estimate import estimator_for
 from ..metrics import psnr
 from ..registry import create_model
-
-
-def scene(noisy: Path) -> str:
-    return noisy.stem.replace("_real", "").rstrip("_").rsplit("_", 1)[0]
 
 
 def tensor(img: np.ndarray) -> torch.Tensor:
@@ -60,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     replay = None
     for cam in cameras:
         mine = [(n, c) for n, c in tune if camera_of(n) == cam]
-        scenes = sorted({scene(n) for n, _ in mine})
+        scenes = sorted({scene_of(n) for n, _ in mine})
         if len(scenes) < 2:
             print(f"{cam}: one scene in the tune half, skipped")
             continue
-        fit = [pc for pc in mine if scene(pc[0]) in set(scenes[0::2])]
-        val = [pc for pc in mine if scene(pc[0]) in set(scenes[1::2])]
+        fit = [pc for pc in mine if scene_of(pc[0]) in set(scenes[0::2])]
+        val = [pc for pc in mine if scene_of(pc[0]) in set(scenes[1::2])]
         m = measure_pairs(fit, f"{args.pairs} camera {cam}, tune half, fit part")
         if replay is None:
             replay, _ = replay_images(m)

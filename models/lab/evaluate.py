@@ -27,7 +27,7 @@ from engines import BACKENDS, Engine, EngineError, open_engine
 
 from .. import estimate_net
 from ..data import DEFAULT_DATA, folder_paths, pair_paths, read_rgb, split_paths
-from ..estimate import estimate, estimate_sigma, estimator_for
+from ..estimate import combine, estimate, estimate_sigma, estimator_for
 from ..metrics import psnr, ssim
 from ..registry import get_spec
 
@@ -127,12 +127,10 @@ def method_of(name: str) -> str:
 def all_readings(noisy: np.ndarray) -> dict[str, float]:
     """Every noise reading of a frame (``models.estimate.METHODS`` less ``auto``), each
     model's own among them; ``combined`` from the other two as ``estimate`` makes it."""
-    from ..estimate import HEAVY
-
     out = {"pca": estimate_sigma(noisy)}
     if estimate_net.available():
         out["net"] = estimate(noisy, "net")
-        out["combined"] = out["net"] if out["net"] > HEAVY else out["pca"]
+        out["combined"] = combine(out["net"], out["pca"])
     return out
 
 
@@ -198,10 +196,10 @@ def eval_camera(models: dict[str, Engine], paths: list[Path], shot: tuple[float,
                 nlm_h: tuple[float, ...] = (), seed: int = 7) -> dict[str, dict]:
     """Camera noise after a phone's or webcam's processing (``models.noise.camera_isp``, the
     replayed pipeline of the training mix: one seeded camera per image at a shot gain drawn
-    log-uniformly from ``shot``, half of them JPEG'd), 8-bit noisy images: each model at its
-    own auto reading (what the product gives it), with the other reading, and told the noise's
-    true std; NLM at its best h of ``nlm_h``.  Heavy noise of this kind (shot 5e-3..2e-2: std about 15 to 40
-    levels) is where low-light phone footage lies."""
+    log-uniformly from ``shot``, every other one JPEG'd), 8-bit noisy images: each model at its
+    own auto reading (what the product gives it), at the other readings, and told the noise's
+    true std; NLM at its best h of ``nlm_h``.  Heavy noise of this kind (shot 5e-3..2e-2: std
+    about 15 to 40 levels) is where low-light phone footage lies."""
     from ..noise import camera_isp, sample_isp
 
     gen = torch.Generator().manual_seed(seed)
@@ -253,6 +251,17 @@ def print_table(title: str, rows: dict[str, dict]) -> None:
             print(f"  {name:<44} {cells}")
 
 
+def shot_range(text: str) -> tuple[float, float]:
+    """``LO,HI`` shot gains for ``--camera-noise`` (0 < LO <= HI)."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI shot gains such as 5e-3,2e-2, got {text!r}") from None
+    if not 0 < lo <= hi:
+        raise argparse.ArgumentTypeError(f"expected 0 < LO <= HI, got {text!r}")
+    return lo, hi
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m models eval", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="base", help="comma-separated registered names")
@@ -268,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=Path, default=None, help="folder of *_real/*_mean pairs (auto sigma)")
     p.add_argument("--half", choices=("all", "tune", "test"), default="all",
                    help="of --pairs: the scene-split half (tune on one, report the other)")
-    p.add_argument("--camera-noise", default=None, metavar="LO,HI",
+    p.add_argument("--camera-noise", default=None, metavar="LO,HI", type=shot_range,
                    help="also phone-like camera noise (the replayed pipeline), shot gains LO..HI, e.g. 5e-3,2e-2")
     p.add_argument("--estimator", action="store_true", help="also report the noise estimator's error")
     p.add_argument("--json", type=Path, default=None)
@@ -341,7 +350,7 @@ def _report(args: argparse.Namespace, models: dict[str, Engine], sigmas: list[fl
             for s, r in rows.items():
                 print(f"  sigma {s:>3}: bias {r['bias']:+.2f}  mean abs {r['mae']:.2f}")
     if args.camera_noise:
-        lo, hi = (float(v) for v in args.camera_noise.split(","))
+        lo, hi = args.camera_noise
         report["camera"] = eval_camera(models, paths, (lo, hi), H_GRID if "nlm" in baselines else ())
         levels = report["camera"]["levels"]
         print_table(f"camera noise, shot {lo:g}..{hi:g} ({len(paths)} images; mean std {levels['true']:.1f}, "

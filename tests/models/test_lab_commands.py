@@ -184,3 +184,14 @@ def test_user_errors_are_one_line_and_exit_2(argv: list[str], tmp_path: Path,
     assert models_main([*argv, "--out", str(tmp_path / "o")] if argv[0].startswith("train") else argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:")
+
+
+@pytest.mark.parametrize("value", ["abc", "5e-3", "2e-2,5e-3"])
+def test_a_bad_camera_noise_range_is_refused_without_a_traceback(value: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:  # argparse: usage and one error line
+        models_main(["eval", "--model", "fast", "--sigma", "", "--camera-noise", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("python -m models eval: error: argument --camera-noise: expected ")
+    assert not any("Traceback" in line for line in err)

@@ -67,10 +67,9 @@ def test_a_ctrl_c_during_the_join_still_waits_for_the_motion_reading(monkeypatch
 
     import numpy as np
 
+    from models.still_camera import StillCameraFilter
     from stream.frame import Frame
     from stream.temporal import SmoothingStage
-
-    from models.still_camera import StillCameraFilter
 
     follow = StillCameraFilter.follow
 

@@ -211,7 +211,7 @@ def test_a_hopeless_tier_steps_down_at_once_and_skips_to_what_fits():
 def test_hopeless_skips_past_a_tier_predicted_too_slow():
     p = TierPolicy(["fast", "tiny", "nano"], "fast", 1 / 30,
                    costs={"fast": 3890.0, "tiny": 1620.0, "nano": 1040.0})
-    t, want, _ = feed(p, 0.090, 1.0, fps=30)  # tiny predicted 37 ms > 33: nano (24 ms)
+    _, want, _ = feed(p, 0.090, 1.0, fps=30)  # tiny predicted 37 ms > 33: nano (24 ms)
     assert want == "nano"
     q = TierPolicy(["fast", "tiny", "nano"], "fast", 1 / 30,
                    costs={"fast": 3890.0, "tiny": 1620.0, "nano": 1040.0})
