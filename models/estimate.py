@@ -93,13 +93,9 @@ def _half(img: np.ndarray) -> np.ndarray:
     return half.reshape(h // 2, w // 2, c)
 
 
-def estimate_sigma(image: np.ndarray, patch: int = PATCH) -> float:
-    """Noise level of an (H, W, 3) or (H, W) image for the denoisers, in 0..255 units: the
-    standard deviation of white noise; for correlated camera noise, raised (see above).
-
-    Accepts uint8 (0..255) or float arrays in 0..255.  Large frames are sampled with a
-    stride so the cost stays a few tens of milliseconds.
-    """
+def _two_scales(image: np.ndarray, patch: int = PATCH) -> tuple[float, float | None]:
+    """The full-resolution reading and twice the half-resolution one (None where too little
+    picture is left at half size)."""
     img = np.asarray(image, dtype=np.float32)
     if img.ndim == 2:
         img = img[..., None]
@@ -108,12 +104,36 @@ def estimate_sigma(image: np.ndarray, patch: int = PATCH) -> float:
     full = _weak_texture_sigma(img, KEEP_FULL, patch)
     half = _half(img)
     if min(half.shape[:2]) < 4 * patch:  # too little picture left to read at half size
+        return full, None
+    return full, 2.0 * _weak_texture_sigma(half, KEEP_HALF, patch)
+
+
+def estimate_sigma(image: np.ndarray, patch: int = PATCH) -> float:
+    """Noise level of an (H, W, 3) or (H, W) image for the denoisers, in 0..255 units: the
+    standard deviation of white noise; for correlated camera noise, raised (see above).
+
+    Accepts uint8 (0..255) or float arrays in 0..255.  Large frames are sampled with a
+    stride so the cost stays a few tens of milliseconds.
+    """
+    full, coarse = _two_scales(image, patch)
+    if coarse is None:
         return full
-    coarse = 2.0 * _weak_texture_sigma(half, KEEP_HALF, patch)
     # about 1 for white noise (texture lifts it a little), 3..10 for real camera noise
     ratio = coarse / max(full, 0.25)
     t = min(max((ratio - CORRELATED[0]) / (CORRELATED[1] - CORRELATED[0]), 0.0), 1.0)
     return (1.0 - t) * full + t * (1.0 + BOOST) * coarse
+
+
+def coarseness(image: np.ndarray) -> float:
+    """How coarse the frame's noise is: twice the half-resolution reading over the
+    full-resolution one (about 1 for white noise, 2 to 4 for the training mix's camera noise
+    and for clean photos, 3 to 14 for the PolyU DSLR pairs; see ``engines.phase_split``).
+    1.0 for a frame too small to read at half size, or too small to read at all."""
+    try:
+        full, coarse = _two_scales(image)
+    except ValueError:
+        return 1.0
+    return 1.0 if coarse is None else coarse / max(full, 0.25)
 
 
 def estimator_for(model: str | None) -> Callable[[np.ndarray], float]:

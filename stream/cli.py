@@ -152,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--temporal", default="auto", metavar="MODE",
                    help="off|auto|light|strong (default auto: the model's recurrent twin when "
                         "one is released, else light motion-adaptive smoothing)")
+    g.add_argument("--coarse-noise", default="auto", choices=("auto", "off", "split", "blend"),
+                   help="coarse camera noise: blend the frame's denoising with that of its "
+                        "2x2 phase sub-images (twice the network's time), split (the sub-images "
+                        "only), off, or auto (the default: blend where the noise reads coarse)")
     e = p.add_argument_group("encoding")
     e.add_argument("--codec", default=None,
                    help="video codec: h264 (default), hevc, ffv1 (lossless), vp9, mpeg4...")
@@ -267,6 +271,8 @@ def run(options: RunOptions) -> int:
         state = "interrupted after" if result.interrupted else "denoised"
         smoothing = session.denoise.temporal
         temporal_note = f", temporal {smoothing}" if smoothing != "off" else ""
+        if processor.coarse_frames:
+            temporal_note += f", coarse noise ({processor.coarse_frames} frames split)"
         print(f"{state} {result.frames} frames in {result.seconds:.1f} s "
               f"({result.fps:.1f} fps), model {engine.model}, backend {engine.name}, "
               f"sigma {sigma}{temporal_note} -> {', '.join(options.outputs)}", file=sys.stderr)

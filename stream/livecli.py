@@ -194,6 +194,9 @@ def run_live(options: RunOptions) -> int:
         lat = stats.summary()["latency_ms"]["p50"]
         state = "interrupted after" if result.interrupted else "done:"
         temporal_note = f", temporal {smoothing}" if smoothing != "off" else ""
+        split = getattr(session.processor, "coarse_frames", 0)  # the last tier's
+        if split:
+            temporal_note += f", coarse noise ({split} frames split)"
         print(f"{state} {result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps), "
               f"{result.dropped} dropped, latency median {lat:.0f} ms, model {engine.model}, "
               f"backend {engine.name}{temporal_note} -> {', '.join(outputs)}", file=sys.stderr)

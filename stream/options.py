@@ -24,6 +24,7 @@ class DenoiseOptions:
     precision: str = "auto"
     threads: int | None = None
     temporal: str = "auto"  # off|auto|light|strong
+    coarse: str = "auto"  # auto|off|split|blend: engines.phase_split
     profile: str | None = None  # a camera profile (python -m stream calibrate): weights, noise map
     weights: str | None = None  # set by the session from the profile: the tuned weights
 
@@ -96,6 +97,7 @@ class RunOptions:
                                    backend=ns.backend, device=ns.device,
                                    precision=ns.precision, threads=ns.threads,
                                    temporal=ns.temporal,
+                                   coarse=getattr(ns, "coarse_noise", "auto"),
                                    profile=getattr(ns, "profile", None)),
             reading=InputOptions(timeout=ns.timeout, start=ns.start, duration=ns.duration,
                                  video_stream=ns.video_stream, no_audio=ns.no_audio,

@@ -168,7 +168,7 @@ class PreviewWindow:
         return Hud(
             fps=self.stats.fps.rate, latency_ms=self.stats.last_latency * 1000,
             dropped=self.stats.dropped, model=self.model, backend=self.backend,
-            sigma=frame.sigma, strength=self.controls.strength,
+            sigma=frame.sigma, coarse=frame.coarse, strength=self.controls.strength,
             temporal=self.controls.temporal, paused=self.controls.paused,
             tier=self.tier() if self.tier is not None else "",
         )

@@ -55,6 +55,12 @@ def load_temporal(mode: str, device: str = "cpu") -> Callable[[], TemporalStage]
     return lambda: temporal.create_stage(mode, device)
 
 
+def _coarseness(image: np.ndarray) -> float:
+    from models.estimate import coarseness
+
+    return coarseness(image)
+
+
 class AutoSigma:
     """Noise level from the frames themselves: re-estimated every ``every`` frames, smoothed."""
 
@@ -91,8 +97,17 @@ class Processor:
     def __init__(self, engine: Any, *, sigma: float | None = None, strength: float = 1.0,
                  temporal: Callable[[], TemporalStage] | None = None,
                  estimator: Callable[[np.ndarray], float] | None = None,
-                 estimate_every: int = 15) -> None:
+                 estimate_every: int = 15, coarse: str = "auto") -> None:
+        from engines import phase_split
+
+        if coarse not in phase_split.MODES:
+            raise UserError(f"--coarse-noise: expected one of {', '.join(phase_split.MODES)}, got {coarse!r}")
         self.engine = engine
+        # ``auto`` blends with the phase split where the noise reads coarse (engines.phase_split),
+        # read at the estimate's pace; never for a recurrent model (its previous output is not split)
+        self.coarse = coarse
+        self.coarse_reading = AutoSigma(_coarseness, every=estimate_every) if coarse == "auto" else None
+        self.coarse_frames = 0  # frames run with the phase split
         self.sigma = sigma
         self.strength = strength
         self.temporal_factory = temporal
@@ -113,6 +128,8 @@ class Processor:
         self._prev = None
         if self.auto is not None:
             self.auto.reset()
+        if self.coarse_reading is not None:
+            self.coarse_reading.reset()
         self._temporal = self.temporal_factory() if self.temporal_factory else None
 
     def noise_level(self, image: np.ndarray) -> float:
@@ -166,10 +183,17 @@ class Processor:
         try:
             if prepare is not None:  # the smoothing reads the motion while the engine runs
                 prepare(frame, sigma)
-            out = self.engine.infer(image[None], level, prev)[0]
+            mode = "off" if getattr(self.engine, "temporal", False) else self.coarse_mode(frame.image)
+            if mode == "off":
+                out = self.engine.infer(image[None], level, prev)[0]
+            else:
+                from engines import phase_split
+
+                out = phase_split.run(self.engine.infer, image[None], level, mode, self._split_level())[0]
+                self.coarse_frames += 1
             if getattr(self.engine, "temporal", False):
                 self._prev = out
-            result = dataclasses.replace(frame, image=out, sigma=sigma, original=frame.image)
+            result = dataclasses.replace(frame, image=out, sigma=sigma, original=frame.image, coarse=mode)
             if self._temporal is not None:
                 result = self._temporal(result)
         except BaseException:  # the engine failed, or a Ctrl-C: no motion reading outlives it
@@ -179,6 +203,32 @@ class Processor:
         self.sigma_sum += sigma
         self.count += 1
         return result
+
+    def coarse_mode(self, image: np.ndarray) -> str:
+        """How the engine runs this frame: ``off``, ``split`` or ``blend`` (``--coarse-noise``;
+        ``auto``: ``blend`` while the frame's noise reads coarse)."""
+        if self.coarse != "auto":
+            return self.coarse
+        if getattr(self.engine, "temporal", False):
+            return "off"
+        from engines.phase_split import COARSE
+
+        assert self.coarse_reading is not None
+        return "blend" if self.coarse_reading(image) >= COARSE else "off"
+
+    def _split_level(self) -> float:
+        if not hasattr(self, "_split_factor"):
+            from engines.phase_split import level_factor
+            from models.estimate import estimator_for
+
+            model = getattr(self.engine, "model", None)
+            method = estimator_for(model).keywords["method"] if model else "auto"
+            if method == "auto":
+                from models import estimate_net
+
+                method = "net" if estimate_net.available() else "pca"
+            self._split_factor = level_factor(method)
+        return self._split_factor
 
     @property
     def mean_sigma(self) -> float:

@@ -90,7 +90,7 @@ def make_processor(denoise: DenoiseOptions, engine: Any) -> Processor:
         estimator = nlf_level(load_profile(denoise.profile, denoise.model))
     return Processor(engine, sigma=denoise.sigma, strength=denoise.strength,
                      temporal=load_temporal(denoise.temporal, smoothing_device(engine)),
-                     estimator=estimator)
+                     estimator=estimator, coarse=denoise.coarse)
 
 
 def discard_sink(sink: Any) -> None:

@@ -46,6 +46,7 @@ class Hud:
     model: str = "?"
     backend: str = "?"
     sigma: float | None = None
+    coarse: str = "off"  # the phase split's mode on coarse camera noise (engines.phase_split)
     strength: float = 1.0
     temporal: bool = False
     paused: bool = False
@@ -160,7 +161,8 @@ def hud_lines(hud: Hud, view: str) -> list[str]:
     sigma = "-" if hud.sigma is None else f"{hud.sigma:.1f}"
     lines = [
         f"{hud.fps:4.1f} fps   latency {lat}   dropped {hud.dropped}",
-        f"{hud.model} on {hud.backend}   sigma {sigma}",
+        f"{hud.model} on {hud.backend}   sigma {sigma}"
+        + (f"   coarse noise: {hud.coarse}" if hud.coarse != "off" else ""),
         *([hud.tier] if hud.tier else []),
         (f"strength {hud.strength:.1f}   temporal {'on' if hud.temporal else 'off'}   "
          f"view {VIEW_LABELS[view].format(gain=NOISE_GAIN)}"),

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engines import BACKENDS, Engine, EngineError, open_engine
+from engines import BACKENDS, Engine, EngineError, open_engine, phase_split
 
 from .. import estimate_net
 from ..data import DEFAULT_DATA, folder_paths, pair_paths, read_rgb, split_paths
-from ..estimate import combine, estimate, estimate_sigma, estimator_for
+from ..estimate import coarseness, combine, estimate, estimate_sigma, estimator_for
 from ..metrics import psnr, ssim
 from ..registry import get_spec
 
@@ -51,6 +51,21 @@ def denoise(net: Engine | torch.nn.Module, noisy: np.ndarray, sigma: float | np.
     with torch.inference_mode():
         y = net(x, smap.expand(1, 1, *x.shape[-2:]))
     return (y[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+
+
+def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, str]:
+    """``denoise`` as ``python -m stream`` runs it with ``--coarse-noise auto``: blended with
+    the 2 x 2 phase split where the frame's noise reads coarse (``engines.phase_split``).
+    Returns the output and the mode used."""
+    mode = "blend" if coarseness(noisy) >= phase_split.COARSE else "off"
+    if mode == "off":
+        return denoise(net, noisy, sigma), mode
+
+    def infer(frames: np.ndarray, level: np.ndarray) -> np.ndarray:
+        return np.stack([denoise(net, f, lv) for f, lv in zip(frames, level)])
+
+    factor = phase_split.level_factor(method_of(name))
+    return phase_split.run(infer, noisy[None], np.array([sigma], np.float32), mode, factor)[0], mode
 
 
 def add_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
@@ -153,8 +168,10 @@ def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half:
             own = method_of(name)
             for method, level in readings.items():
                 out = denoise(model, noisy, level)
-                key = f"{name} auto" if method == own else f"{name} auto ({method})"
+                key = f"{name} auto, no split" if method == own else f"{name} auto ({method})"
                 row[key] = (psnr(out, clean, 255.0), ssim(out, clean))
+            out, row["coarse"] = denoise_coarse(model, name, noisy, readings[own])
+            row[f"{name} auto"] = (psnr(out, clean, 255.0), ssim(out, clean))
             for sg in SIGMA_GRID:
                 row[f"{name} sigma {sg:g}"] = (psnr(denoise(model, noisy, sg), clean, 255.0),)
         if "nlm" in baselines:
@@ -172,6 +189,8 @@ def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half:
     table: dict[str, dict] = {"noisy": {"psnr": mean("noisy"), "ssim": mean("noisy", 1)}}
     for name in models:
         table[f"{name} (auto sigma: {method_of(name)})"] = {"psnr": mean(f"{name} auto"), "ssim": mean(f"{name} auto", 1)}
+        table[f"{name} (auto sigma, --coarse-noise off)"] = {"psnr": mean(f"{name} auto, no split"),
+                                                            "ssim": mean(f"{name} auto, no split", 1)}
         for other in sorted(set(rows[0]["readings"]) - {method_of(name)}):
             if f"{name} auto ({other})" in rows[0]:
                 table[f"{name} (auto sigma, {other} reading instead)"] = {"psnr": mean(f"{name} auto ({other})")}
@@ -187,6 +206,7 @@ def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half:
                                       "ssim": mean("CBM3D (estimated sigma)", 1, of=cb)}
         for name in models:
             table[f"{name} (auto sigma), first {n}"] = {"psnr": mean(f"{name} auto", of=cb)}
+    table["coarse noise (blended with the phase split)"] = {"pairs": float(sum(r["coarse"] == "blend" for r in rows))}
     for method in rows[0]["readings"]:
         table[f"estimated sigma, {method}"] = {"mean": float(np.mean([r["readings"][method] for r in rows]))}
     return table | {"n": len(rows), "half": half, "per_pair": rows}
@@ -221,6 +241,9 @@ def eval_camera(models: dict[str, Engine], paths: list[Path], shot: tuple[float,
                 key = (f"{name} (auto: {method})" if method == own else
                        f"{name} (told the true std)" if method == "true" else f"{name} ({method} reading instead)")
                 _score(res, key, clean, denoise(model, noisy, level))
+            out, mode = denoise_coarse(model, name, noisy, readings[own])
+            _score(res, f"{name} (auto: {own}, --coarse-noise auto)", clean, out)
+            levels.setdefault(f"{name} split", []).append(float(mode != "off"))
         for h in nlm_h:
             _score(res, f"nlm h {h:g}", clean, nlm(noisy, h))
     table = {k: {m: float(np.mean(v)) for m, v in d.items()} for k, d in res.items()}

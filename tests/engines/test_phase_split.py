@@ -1,0 +1,146 @@
+"""Coarse noise: the 2 x 2 phase split (engines.phase_split), its reading
+(models.estimate.coarseness) and the processor's ``--coarse-noise`` modes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from engines import phase_split
+from models.estimate import coarseness
+from models.metrics import psnr
+from stream.frame import Frame
+from stream.processor import Processor
+
+ROOT = Path(__file__).resolve().parents[1] / "data"
+
+
+def _photo() -> np.ndarray:
+    return cv2.imread(str(ROOT / "astronaut_crop.png"))[..., ::-1].copy()
+
+
+def _camera_like(clean: np.ndarray, seed: int = 1) -> np.ndarray:
+    """Grain of 5 levels blurred over a pixel, then JPEG at quality 50, as a camera's
+    processing leaves it: little noise left at the finest scale, much at the next."""
+    rng = np.random.default_rng(seed)
+    n = cv2.GaussianBlur(rng.normal(0, 1, clean.shape).astype(np.float32), (0, 0), 0.8)
+    noisy = np.clip(clean + n * (5 / n.std()), 0, 255).round().astype(np.uint8)
+    _, buf = cv2.imencode(".jpg", np.ascontiguousarray(noisy[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 50])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+
+
+class Recorder:
+    """An engine stand-in that returns its input and records the shapes and levels it got."""
+
+    model = "fast"
+    temporal = False
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[int, ...], np.ndarray]] = []
+
+    def infer(self, frames: np.ndarray, sigma: np.ndarray, prev: object = None) -> np.ndarray:
+        self.calls.append((frames.shape, np.asarray(sigma).copy()))
+        return np.clip(np.asarray(frames), 0, 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("size", [(31, 45), (32, 48), (1, 1), (2, 3)])
+def test_split_of_an_identity_gives_the_frame_back_at_any_size(size: tuple[int, int]) -> None:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (2, *size, 3), dtype=np.uint8)
+    rec = Recorder()
+    out = phase_split.run_split(rec.infer, frames, np.array([5.0, 7.0], np.float32), factor=1.4)
+    assert out.dtype == np.uint8 and out.shape == frames.shape
+    assert np.array_equal(out, frames)
+    assert len(rec.calls) == 4
+    h, w = (size[0] + 1) // 2, (size[1] + 1) // 2
+    assert all(shape == (2, h, w, 3) for shape, _ in rec.calls)
+    assert np.allclose(rec.calls[0][1], [7.0, 9.8])  # told factor x the level
+
+
+def test_split_takes_a_per_pixel_level_map_phase_by_phase() -> None:
+    frames = np.zeros((1, 4, 6, 3), np.uint8)
+    level = np.arange(24, dtype=np.float32).reshape(1, 4, 6)
+    rec = Recorder()
+    phase_split.run_split(rec.infer, frames, level)
+    maps = [s for _, s in rec.calls]
+    assert [m.shape for m in maps] == [(1, 2, 3)] * 4
+    assert np.array_equal(maps[0], level[:, 0::2, 0::2])
+    assert np.array_equal(maps[3], level[:, 1::2, 1::2])
+
+
+def test_blend_is_the_rounded_mean() -> None:
+    a = np.array([0, 1, 254, 255, 10], np.uint8)
+    b = np.array([1, 1, 255, 255, 13], np.uint8)
+    assert phase_split.blend(a, b).tolist() == [1, 1, 255, 255, 12]
+    with pytest.raises(ValueError):
+        phase_split.run(Recorder().infer, np.zeros((1, 4, 4, 3), np.uint8), np.zeros(1), "twice")
+
+
+def test_coarseness_tells_processed_camera_grain_from_white_noise_and_a_clean_photo() -> None:
+    clean = _photo().astype(np.float32)
+    rng = np.random.default_rng(1)
+    white = np.clip(clean + rng.normal(0, 5, clean.shape), 0, 255).round().astype(np.uint8)
+    coarse = _camera_like(clean)
+    assert coarseness(white) < 2.0
+    assert coarseness(clean.astype(np.uint8)) < phase_split.COARSE
+    assert coarseness(coarse) > phase_split.COARSE
+    assert coarseness(np.zeros((5, 5, 3), np.uint8)) == 1.0  # too small to read: not coarse
+
+
+def _run(processor: Processor, image: np.ndarray) -> np.ndarray:
+    return processor(Frame(image=image, index=0, pts=None, sequence=0)).image
+
+
+def test_processor_auto_splits_coarse_noise_only_and_off_never() -> None:
+    clean = _photo().astype(np.float32)
+    rng = np.random.default_rng(2)
+    white = np.clip(clean + rng.normal(0, 5, clean.shape), 0, 255).round().astype(np.uint8)
+    coarse = _camera_like(clean)
+    rec = Recorder()
+    auto = Processor(rec, sigma=5.0, coarse="auto")
+    _run(auto, white)
+    assert auto.coarse_frames == 0 and len(rec.calls) == 1
+    auto = Processor(rec, sigma=5.0, coarse="auto")  # a new input: read afresh
+    _run(auto, coarse)
+    assert auto.coarse_frames == 1 and len(rec.calls) == 1 + 5  # the frame and its 4 phases
+    assert np.allclose(rec.calls[-2][1], 5.0 * phase_split.level_factor("net"))  # a phase
+    assert np.allclose(rec.calls[-1][1], 5.0)  # the frame as it is
+    off = Processor(rec, sigma=5.0, coarse="off")
+    _run(off, coarse)
+    assert off.coarse_frames == 0 and len(rec.calls) == 7
+    split = Processor(rec, sigma=5.0, coarse="split")
+    _run(split, white)
+    assert split.coarse_frames == 1 and len(rec.calls) == 11
+
+
+def test_processor_refuses_an_unknown_mode() -> None:
+    from models.errors import UserError
+
+    with pytest.raises(UserError, match="--coarse-noise"):
+        Processor(Recorder(), sigma=5.0, coarse="always")
+
+
+@pytest.mark.data
+def test_real_pairs_through_the_product_gain_from_the_split(data_dir: Path, tmp_path: Path) -> None:
+    """The first 6 PolyU test-half pairs (real DSLR noise) as one folder through
+    ``python -m stream``: the default (``--coarse-noise auto``) beats ``off`` on average."""
+    from models.data import pair_paths, read_rgb
+    from stream.cli import main
+
+    folder = data_dir / "realnoise" / "polyu"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is missing")
+    pairs = pair_paths(folder, "test")[:6]
+    noisy = tmp_path / "noisy"
+    noisy.mkdir()
+    for n, _ in pairs:
+        cv2.imwrite(str(noisy / f"{n.stem}.png"), read_rgb(n)[..., ::-1])
+    scores = {}
+    for mode in ("auto", "off"):
+        out = tmp_path / mode
+        assert main([str(noisy), str(out), "--model", "fast", "--backend", "torch", "--device", "cpu",
+                     "--temporal", "off", "--coarse-noise", mode, "--quiet"]) == 0
+        scores[mode] = np.mean([psnr(read_rgb(out / f"{n.stem}.png"), read_rgb(c), 255.0) for n, c in pairs])
+    assert scores["auto"] > scores["off"] + 0.15, scores
