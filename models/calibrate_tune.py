@@ -48,6 +48,11 @@ class TuneConfig:
     level_jitter: float = 1.0
     replay_floor: float | None = None
     seed: int = 0
+    # the camera's noise reads coarse (``engines.phase_split``): the product will blend its
+    # frames with the 2 x 2 phase split, so the camera crops are tuned through that blend
+    # (the sub-images told ``split_level`` times the level)
+    coarse: bool = False
+    split_level: float = 1.0
 
 
 @dataclass
@@ -195,7 +200,10 @@ def finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.T
             xt, yt, mt = transplant_crops(items, replay, nlf, cfg.transplant, cfg.patch, cfg.nlf_share, gen,
                                           cfg.level_jitter)
             x, y, m = torch.cat([x, xt]), torch.cat([y, yt]), torch.cat([m, mt])
-        loss = F.l1_loss(student(x, m), y)
+        out = student(x, m)
+        if cfg.coarse:
+            out = 0.5 * (out + split_forward(student, x, m * cfg.split_level))
+        loss = F.l1_loss(out, y)
         if cfg.replay:
             clean = clean_crops(replay, cfg.replay, cfg.patch, gen)
             noisy, smap = (noisy_batch(clean, mix, gen) if cfg.replay_floor is None
@@ -222,12 +230,35 @@ def finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.T
     return student.eval(), {"steps": loop.step, "minutes": loop.run_minutes, "loss": loss_avg}
 
 
-def run_model(model: torch.nn.Module, noisy: torch.Tensor, smap: torch.Tensor | float) -> torch.Tensor:
-    """(3, H, W) in 0..1 -> the 8-bit output in 0..1."""
+def split_forward(model: torch.nn.Module, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``model`` on the four 2 x 2 phase sub-images of (B, 3, H, W) ``x`` (H, W even) with
+    their part of the (B, 1, H, W) map, put back together: ``engines.phase_split.run_split``
+    in torch, differentiable."""
+    b, _, h, w = x.shape
+
+    def phases(t: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (4B, C, H/2, W/2)
+        c = t.shape[1]
+        return F.pixel_unshuffle(t, 2).view(b, c, 4, h // 2, w // 2).transpose(1, 2).reshape(4 * b, c, h // 2, w // 2)
+
+    y = model(phases(x), phases(m)).view(4, b, 3, h // 2, w // 2).permute(1, 2, 0, 3, 4)
+    return F.pixel_shuffle(y.reshape(b, 12, h // 2, w // 2), 2)
+
+
+def run_model(model: torch.nn.Module, noisy: torch.Tensor, smap: torch.Tensor | float,
+              split_level: float | None = None) -> torch.Tensor:
+    """(3, H, W) in 0..1 -> the 8-bit output in 0..1; with ``split_level``, blended with the
+    phase split as ``--coarse-noise blend`` does (the sub-images told that times the level)."""
     x = noisy[None]
     m = smap[None] if isinstance(smap, torch.Tensor) else torch.full_like(x[:, :1], smap)
     with torch.inference_mode():
-        return model(x, m)[0].clamp(0, 1).mul(255).round().div(255)
+        out = model(x, m).clamp(0, 1).mul(255).round()
+        if split_level is not None:
+            h, w = x.shape[-2:]
+            pad = (0, w % 2, 0, h % 2)
+            xs, ms = F.pad(x, pad, mode="replicate"), F.pad(m, pad, mode="replicate")
+            split = split_forward(model, xs, ms * split_level)[..., :h, :w].clamp(0, 1).mul(255).round()
+            out = torch.floor((out + split + 1) / 2)  # the rounded mean, as engines.phase_split.blend
+        return out[0].div(255)
 
 
 def _masked_psnr(a: torch.Tensor, b: torch.Tensor, mask: np.ndarray | None) -> float:
@@ -237,17 +268,20 @@ def _masked_psnr(a: torch.Tensor, b: torch.Tensor, mask: np.ndarray | None) -> f
     return psnr(a[:, sel], b[:, sel])
 
 
-def gains(base: torch.nn.Module, tuned: torch.nn.Module, items: list[Prepared], limit: int = 8) -> dict[str, float]:
+def gains(base: torch.nn.Module, tuned: torch.nn.Module, items: list[Prepared], limit: int = 8,
+          split_level: float | None = None) -> dict[str, float]:
     """Mean PSNR on (up to ``limit`` of) the calibration's own images, which the tune has seen:
     noisy, the original model on the blind estimate, the tuned one on the estimate and on the
-    NLF map; held-out numbers come from ``models.lab.calibrate_eval``."""
+    NLF map (all blended with the phase split when ``split_level`` is given, as the product
+    runs coarse noise); held-out numbers come from ``models.lab.calibrate_eval``."""
     rows: dict[str, list[float]] = {"noisy": [], "base": [], "tuned_estimate": [], "tuned_nlf": []}
     step = max(1, len(items) // limit)
     for it in items[::step][:limit]:
         rows["noisy"].append(_masked_psnr(it.noisy, it.reference, it.mask))
-        rows["base"].append(_masked_psnr(run_model(base, it.noisy, it.estimate), it.reference, it.mask))
-        rows["tuned_estimate"].append(_masked_psnr(run_model(tuned, it.noisy, it.estimate), it.reference, it.mask))
-        rows["tuned_nlf"].append(_masked_psnr(run_model(tuned, it.noisy, it.nlf), it.reference, it.mask))
+        sl = split_level
+        rows["base"].append(_masked_psnr(run_model(base, it.noisy, it.estimate, sl), it.reference, it.mask))
+        rows["tuned_estimate"].append(_masked_psnr(run_model(tuned, it.noisy, it.estimate, sl), it.reference, it.mask))
+        rows["tuned_nlf"].append(_masked_psnr(run_model(tuned, it.noisy, it.nlf, sl), it.reference, it.mask))
     return {f"seen_{k}": round(float(np.mean(v)), 3) for k, v in rows.items()}
 
 

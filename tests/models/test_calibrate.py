@@ -153,3 +153,49 @@ def test_failed_save_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (tmp_path / "cam" / "profile.json").read_text() == before
     with pytest.raises(CalibrationError, match="no profile 'other'"):
         load_profile("other", root=tmp_path)
+
+
+def test_split_forward_is_the_engines_phase_split_and_trains() -> None:
+    """The calibration tunes coarse-noise cameras through the blend the product runs: its
+    torch split equals ``engines.phase_split`` on the same net, and gradients reach the net."""
+    from engines import phase_split
+    from models.calibrate_tune import run_model, split_forward
+
+    torch.manual_seed(0)
+    net = create_model("fast", pretrained=False).eval()
+    x = torch.rand(1, 3, 30, 42)
+    blended = run_model(net, x[0], 0.05, split_level=1.4).permute(1, 2, 0).numpy() * 255
+
+    def infer(frames: np.ndarray, level: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(frames).permute(0, 3, 1, 2) / 255
+        with torch.no_grad():
+            y = net(t, torch.full_like(t[:, :1], float(level[0]) / 255))
+        return (y.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().byte().numpy()
+
+    ref = phase_split.run(infer, x.permute(0, 2, 3, 1).numpy() * 255, np.array([0.05 * 255], np.float32),
+                          "blend", 1.4)[0]
+    assert np.abs(blended - ref).max() < 1e-3
+    net.train()
+    out = split_forward(net, x, torch.full((1, 1, 30, 42), 0.05))
+    assert out.shape == x.shape
+    out.mean().backward()
+    assert net.head.weight.grad is not None and net.head.weight.grad.abs().sum() > 0
+
+
+def test_coarse_noise_reading_of_a_cameras_samples() -> None:
+    import cv2
+
+    from models.calibrate import Sample
+    from stream.calibrate import coarse_noise
+
+    clean = read_rgb(Path(__file__).resolve().parents[1] / "data" / "astronaut_crop.png")
+    rng = np.random.default_rng(1)
+    white = np.clip(clean + rng.normal(0, 5, clean.shape), 0, 255).round().astype(np.uint8)
+    grain = cv2.GaussianBlur(rng.normal(0, 1, clean.shape).astype(np.float32), (0, 0), 0.8)
+    noisy = np.clip(clean + grain * (5 / grain.std()), 0, 255).round().astype(np.uint8)
+    _, buf = cv2.imencode(".jpg", np.ascontiguousarray(noisy[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 50])
+    jpeg = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+    value, factor = coarse_noise([Sample(white, clean)], "fast")
+    assert value is None and factor == pytest.approx(1.4)
+    value, _ = coarse_noise([Sample(jpeg, clean)], "fast")
+    assert value is not None and value >= 5.0
