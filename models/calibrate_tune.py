@@ -240,7 +240,7 @@ def split_forward(model: torch.nn.Module, x: torch.Tensor, m: torch.Tensor) -> t
         c = t.shape[1]
         return F.pixel_unshuffle(t, 2).view(b, c, 4, h // 2, w // 2).transpose(1, 2).reshape(4 * b, c, h // 2, w // 2)
 
-    y = model(phases(x), phases(m)).view(4, b, 3, h // 2, w // 2).permute(1, 2, 0, 3, 4)
+    y = model(phases(x), phases(m)).view(b, 4, 3, h // 2, w // 2).transpose(1, 2)
     return F.pixel_shuffle(y.reshape(b, 12, h // 2, w // 2), 2)
 
 

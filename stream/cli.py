@@ -152,10 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--temporal", default="auto", metavar="MODE",
                    help="off|auto|light|strong (default auto: the model's recurrent twin when "
                         "one is released, else light motion-adaptive smoothing)")
-    g.add_argument("--coarse-noise", default="auto", choices=("auto", "off", "split", "blend"),
+    g.add_argument("--coarse-noise", default="auto", choices=("auto", "off", "blend"),
                    help="coarse camera noise: blend the frame's denoising with that of its "
-                        "2x2 phase sub-images (twice the network's time), split (the sub-images "
-                        "only), off, or auto (the default: blend where the noise reads coarse)")
+                        "2x2 phase sub-images (twice the network's time), off, or auto (the "
+                        "default: blend where the noise reads coarse)")
     e = p.add_argument_group("encoding")
     e.add_argument("--codec", default=None,
                    help="video codec: h264 (default), hevc, ffv1 (lossless), vp9, mpeg4...")

@@ -205,8 +205,8 @@ class Processor:
         return result
 
     def coarse_mode(self, image: np.ndarray) -> str:
-        """How the engine runs this frame: ``off``, ``split`` or ``blend`` (``--coarse-noise``;
-        ``auto``: ``blend`` while the frame's noise reads coarse)."""
+        """How the engine runs this frame: ``off`` or ``blend`` (``--coarse-noise``; ``auto``:
+        ``blend`` while the frame's noise reads coarse)."""
         if self.coarse != "auto":
             return self.coarse
         if getattr(self.engine, "temporal", False):

@@ -110,16 +110,16 @@ def test_processor_auto_splits_coarse_noise_only_and_off_never() -> None:
     off = Processor(rec, sigma=5.0, coarse="off")
     _run(off, coarse)
     assert off.coarse_frames == 0 and len(rec.calls) == 7
-    split = Processor(rec, sigma=5.0, coarse="split")
-    _run(split, white)
-    assert split.coarse_frames == 1 and len(rec.calls) == 11
+    blend = Processor(rec, sigma=5.0, coarse="blend")  # asked for: also on white noise
+    _run(blend, white)
+    assert blend.coarse_frames == 1 and len(rec.calls) == 12
 
 
 def test_processor_refuses_an_unknown_mode() -> None:
     from models.errors import UserError
 
     with pytest.raises(UserError, match="--coarse-noise"):
-        Processor(Recorder(), sigma=5.0, coarse="always")
+        Processor(Recorder(), sigma=5.0, coarse="split")
 
 
 @pytest.mark.data

@@ -175,6 +175,13 @@ def test_split_forward_is_the_engines_phase_split_and_trains() -> None:
     ref = phase_split.run(infer, x.permute(0, 2, 3, 1).numpy() * 255, np.array([0.05 * 255], np.float32),
                           "blend", 1.4)[0]
     assert np.abs(blended - ref).max() < 1e-3
+    # a batch: each image's phases come back to that image (as one at a time)
+    xb = torch.rand(3, 3, 32, 48)
+    mb = torch.rand(3, 1, 32, 48) * 0.1
+    with torch.no_grad():
+        whole = split_forward(net, xb, mb)
+        alone = torch.cat([split_forward(net, xb[i:i + 1], mb[i:i + 1]) for i in range(3)])
+    assert (whole - alone).abs().max().item() < 1e-5
     net.train()
     out = split_forward(net, x, torch.full((1, 1, 30, 42), 0.05))
     assert out.shape == x.shape
