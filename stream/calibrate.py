@@ -258,10 +258,7 @@ def tune_and_save(args: argparse.Namespace, argv: list[str], preview: Any) -> in
     base = create_model(args.model)
     items = prepare(m.samples, m, estimator_for(args.model))
     replay, replay_name = replay_images(m)
-    coarse, split_level = coarse_noise(m.samples, args.model)
-    cfg = TuneConfig(steps=args.steps, coarse=coarse is not None, split_level=split_level)
-    if coarse is not None:
-        m.notes.append(f"coarse noise (reading {coarse:.1f}): tuned and measured through the phase-split blend")
+    cfg = TuneConfig(steps=args.steps)
     bar = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
@@ -284,8 +281,7 @@ def tune_and_save(args: argparse.Namespace, argv: list[str], preview: Any) -> in
             bar.close()
     if preview is not None:
         preview.update(force=True, phase="gains", done=info["steps"])
-    measured = {**gains(base, tuned, items, split_level=split_level if cfg.coarse else None),
-                **forgetting(base, tuned)}
+    measured = {**gains(base, tuned, items), **forgetting(base, tuned)}
     noise_map = "nlf" if measured["seen_tuned_nlf"] > measured["seen_tuned_estimate"] else "estimate"
     base_hash = file_hash(weights_path(args.model))
     profile = Profile(
@@ -313,24 +309,6 @@ def tune_and_save(args: argparse.Namespace, argv: list[str], preview: Any) -> in
         seen = f"seen {measured['seen_base']:.2f} -> {measured['seen_tuned_' + noise_map]:.2f} dB"
         preview.finish(f"saved ({seen}); q closes")
     return 0
-
-
-def coarse_noise(samples: list[Any], model: str) -> tuple[float | None, float]:
-    """The camera's noise reading (``models.estimate.coarseness``, median over up to 16 of
-    its noisy images) where it reads coarse, so that the product will blend its frames with
-    the phase split (``engines.phase_split``), else None; and the level factor the split gets
-    for this model's noise reading."""
-    from engines.phase_split import COARSE, level_factor
-    from models import estimate_net
-    from models.estimate import coarseness, estimator_for
-
-    method = estimator_for(model).keywords["method"]
-    if method == "auto":
-        method = "net" if estimate_net.available() else "pca"
-    step = max(1, len(samples) // 16)
-    reads = [coarseness(s.noisy) for s in samples[::step][:16]]
-    value = float(np.median(reads)) if reads else 1.0
-    return (value if value >= COARSE else None), level_factor(method)
 
 
 def profiles_main(argv: list[str]) -> int:

@@ -187,22 +187,3 @@ def test_split_forward_is_the_engines_phase_split_and_trains() -> None:
     assert out.shape == x.shape
     out.mean().backward()
     assert net.head.weight.grad is not None and net.head.weight.grad.abs().sum() > 0
-
-
-def test_coarse_noise_reading_of_a_cameras_samples() -> None:
-    import cv2
-
-    from models.calibrate import Sample
-    from stream.calibrate import coarse_noise
-
-    clean = read_rgb(Path(__file__).resolve().parents[1] / "data" / "astronaut_crop.png")
-    rng = np.random.default_rng(1)
-    white = np.clip(clean + rng.normal(0, 5, clean.shape), 0, 255).round().astype(np.uint8)
-    grain = cv2.GaussianBlur(rng.normal(0, 1, clean.shape).astype(np.float32), (0, 0), 0.8)
-    noisy = np.clip(clean + grain * (5 / grain.std()), 0, 255).round().astype(np.uint8)
-    _, buf = cv2.imencode(".jpg", np.ascontiguousarray(noisy[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 50])
-    jpeg = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
-    value, factor = coarse_noise([Sample(white, clean)], "fast")
-    assert value is None and factor == pytest.approx(1.4)
-    value, _ = coarse_noise([Sample(jpeg, clean)], "fast")
-    assert value is not None and value >= 5.0
