@@ -572,6 +572,27 @@ def test_input_average_lowers_the_noise_it_reports():
     assert 0.85 * err < told < 1.15 * err
 
 
+def test_input_average_does_not_count_a_repeated_frame():
+    """A source that repeats each frame (15 fps delivered at 30): the level told stays what
+    the unique frames leave, so the denoiser is not told less noise than there is."""
+    from models.input_average import InputAverage
+
+    rng = np.random.default_rng(5)
+    bg = background().astype(np.float32)
+    unique = [np.clip(np.round(bg + rng.normal(0, NOISE, bg.shape)), 0, 255).astype(np.uint8) for _ in range(10)]
+    once, twice = InputAverage(), InputAverage()
+    for t, img in enumerate(unique):
+        a = once(img, NOISE, still=t > 0)
+        b = twice(img, NOISE, still=t > 0)
+        c = twice(img.copy(), NOISE, still=True)  # the same picture again, a new array
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(b[0], c[0])
+        if t:
+            np.testing.assert_allclose(a[1], c[1])
+    err = float(np.sqrt(((c[0].astype(np.float32) - bg) ** 2).mean()))
+    assert 0.8 * err < float((c[1] * NOISE).mean()) < 1.2 * err
+
+
 def test_input_average_only_on_a_still_camera():
     from models.input_average import InputAverage
 
