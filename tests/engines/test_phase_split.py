@@ -103,7 +103,8 @@ def test_processor_auto_splits_coarse_noise_only_and_off_never() -> None:
     _run(auto, white)
     assert auto.coarse_frames == 0 and len(rec.calls) == 1
     auto = Processor(rec, sigma=5.0, coarse="auto")  # a new input: read afresh
-    _run(auto, coarse)
+    done = auto(Frame(image=coarse, index=0, pts=None, sequence=0))
+    assert done.coarse == "blend"  # what the HUD shows
     assert auto.coarse_frames == 1 and len(rec.calls) == 1 + 5  # the frame and its 4 phases
     assert np.allclose(rec.calls[-2][1], 5.0 * phase_split.level_factor("net"))  # a phase
     assert np.allclose(rec.calls[-1][1], 5.0)  # the frame as it is

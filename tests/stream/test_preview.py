@@ -78,6 +78,8 @@ def test_hud_lines_show_numbers():
                  "strength 0.8", "temporal on", "noisy | denoised", "PAUSED"):
         assert part in text
     assert "latency -" in hud_lines(Hud(latency_ms=math.nan), "denoised")[0]
+    assert "coarse" not in text  # the phase split did not run
+    assert "sigma 4.0   coarse noise: blend" in "\n".join(hud_lines(Hud(sigma=4.0, coarse="blend"), "denoised"))
 
 
 def test_render_split_view_left_before_right_after():
