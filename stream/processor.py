@@ -97,7 +97,8 @@ class Processor:
     def __init__(self, engine: Any, *, sigma: float | None = None, strength: float = 1.0,
                  temporal: Callable[[], TemporalStage] | None = None,
                  estimator: Callable[[np.ndarray], float] | None = None,
-                 estimate_every: int = 15, coarse: str = "auto") -> None:
+                 estimate_every: int = 15, coarse: str = "auto",
+                 coarse_helper: Callable[[], Any] | None = None) -> None:
         from engines import phase_split
 
         if coarse not in phase_split.MODES:
@@ -108,6 +109,11 @@ class Processor:
         self.coarse = coarse
         self.coarse_reading = AutoSigma(_coarseness, every=estimate_every) if coarse == "auto" else None
         self.coarse_frames = 0  # frames run with the phase split
+        # opens the engine whose split output the blend also averages in (engines.phase_split.
+        # helper_for), at the first frame blended, so a run without coarse noise never opens it
+        # (closed by ``close``); None: a blend of two
+        self._helper_factory = coarse_helper
+        self._helper: Any = None
         self.sigma = sigma
         self.strength = strength
         self.temporal_factory = temporal
@@ -189,7 +195,8 @@ class Processor:
             else:
                 from engines import phase_split
 
-                out = phase_split.run(self.engine.infer, image[None], level, mode, self._split_level())[0]
+                out = phase_split.run(self.engine.infer, image[None], level, mode, self._split_level(),
+                                      self._helper_infer() if mode == "blend" else None)[0]
                 self.coarse_frames += 1
             if getattr(self.engine, "temporal", False):
                 self._prev = out
@@ -215,6 +222,18 @@ class Processor:
 
         assert self.coarse_reading is not None
         return "blend" if self.coarse_reading(image) >= COARSE else "off"
+
+    def _helper_infer(self) -> Callable[..., np.ndarray] | None:
+        if self._helper_factory is not None:
+            factory, self._helper_factory = self._helper_factory, None
+            self._helper = factory()
+        return None if self._helper is None else self._helper.infer
+
+    def close(self) -> None:
+        """Close the helper engine if one was opened (the main engine is the caller's)."""
+        if self._helper is not None:
+            self._helper.close()
+            self._helper = None
 
     def _split_level(self) -> float:
         if not hasattr(self, "_split_factor"):

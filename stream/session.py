@@ -90,7 +90,33 @@ def make_processor(denoise: DenoiseOptions, engine: Any) -> Processor:
         estimator = nlf_level(load_profile(denoise.profile, denoise.model))
     return Processor(engine, sigma=denoise.sigma, strength=denoise.strength,
                      temporal=load_temporal(denoise.temporal, smoothing_device(engine)),
-                     estimator=estimator, coarse=denoise.coarse)
+                     estimator=estimator, coarse=denoise.coarse,
+                     coarse_helper=coarse_helper(denoise))
+
+
+def coarse_helper(denoise: DenoiseOptions) -> Callable[[], Any] | None:
+    """Opens the engine whose phase-split output the coarse-noise blend also averages in
+    (``engines.phase_split.helper_for``) with the run's backend, device and precision (the
+    processor calls it at the first frame it blends: a fraction of a second once the export
+    is cached; with a camera profile too: the stock helper beside the profile's weights); None
+    for a recurrent model (never split), ``--coarse-noise off`` or the helper itself.  Where the helper cannot
+    be opened the blend is of two (a warning)."""
+    from engines.phase_split import helper_for
+    from models import get_spec, model_names
+
+    helper = helper_for(denoise.model)
+    if helper is None or denoise.coarse == "off" \
+            or denoise.model not in model_names(lab=True) or get_spec(denoise.model).temporal:
+        return None
+
+    def open_helper() -> Any:
+        try:
+            return open_engine(dataclasses.replace(denoise, model=helper, weights=None, profile=None))
+        except Exception as exc:  # noqa: BLE001 - the run goes on without it
+            log.warning("coarse noise: %s not available (%s); blending without it", helper, exc)
+            return None
+
+    return open_helper
 
 
 def discard_sink(sink: Any) -> None:
@@ -138,6 +164,7 @@ class Session:
                 self.controls.stop.set()
             if self.owns_engine:
                 self.engine.close()
+            getattr(self.processor, "close", lambda: None)()  # its coarse-noise helper engine
             # A reader stuck in a blocking read (stdin, a stalled network) keeps the source:
             # closing it under that thread could crash the decoder; the process exits anyway.
             if pipeline is None or not pipeline.reader_stuck:

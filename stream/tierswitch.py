@@ -85,7 +85,7 @@ class TierSwitcher:
     def _open(self, model: str) -> None:
         from .session import make_processor, open_engine, plan
 
-        engine = None
+        engine = processor = None
         try:
             planned = plan(dataclasses.replace(self.asked, model=model))
             engine = open_engine(planned)
@@ -95,11 +95,13 @@ class TierSwitcher:
         except Exception as exc:  # noqa: BLE001 - told to the policy on the frame thread
             if engine is not None:
                 engine.close()
+            getattr(processor, "close", lambda: None)()
             self._ready = ("failed", model, exc)
             return
         with self._lock:
             if self._closed:  # the run ended while it opened
                 engine.close()
+                getattr(processor, "close", lambda: None)()
                 return
             self._ready = ("ready", planned, engine, processor)
 
@@ -113,13 +115,14 @@ class TierSwitcher:
             self.policy.unavailable(ready[1], str(ready[2]), self.clock())
             return
         _, planned, engine, processor = ready
-        old = self.session.engine
+        old, old_processor = self.session.engine, self.session.processor
         live.swap(processor, planned.temporal, bool(getattr(engine, "temporal", False)),
                   smoothing_device(engine))
         # the session closes the engine that runs at the end
         self.session.engine, self.session.processor = engine, processor
         self.session.denoise = planned
         old.close()
+        getattr(old_processor, "close", lambda: None)()  # its coarse-noise helper engine
         self.policy.switched(self.clock())
         log.info("model tier now %s", self.policy.note)
         if self.on_switch is not None:
@@ -146,6 +149,7 @@ class TierSwitcher:
             ready, self._ready = self._ready, None
         if ready is not None and ready[0] == "ready":
             ready[2].close()
+            getattr(ready[3], "close", lambda: None)()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

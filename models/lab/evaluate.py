@@ -13,6 +13,7 @@ CPU in fp32, ``--backend``/``--device`` for another), the unclipped float input 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -55,17 +56,26 @@ def denoise(net: Engine | torch.nn.Module, noisy: np.ndarray, sigma: float | np.
 
 def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, str]:
     """``denoise`` as ``python -m stream`` runs it with ``--coarse-noise auto``: blended with
-    the 2 x 2 phase split where the frame's noise reads coarse (``engines.phase_split``).
-    Returns the output and the mode used."""
+    the 2 x 2 phase split (and the helper network's split) where the frame's noise reads
+    coarse (``engines.phase_split``).  Returns the output and the mode used."""
     mode = "blend" if coarseness(noisy) >= phase_split.COARSE else "off"
     if mode == "off":
         return denoise(net, noisy, sigma), mode
 
-    def infer(frames: np.ndarray, level: np.ndarray) -> np.ndarray:
-        return np.stack([denoise(net, f, lv) for f, lv in zip(frames, level)])
+    def infer_with(engine: Engine | torch.nn.Module) -> phase_split.Infer:
+        return lambda frames, level: np.stack([denoise(engine, f, lv) for f, lv in zip(frames, level)])
 
+    helper = phase_split.helper_for(name)
     factor = phase_split.level_factor(method_of(name))
-    return phase_split.run(infer, noisy[None], np.array([sigma], np.float32), mode, factor)[0], mode
+    return phase_split.run(infer_with(net), noisy[None], np.array([sigma], np.float32), mode, factor,
+                           infer_with(_helper(helper)) if helper else None)[0], mode
+
+
+@functools.cache
+def _helper(name: str) -> Engine:
+    """The coarse-noise blend's helper network, as ``python -m stream`` opens it (here on
+    torch on the CPU, the evaluation's default; kept for the process)."""
+    return open_engine(name, backend="torch", device="cpu")
 
 
 def add_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:

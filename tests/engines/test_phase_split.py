@@ -70,10 +70,19 @@ def test_split_takes_a_per_pixel_level_map_phase_by_phase() -> None:
     assert np.array_equal(maps[3], level[:, 1::2, 1::2])
 
 
-def test_blend_is_the_rounded_mean() -> None:
+def test_mean_is_the_rounded_mean_and_the_blend_takes_a_helper_split() -> None:
     a = np.array([0, 1, 254, 255, 10], np.uint8)
     b = np.array([1, 1, 255, 255, 13], np.uint8)
-    assert phase_split.blend(a, b).tolist() == [1, 1, 255, 255, 12]
+    assert phase_split.mean([a, b]).tolist() == [1, 1, 255, 255, 12]
+    assert phase_split.mean([a, b, np.array([2, 4, 0, 255, 13], np.uint8)]).tolist() == [1, 2, 170, 255, 12]
+    frames = np.full((1, 6, 8, 3), 90, np.uint8)
+    main, helper = Recorder(), Recorder()
+    out = phase_split.run(main.infer, frames, np.array([5.0], np.float32), "blend", 1.0, helper.infer)
+    assert np.array_equal(out, frames)
+    assert len(main.calls) == 5 and len(helper.calls) == 4  # the helper: its split only
+    assert np.allclose(helper.calls[0][1], 5.0 * phase_split.LEVEL["net"])
+    assert phase_split.helper_for("base") == phase_split.helper_for("fast") == "nano"
+    assert phase_split.helper_for("nano") is None
     with pytest.raises(ValueError):
         phase_split.run(Recorder().infer, np.zeros((1, 4, 4, 3), np.uint8), np.zeros(1), "twice")
 
