@@ -125,6 +125,33 @@ def test_processor_auto_splits_coarse_noise_only_and_off_never() -> None:
     assert blend.coarse_frames == 1 and len(rec.calls) == 12
 
 
+def test_processor_opens_the_helper_at_the_first_blended_frame_and_closes_it() -> None:
+    clean = _photo().astype(np.float32)
+    rng = np.random.default_rng(3)
+    white = np.clip(clean + rng.normal(0, 5, clean.shape), 0, 255).round().astype(np.uint8)
+    opened: list[Recorder] = []
+
+    class Helper(Recorder):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    def factory() -> Helper:
+        opened.append(Helper())
+        return opened[-1]
+
+    proc = Processor(Recorder(), sigma=5.0, coarse="auto", coarse_helper=factory)
+    _run(proc, white)
+    assert opened == []  # white noise: never blended, never opened
+    proc = Processor(Recorder(), sigma=5.0, coarse="auto", coarse_helper=factory)
+    for i in range(3):
+        proc(Frame(image=_camera_like(clean), index=i, pts=None, sequence=0))
+    assert len(opened) == 1 and len(opened[0].calls) == 3 * 4  # its split of each frame
+    proc.close()
+    assert opened[0].closed
+
+
 def test_processor_refuses_an_unknown_mode() -> None:
     from models.errors import UserError
 
