@@ -91,16 +91,18 @@ def make_processor(denoise: DenoiseOptions, engine: Any) -> Processor:
     return Processor(engine, sigma=denoise.sigma, strength=denoise.strength,
                      temporal=load_temporal(denoise.temporal, smoothing_device(engine)),
                      estimator=estimator, coarse=denoise.coarse,
-                     coarse_helper=coarse_helper(denoise))
+                     coarse_helper=coarse_helper(denoise, engine))
 
 
-def coarse_helper(denoise: DenoiseOptions) -> Callable[[], Any] | None:
+def coarse_helper(denoise: DenoiseOptions, engine: Any = None) -> Callable[[], Any] | None:
     """Opens the engine whose phase-split output the coarse-noise blend also averages in
     (``engines.phase_split.helper_for``) with the run's backend, device and precision (the
     processor calls it at the first frame it blends: a fraction of a second once the export
     is cached; with a camera profile too: the stock helper beside the profile's weights); None
     for a recurrent model (never split), ``--coarse-noise off`` or the helper itself.  Where the helper cannot
-    be opened the blend is of two (a warning)."""
+    be opened the blend is of two (a warning).  Beside a TensorRT engine the helper runs on
+    torch on the same device: building a TensorRT plan takes minutes, and the frame thread
+    would wait for it."""
     from engines.phase_split import helper_for
     from models import get_spec, model_names
 
@@ -109,9 +111,12 @@ def coarse_helper(denoise: DenoiseOptions) -> Callable[[], Any] | None:
             or denoise.model not in model_names(lab=True) or get_spec(denoise.model).temporal:
         return None
 
+    backend = "torch" if str(getattr(engine, "name", "")).startswith("tensorrt") else denoise.backend
+    asked = dataclasses.replace(denoise, model=helper, weights=None, profile=None, backend=backend)
+
     def open_helper() -> Any:
         try:
-            return open_engine(dataclasses.replace(denoise, model=helper, weights=None, profile=None))
+            return open_engine(asked)
         except Exception as exc:  # noqa: BLE001 - the run goes on without it
             log.warning("coarse noise: %s not available (%s); blending without it", helper, exc)
             return None
