@@ -181,3 +181,23 @@ def test_real_pairs_through_the_product_gain_from_the_split(data_dir: Path, tmp_
                      "--temporal", "off", "--coarse-noise", mode, "--quiet"]) == 0
         scores[mode] = np.mean([psnr(read_rgb(out / f"{n.stem}.png"), read_rgb(c), 255.0) for n, c in pairs])
     assert scores["auto"] > scores["off"] + 0.15, scores
+
+
+def test_the_helper_opens_beside_the_run_and_on_torch_beside_tensorrt(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream import session
+    from stream.options import DenoiseOptions
+
+    asked: list[DenoiseOptions] = []
+    monkeypatch.setattr(session, "open_engine", lambda d: asked.append(d) or Recorder())
+    run = DenoiseOptions(model="fast", backend="auto", device="cuda", precision="fp16")
+
+    class Engine:
+        name = "tensorrt"
+
+    session.coarse_helper(run, Engine())()
+    session.coarse_helper(run, Recorder())()
+    assert [(a.model, a.backend, a.device, a.precision) for a in asked] == [
+        ("nano", "torch", "cuda", "fp16"), ("nano", "auto", "cuda", "fp16")]
+    assert session.coarse_helper(DenoiseOptions(model="nano")) is None
+    assert session.coarse_helper(DenoiseOptions(model="base-temporal")) is None
+    assert session.coarse_helper(DenoiseOptions(model="fast", coarse="off")) is None
