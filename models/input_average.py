@@ -49,7 +49,7 @@ class InputAverage:
         e.g. a webcam at 15 fps delivered at 30, or a paused screen) carries no new noise:
         averaging it would tell the denoiser less noise than is left, so it gets the previous
         frame's result and the average is not touched."""
-        if self.last is not None and _same(self.last[0], noisy):
+        if self.last is not None and same_frame(self.last[0], noisy):
             return self.last[1]
         out = self._average(noisy, sigma, still)
         self.last = (np.array(noisy, copy=True), out)
@@ -102,6 +102,6 @@ class InputAverage:
         return np.asarray(noisy, np.uint8), None
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
+def same_frame(a: np.ndarray, b: np.ndarray) -> bool:
     """Byte-identical frames (a sparse look first, so most frames cost next to nothing)."""
     return a.shape == b.shape and np.array_equal(a[::17, ::13], b[::17, ::13]) and np.array_equal(a, b)

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from models.input_average import same_frame
+
 from .errors import UserError
 from .frame import Frame
 from .scenecut import SceneCuts
@@ -109,6 +111,8 @@ class Processor:
         self.coarse = coarse
         self.coarse_reading = AutoSigma(_coarseness, every=estimate_every) if coarse == "auto" else None
         self.coarse_frames = 0  # frames run with the phase split
+        self.repeats = 0  # frames identical to the one before: given its output again
+        self._last: tuple[np.ndarray, float, float | None, Frame] | None = None
         # opens the engine whose split output the blend also averages in (engines.phase_split.
         # helper_for), at the first frame blended, so a run without coarse noise never opens it
         # (closed by ``close``); None: a blend of two
@@ -166,6 +170,29 @@ class Processor:
         return level
 
     def __call__(self, frame: Frame) -> Frame:
+        repeat = self._repeat(frame)
+        if repeat is not None:
+            return repeat
+        result = self._process(frame)
+        self._last = (np.array(frame.image, copy=True), self.strength, self.sigma, result)
+        return result
+
+    def _repeat(self, frame: Frame) -> Frame | None:
+        """A frame byte-identical to the one before, under the same settings (a source
+        repeating frames to fill its rate, a paused screen): the previous output again, and no
+        state moves (it brings no new noise to average)."""
+        if self._last is None or frame.sequence != self._sequence:
+            return None
+        image, strength, sigma, result = self._last
+        if strength != self.strength or sigma != self.sigma or not same_frame(image, frame.image):
+            return None
+        self.sigma_sum += result.sigma or 0.0
+        self.count += 1
+        self.repeats += 1
+        return dataclasses.replace(frame, image=result.image, sigma=result.sigma, original=frame.image,
+                                   coarse=result.coarse)
+
+    def _process(self, frame: Frame) -> Frame:
         cut = self.cuts(frame.image)
         if frame.sequence != self._sequence or cut:
             self._new_sequence(frame.sequence)

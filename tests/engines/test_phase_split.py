@@ -146,7 +146,7 @@ def test_processor_opens_the_helper_at_the_first_blended_frame_and_closes_it() -
     assert opened == []  # white noise: never blended, never opened
     proc = Processor(Recorder(), sigma=5.0, coarse="auto", coarse_helper=factory)
     for i in range(3):
-        proc(Frame(image=_camera_like(clean), index=i, pts=None, sequence=0))
+        proc(Frame(image=_camera_like(clean, seed=1 + i), index=i, pts=None, sequence=0))
     assert len(opened) == 1 and len(opened[0].calls) == 3 * 4  # its split of each frame
     proc.close()
     assert opened[0].closed
@@ -201,3 +201,23 @@ def test_the_helper_opens_beside_the_run_and_on_torch_beside_tensorrt(monkeypatc
     assert session.coarse_helper(DenoiseOptions(model="nano")) is None
     assert session.coarse_helper(DenoiseOptions(model="base-temporal")) is None
     assert session.coarse_helper(DenoiseOptions(model="fast", coarse="off")) is None
+
+
+def test_a_repeated_frame_gets_the_same_output_and_moves_no_state() -> None:
+    """A source repeating frames (15 fps delivered at 30): the processor gives the previous
+    output again without running the engine; a new strength, or a new frame, runs it."""
+    rec = Recorder()
+    proc = Processor(rec, sigma=5.0, coarse="off")
+    img = _photo()
+    first = proc(Frame(image=img, index=0, pts=None, sequence=0))
+    again = proc(Frame(image=img.copy(), index=1, pts=None, sequence=0))
+    assert len(rec.calls) == 1 and proc.repeats == 1 and proc.count == 2
+    assert np.array_equal(again.image, first.image) and again.index == 1 and again.sigma == 5.0
+    proc.strength = 2.0
+    proc(Frame(image=img.copy(), index=2, pts=None, sequence=0))
+    assert len(rec.calls) == 2  # asked for more: run again
+    other = img.copy()
+    other[0, 0, 0] ^= 1
+    proc(Frame(image=other, index=3, pts=None, sequence=0))
+    assert len(rec.calls) == 3
+
