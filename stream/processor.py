@@ -181,8 +181,8 @@ class Processor:
         """A frame byte-identical to the one before, under the same settings (a source
         repeating frames to fill its rate, a paused screen): the previous output again, and no
         state moves (it brings no new noise to average)."""
-        if self._last is None or frame.sequence != self._sequence:
-            return None
+        if self._last is None or frame.sequence != self._sequence or getattr(self.engine, "temporal", False):
+            return None  # a recurrent model refines its previous output: it runs again
         image, strength, sigma, result = self._last
         if strength != self.strength or sigma != self.sigma or not same_frame(image, frame.image):
             return None
