@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-# ``--coarse-noise``; the split alone (``run(..., "split")``) is not offered: on the PolyU test
-# half it gained ``fast`` 0.02 dB where the blend gains 0.36
+# ``--coarse-noise``; the split alone is not offered: on the PolyU test half it gained
+# ``fast`` 0.02 dB where the blend of two gained 0.36
 MODES = ("auto", "off", "blend")
 # ``coarseness`` from which ``auto`` blends.  On the PolyU tune half 41 of 45 pairs read above
 # it (3 to 14); the training mix's camera noise, where blending loses 0.1 to 0.6 dB, and clean
@@ -88,17 +88,19 @@ def mean(outputs: list[np.ndarray]) -> np.ndarray:
 
 def run(infer: Infer, frames: np.ndarray, sigma: np.ndarray, mode: str, factor: float = 1.0,
         helper: Infer | None = None) -> np.ndarray:
-    """``infer`` under a resolved mode: ``off`` (the frame as it is), ``split`` or ``blend``;
-    ``blend`` with a ``helper`` network also averages in its split output, told
-    ``LEVEL["net"]`` times the frame's level."""
+    """``infer`` under a resolved mode: ``off`` (the frame as it is) or ``blend`` (the mean of
+    the frame's output and its split's; with a ``helper`` network, also its split output, told
+    ``LEVEL["net"]`` times the frame's level)."""
     if mode == "off":
         return infer(frames, sigma)
-    split = run_split(infer, frames, sigma, factor)
-    if mode == "split":
-        return split
-    if mode == "blend":
-        outputs = [infer(frames, sigma), split]
-        if helper is not None:
-            outputs.append(run_split(helper, frames, sigma, LEVEL["net"]))
-        return mean(outputs)
-    raise ValueError(f"expected a coarse-noise mode off|split|blend, got {mode!r}")
+    if mode != "blend":
+        raise ValueError(f"expected a coarse-noise mode off|blend, got {mode!r}")
+    outputs = [infer(frames, sigma), run_split(infer, frames, sigma, factor)]
+    if helper is not None:
+        outputs.append(run_split(helper, frames, sigma, LEVEL["net"]))
+    return mean(outputs)
+
+
+def auto_mode(coarseness: float) -> str:
+    """``--coarse-noise auto`` for a frame whose noise reads ``coarseness``."""
+    return "blend" if coarseness >= COARSE else "off"

@@ -245,21 +245,12 @@ def split_forward(model: torch.nn.Module, x: torch.Tensor, m: torch.Tensor) -> t
     return F.pixel_shuffle(y.reshape(b, 12, h // 2, w // 2), 2)
 
 
-def run_model(model: torch.nn.Module, noisy: torch.Tensor, smap: torch.Tensor | float,
-              split_level: float | None = None) -> torch.Tensor:
-    """(3, H, W) in 0..1 -> the 8-bit output in 0..1; with ``split_level``, blended with the
-    phase split as ``--coarse-noise blend`` does (the sub-images told that times the level)."""
+def run_model(model: torch.nn.Module, noisy: torch.Tensor, smap: torch.Tensor | float) -> torch.Tensor:
+    """(3, H, W) in 0..1 -> the 8-bit output in 0..1."""
     x = noisy[None]
     m = smap[None] if isinstance(smap, torch.Tensor) else torch.full_like(x[:, :1], smap)
     with torch.inference_mode():
-        out = model(x, m).clamp(0, 1).mul(255).round()
-        if split_level is not None:
-            h, w = x.shape[-2:]
-            pad = (0, w % 2, 0, h % 2)
-            xs, ms = F.pad(x, pad, mode="replicate"), F.pad(m, pad, mode="replicate")
-            split = split_forward(model, xs, ms * split_level)[..., :h, :w].clamp(0, 1).mul(255).round()
-            out = torch.floor((out + split + 1) / 2)  # the rounded mean, as engines.phase_split.blend
-        return out[0].div(255)
+        return model(x, m)[0].clamp(0, 1).mul(255).round().div(255)
 
 
 def _masked_psnr(a: torch.Tensor, b: torch.Tensor, mask: np.ndarray | None) -> float:

@@ -155,6 +155,15 @@ def estimator_for(model: str | None) -> Callable[[np.ndarray], float]:
 METHODS = ("auto", "net", "pca", "combined")
 
 
+def method_for(model: str | None) -> str:
+    """The reading ``model`` gets with ``--sigma auto`` (``estimator_for``), ``auto``
+    resolved: ``net`` where the learned estimator's weights ship, else ``pca``."""
+    from . import estimate_net
+
+    method = estimator_for(model).keywords["method"]
+    return method if method != "auto" else ("net" if estimate_net.available() else "pca")
+
+
 def combine(net: float, pca: float | Callable[[], float]) -> float:
     """The ``combined`` reading from the learned one and the PCA one (or a function giving it,
     read only when needed)."""

@@ -37,25 +37,12 @@ class InputAverage:
         self.reset()
 
     def reset(self) -> None:
-        self.last: tuple[np.ndarray, tuple[np.ndarray, np.ndarray | None]] | None = None
         self.mean: np.ndarray | None = None  # (H, W, 3) float32 running mean of the inputs
         self.share: np.ndarray | None = None  # (H, W) its noise variance / the frame's
         self.count: np.ndarray | None = None  # (h, w) frames averaged per cell
         self.last_static = 0.0  # share of cells averaged in the last frame
 
     def __call__(self, noisy: np.ndarray, sigma: float,
-                 still: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """A frame identical to the one before (a source repeating frames to fill its rate,
-        e.g. a webcam at 15 fps delivered at 30, or a paused screen) carries no new noise:
-        averaging it would tell the denoiser less noise than is left, so it gets the previous
-        frame's result and the average is not touched."""
-        if self.last is not None and same_frame(self.last[0], noisy):
-            return self.last[1]
-        out = self._average(noisy, sigma, still)
-        self.last = (np.array(noisy, copy=True), out)
-        return out
-
-    def _average(self, noisy: np.ndarray, sigma: float,
                  still: bool) -> tuple[np.ndarray, np.ndarray | None]:
         p = self.params
         h, w = noisy.shape[:2]
@@ -100,8 +87,3 @@ class InputAverage:
         self.share = self.count = None
         self.last_static = 0.0
         return np.asarray(noisy, np.uint8), None
-
-
-def same_frame(a: np.ndarray, b: np.ndarray) -> bool:
-    """Byte-identical frames (a sparse look first, so most frames cost next to nothing)."""
-    return a.shape == b.shape and np.array_equal(a[::17, ::13], b[::17, ::13]) and np.array_equal(a, b)

@@ -20,8 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from models.input_average import same_frame
-
 from .errors import UserError
 from .frame import Frame
 from .scenecut import SceneCuts
@@ -61,6 +59,18 @@ def _coarseness(image: np.ndarray) -> float:
     from models.estimate import coarseness
 
     return coarseness(image)
+
+
+def _reading(model: str | None) -> str:
+    from models.estimate import method_for
+
+    return method_for(model)
+
+
+def _same_frame(a: np.ndarray, b: np.ndarray) -> bool:
+    """Byte-identical frames (a sparse look first, so most frames cost next to nothing)."""
+    return a is b or (a.shape == b.shape and np.array_equal(a[::17, ::13], b[::17, ::13])
+                      and np.array_equal(a, b))
 
 
 class AutoSigma:
@@ -111,7 +121,12 @@ class Processor:
         self.coarse = coarse
         self.coarse_reading = AutoSigma(_coarseness, every=estimate_every) if coarse == "auto" else None
         self.coarse_frames = 0  # frames run with the phase split
+        # the split's level over the frame's, for the reading this model gets
+        self.split_level = phase_split.level_factor(_reading(getattr(engine, "model", None))) \
+            if coarse != "off" else 1.0
         self.repeats = 0  # frames identical to the one before: given its output again
+        # the last input (a reference: frames are not written to once made), the settings it
+        # ran under and its result
         self._last: tuple[np.ndarray, float, float | None, Frame] | None = None
         # opens the engine whose split output the blend also averages in (engines.phase_split.
         # helper_for), at the first frame blended, so a run without coarse noise never opens it
@@ -174,7 +189,7 @@ class Processor:
         if repeat is not None:
             return repeat
         result = self._process(frame)
-        self._last = (np.array(frame.image, copy=True), self.strength, self.sigma, result)
+        self._last = (frame.image, self.strength, self.sigma, result)
         return result
 
     def _repeat(self, frame: Frame) -> Frame | None:
@@ -184,7 +199,7 @@ class Processor:
         if self._last is None or frame.sequence != self._sequence or getattr(self.engine, "temporal", False):
             return None  # a recurrent model refines its previous output: it runs again
         image, strength, sigma, result = self._last
-        if strength != self.strength or sigma != self.sigma or not same_frame(image, frame.image):
+        if strength != self.strength or sigma != self.sigma or not _same_frame(image, frame.image):
             return None
         self.sigma_sum += result.sigma or 0.0
         self.count += 1
@@ -222,7 +237,7 @@ class Processor:
             else:
                 from engines import phase_split
 
-                out = phase_split.run(self.engine.infer, image[None], level, mode, self._split_level(),
+                out = phase_split.run(self.engine.infer, image[None], level, mode, self.split_level,
                                       self._helper_infer() if mode == "blend" else None)[0]
                 self.coarse_frames += 1
             if getattr(self.engine, "temporal", False):
@@ -243,12 +258,10 @@ class Processor:
         ``blend`` while the frame's noise reads coarse)."""
         if self.coarse != "auto":
             return self.coarse
-        if getattr(self.engine, "temporal", False):
-            return "off"
-        from engines.phase_split import COARSE
+        from engines.phase_split import auto_mode
 
         assert self.coarse_reading is not None
-        return "blend" if self.coarse_reading(image) >= COARSE else "off"
+        return auto_mode(self.coarse_reading(image))
 
     def _helper_infer(self) -> Callable[..., np.ndarray] | None:
         if self._helper_factory is not None:
@@ -261,20 +274,6 @@ class Processor:
         if self._helper is not None:
             self._helper.close()
             self._helper = None
-
-    def _split_level(self) -> float:
-        if not hasattr(self, "_split_factor"):
-            from engines.phase_split import level_factor
-            from models.estimate import estimator_for
-
-            model = getattr(self.engine, "model", None)
-            method = estimator_for(model).keywords["method"] if model else "auto"
-            if method == "auto":
-                from models import estimate_net
-
-                method = "net" if estimate_net.available() else "pca"
-            self._split_factor = level_factor(method)
-        return self._split_factor
 
     @property
     def mean_sigma(self) -> float:

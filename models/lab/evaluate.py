@@ -28,7 +28,7 @@ from engines import BACKENDS, Engine, EngineError, open_engine, phase_split
 
 from .. import estimate_net
 from ..data import DEFAULT_DATA, folder_paths, pair_paths, read_rgb, split_paths
-from ..estimate import coarseness, combine, estimate, estimate_sigma, estimator_for
+from ..estimate import coarseness, combine, estimate, estimate_sigma, method_for
 from ..metrics import psnr, ssim
 from ..registry import get_spec
 
@@ -58,7 +58,7 @@ def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, 
     """``denoise`` as ``python -m stream`` runs it with ``--coarse-noise auto``: blended with
     the 2 x 2 phase split (and the helper network's split) where the frame's noise reads
     coarse (``engines.phase_split``).  Returns the output and the mode used."""
-    mode = "blend" if coarseness(noisy) >= phase_split.COARSE else "off"
+    mode = phase_split.auto_mode(coarseness(noisy))
     if mode == "off":
         return denoise(net, noisy, sigma), mode
 
@@ -144,9 +144,8 @@ H_GRID = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0)
 
 
 def method_of(name: str) -> str:
-    """The noise reading a model gets with ``--sigma auto`` (``models.estimate.estimator_for``)."""
-    method = estimator_for(name).keywords["method"]
-    return method if method != "auto" else ("net" if estimate_net.available() else "pca")
+    """The noise reading a model gets with ``--sigma auto`` (``models.estimate.method_for``)."""
+    return method_for(name)
 
 
 def all_readings(noisy: np.ndarray) -> dict[str, float]:

@@ -115,8 +115,11 @@ def test_processor_auto_splits_coarse_noise_only_and_off_never() -> None:
     done = auto(Frame(image=coarse, index=0, pts=None, sequence=0))
     assert done.coarse == "blend"  # what the HUD shows
     assert auto.coarse_frames == 1 and len(rec.calls) == 1 + 5  # the frame and its 4 phases
-    assert np.allclose(rec.calls[-2][1], 5.0 * phase_split.level_factor("net"))  # a phase
-    assert np.allclose(rec.calls[-1][1], 5.0)  # the frame as it is
+    assert np.allclose(rec.calls[-5][1], 5.0)  # the frame as it is
+    assert rec.calls[-5][0] == (1, *coarse.shape)
+    for shape, level in rec.calls[-4:]:  # its four phases
+        assert shape == (1, coarse.shape[0] // 2, coarse.shape[1] // 2, 3)
+        assert np.allclose(level, 5.0 * phase_split.level_factor("net"))
     off = Processor(rec, sigma=5.0, coarse="off")
     _run(off, coarse)
     assert off.coarse_frames == 0 and len(rec.calls) == 7

@@ -164,7 +164,10 @@ def test_split_forward_is_the_engines_phase_split_and_trains() -> None:
     torch.manual_seed(0)
     net = create_model("fast", pretrained=False).eval()
     x = torch.rand(1, 3, 30, 42)
-    blended = run_model(net, x[0], 0.05, split_level=1.4).permute(1, 2, 0).numpy() * 255
+    with torch.no_grad():
+        split = split_forward(net, x, torch.full((1, 1, 30, 42), 0.05 * 1.4)).clamp(0, 1).mul(255).round()
+    full = run_model(net, x[0], 0.05)[None] * 255
+    blended = (torch.floor((full + split + 1) / 2))[0].permute(1, 2, 0).numpy()
 
     def infer(frames: np.ndarray, level: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(frames).permute(0, 3, 1, 2) / 255

@@ -572,25 +572,45 @@ def test_input_average_lowers_the_noise_it_reports():
     assert 0.85 * err < told < 1.15 * err
 
 
-def test_input_average_does_not_count_a_repeated_frame():
-    """A source that repeats each frame (15 fps delivered at 30): the level told stays what
-    the unique frames leave, so the denoiser is not told less noise than there is."""
-    from models.input_average import InputAverage
+def test_a_repeated_frame_is_not_averaged_in_again():
+    """A source that repeats each frame (15 fps delivered at 30), through the processor with
+    ``--temporal auto`` on a still camera: the engine sees each picture once, told the same
+    per-pixel level as when every frame is new, so it is not told less noise than the unique
+    frames leave; every output is its picture's."""
+    class Recorder:  # returns the prepared denoised frames; records what it was told
+        name, model, temporal = "recorder", "recorder", False
 
-    rng = np.random.default_rng(5)
-    bg = background().astype(np.float32)
-    unique = [np.clip(np.round(bg + rng.normal(0, NOISE, bg.shape)), 0, 255).astype(np.uint8) for _ in range(10)]
-    once, twice = InputAverage(), InputAverage()
-    for t, img in enumerate(unique):
-        a = once(img, NOISE, still=t > 0)
-        b = twice(img, NOISE, still=t > 0)
-        c = twice(img.copy(), NOISE, still=True)  # the same picture again, a new array
-        np.testing.assert_array_equal(a[0], b[0])
-        np.testing.assert_array_equal(b[0], c[0])
-        if t:
-            np.testing.assert_allclose(a[1], c[1])
-    err = float(np.sqrt(((c[0].astype(np.float32) - bg) ** 2).mean()))
-    assert 0.8 * err < float((c[1] * NOISE).mean()) < 1.2 * err
+        def __init__(self, pairs) -> None:
+            self.frames = iter(d for d, _ in pairs)
+            self.sigmas: list[np.ndarray] = []
+            self.inputs: list[np.ndarray] = []
+
+        def infer(self, frames, sigma, prev=None):
+            self.sigmas.append(np.asarray(sigma).copy())
+            self.inputs.append(frames[0].copy())
+            return next(self.frames)[None]
+
+        def close(self) -> None:
+            pass
+
+    still = product(panning_texture(14, 0.0), seed=2)
+
+    def run(noisy):
+        engine = Recorder(still)
+        proc = Processor(engine, sigma=NOISE, coarse="off", temporal=lambda: create_stage("auto", "cpu"))
+        outs = [proc(Frame(image=f, index=i, sequence=0)).image for i, f in enumerate(noisy)]
+        return engine, outs
+
+    once, outs1 = run([n for _, n in still])
+    twice, outs2 = run([n.copy() for _, n in still for _ in range(2)])
+    assert len(twice.sigmas) == len(still)
+    for a, b in zip(once.sigmas + once.inputs, twice.sigmas + twice.inputs):
+        np.testing.assert_array_equal(a, b)
+    for k, out in enumerate(outs1):
+        np.testing.assert_array_equal(out, outs2[2 * k])
+        np.testing.assert_array_equal(out, outs2[2 * k + 1])
+    level = once.sigmas[-1]
+    assert level.shape == (1, *still[0][0].shape[:2]) and float(np.median(level)) < 0.6 * NOISE  # averaged
 
 
 def test_input_average_only_on_a_still_camera():
