@@ -572,31 +572,35 @@ def test_input_average_lowers_the_noise_it_reports():
     assert 0.85 * err < told < 1.15 * err
 
 
+class PairedEngine:
+    """Returns the prepared denoised frames of (denoised, noisy) pairs in order; records the
+    level and the input it was given."""
+
+    name, model, temporal = "recorder", "recorder", False
+
+    def __init__(self, pairs) -> None:
+        self.frames = iter(d for d, _ in pairs)
+        self.sigmas: list[np.ndarray] = []
+        self.inputs: list[np.ndarray] = []
+
+    def infer(self, frames, sigma, prev=None):
+        self.sigmas.append(np.asarray(sigma).copy())
+        self.inputs.append(frames[0].copy())
+        return next(self.frames)[None]
+
+    def close(self) -> None:
+        pass
+
+
 def test_a_repeated_frame_is_not_averaged_in_again():
     """A source that repeats each frame (15 fps delivered at 30), through the processor with
     ``--temporal auto`` on a still camera: the engine sees each picture once, told the same
     per-pixel level as when every frame is new, so it is not told less noise than the unique
     frames leave; every output is its picture's."""
-    class Recorder:  # returns the prepared denoised frames; records what it was told
-        name, model, temporal = "recorder", "recorder", False
-
-        def __init__(self, pairs) -> None:
-            self.frames = iter(d for d, _ in pairs)
-            self.sigmas: list[np.ndarray] = []
-            self.inputs: list[np.ndarray] = []
-
-        def infer(self, frames, sigma, prev=None):
-            self.sigmas.append(np.asarray(sigma).copy())
-            self.inputs.append(frames[0].copy())
-            return next(self.frames)[None]
-
-        def close(self) -> None:
-            pass
-
     still = product(panning_texture(14, 0.0), seed=2)
 
     def run(noisy):
-        engine = Recorder(still)
+        engine = PairedEngine(still)
         proc = Processor(engine, sigma=NOISE, coarse="off", temporal=lambda: create_stage("auto", "cpu"))
         outs = [proc(Frame(image=f, index=i, sequence=0)).image for i, f in enumerate(noisy)]
         return engine, outs
@@ -628,22 +632,6 @@ def test_processor_gives_the_denoiser_the_averaged_input_on_a_still_camera():
     """Through the processor with ``--temporal auto``: a per-frame engine is given a noise
     map that falls as a still scene's inputs are averaged, a panning scene keeps the full
     level, and a recurrent engine always gets the frame itself with one level."""
-    class Recorder:  # returns the prepared denoised frames; records the level it was told
-        name, model, temporal = "recorder", "recorder", False
-
-        def __init__(self, pairs) -> None:
-            self.frames = iter(d for d, _ in pairs)
-            self.sigmas: list[np.ndarray] = []
-            self.inputs: list[np.ndarray] = []
-
-        def infer(self, frames, sigma, prev=None):
-            self.sigmas.append(np.asarray(sigma).copy())
-            self.inputs.append(frames[0].copy())
-            return next(self.frames)[None]
-
-        def close(self) -> None:
-            pass
-
     def run(pairs, engine):
         proc = Processor(engine, sigma=NOISE, temporal=lambda: create_stage("auto", "cpu"))
         for i, (_, noisy) in enumerate(pairs):
@@ -651,7 +639,7 @@ def test_processor_gives_the_denoiser_the_averaged_input_on_a_still_camera():
         return engine
 
     still = product(panning_texture(14, 0.0), seed=2)
-    engine = run(still, Recorder(still))
+    engine = run(still, PairedEngine(still))
     assert engine.sigmas[0].shape == (1,)
     last = engine.sigmas[-1]
     assert last.shape == (1, *still[0][0].shape[:2])
@@ -661,7 +649,7 @@ def test_processor_gives_the_denoiser_the_averaged_input_on_a_still_camera():
     err = float(np.sqrt(((engine.inputs[-1] - clean) ** 2).mean()))
     assert err < 0.6 * NOISE  # the input really holds less noise
     pan = product(panning_texture(10, 2.0), seed=3)
-    engine = run(pan, Recorder(pan))
+    engine = run(pan, PairedEngine(pan))
     assert all(s.shape == (1,) for s in engine.sigmas[3:])
     twin = RecordingEngine()
     proc = Processor(twin, sigma=NOISE, temporal=lambda: create_stage("auto", "cpu"))
