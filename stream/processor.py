@@ -67,6 +67,18 @@ def _reading(model: str | None) -> str:
     return method_for(model)
 
 
+def _learned_available() -> bool:
+    from models import estimate_net
+
+    return estimate_net.available()
+
+
+def _learned_reading(image: np.ndarray) -> float:
+    from models.estimate import estimate
+
+    return estimate(image, "net")
+
+
 def _same_frame(a: np.ndarray, b: np.ndarray) -> bool:
     """Byte-identical frames (a sparse look first, so most frames cost next to nothing)."""
     return a is b or (a.shape == b.shape and np.array_equal(a[::17, ::13], b[::17, ::13])
@@ -122,8 +134,15 @@ class Processor:
         self.coarse_reading = AutoSigma(_coarseness, every=estimate_every) if coarse == "auto" else None
         self.coarse_frames = 0  # frames run with the phase split
         # the split's level over the frame's, for the reading this model gets
-        self.split_level = phase_split.level_factor(_reading(getattr(engine, "model", None))) \
-            if coarse != "off" else 1.0
+        reading = _reading(getattr(engine, "model", None)) if coarse != "off" else "off"
+        self.split_level = phase_split.level_factor(reading) if coarse != "off" else 1.0
+        # the learned reading the split's level follows where the level is estimated
+        # (phase_split.split_level): the model's own reading where that is the learned one,
+        # else one read beside it; none under another estimator (a profile's NLF)
+        own_reading = estimator is None
+        self._reads_learned = own_reading and reading == "net"
+        self._learned = AutoSigma(_learned_reading, every=estimate_every) \
+            if own_reading and reading not in ("net", "off") and _learned_available() else None
         self.repeats = 0  # frames identical to the one before: given its output again
         # the last input (a reference: frames are not written to once made), the settings it
         # ran under and its result
@@ -147,6 +166,24 @@ class Processor:
         self.cuts = SceneCuts()
         self.shots = 0  # sequences and scene cuts seen: each got its own noise estimate
 
+    def split_sigma(self, image: np.ndarray, level: np.ndarray) -> float | None:
+        """The level the phase split's sub-images are told (``phase_split.split_level`` of the
+        learned reading, times ``strength``, capped as ``noise_level`` caps) where the level is
+        estimated and one number; None (``factor`` times the level) where it is told or a map."""
+        if self.sigma is not None or level.ndim != 1:
+            return None
+        if self._reads_learned:
+            reading = self.last_estimate
+        elif self._learned is not None:
+            reading = self._learned(image)
+        else:
+            return None
+        if reading is None:
+            return None
+        from engines.phase_split import split_level
+
+        return min(split_level(reading) * self.strength, 75.0)
+
     def _new_sequence(self, sequence: int) -> None:
         self._sequence = sequence
         self.shots += 1
@@ -155,6 +192,8 @@ class Processor:
             self.auto.reset()
         if self.coarse_reading is not None:
             self.coarse_reading.reset()
+        if self._learned is not None:
+            self._learned.reset()
         self._temporal = self.temporal_factory() if self.temporal_factory else None
 
     def noise_level(self, image: np.ndarray) -> float:
@@ -238,7 +277,8 @@ class Processor:
                 from engines import phase_split
 
                 out = phase_split.run(self.engine.infer, image[None], level, mode, self.split_level,
-                                      self._helper_infer() if mode == "blend" else None)[0]
+                                      self._helper_infer() if mode == "blend" else None,
+                                      self.split_sigma(frame.image, level))[0]
                 self.coarse_frames += 1
             if getattr(self.engine, "temporal", False):
                 self._prev = out

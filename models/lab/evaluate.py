@@ -54,10 +54,12 @@ def denoise(net: Engine | torch.nn.Module, noisy: np.ndarray, sigma: float | np.
     return (y[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
 
 
-def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, str]:
+def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, sigma: float,
+                   learned: float | None = None) -> tuple[np.ndarray, str]:
     """``denoise`` as ``python -m stream`` runs it with ``--coarse-noise auto``: blended with
     the 2 x 2 phase split (and the helper network's split) where the frame's noise reads
-    coarse (``engines.phase_split``).  Returns the output and the mode used."""
+    coarse (``engines.phase_split``), the sub-images told ``split_level`` of the ``learned``
+    reading where given (an estimated level).  Returns the output and the mode used."""
     mode = phase_split.auto_mode(coarseness(noisy))
     if mode == "off":
         return denoise(net, noisy, sigma), mode
@@ -67,8 +69,9 @@ def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, 
 
     helper = phase_split.helper_for(name)
     factor = phase_split.level_factor(method_of(name))
+    split = None if learned is None else phase_split.split_level(learned)
     return phase_split.run(infer_with(net), noisy[None], np.array([sigma], np.float32), mode, factor,
-                           infer_with(_helper(helper)) if helper else None)[0], mode
+                           infer_with(_helper(helper)) if helper else None, split)[0], mode
 
 
 @functools.cache
@@ -179,7 +182,7 @@ def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half:
                 out = denoise(model, noisy, level)
                 key = f"{name} auto, no split" if method == own else f"{name} auto ({method})"
                 row[key] = (psnr(out, clean, 255.0), ssim(out, clean))
-            out, row["coarse"] = denoise_coarse(model, name, noisy, readings[own])
+            out, row["coarse"] = denoise_coarse(model, name, noisy, readings[own], readings.get("net"))
             row[f"{name} auto"] = (psnr(out, clean, 255.0), ssim(out, clean))
             for sg in SIGMA_GRID:
                 row[f"{name} sigma {sg:g}"] = (psnr(denoise(model, noisy, sg), clean, 255.0),)
@@ -250,7 +253,7 @@ def eval_camera(models: dict[str, Engine], paths: list[Path], shot: tuple[float,
                 key = (f"{name} (auto: {method})" if method == own else
                        f"{name} (told the true std)" if method == "true" else f"{name} ({method} reading instead)")
                 _score(res, key, clean, denoise(model, noisy, level))
-            out, mode = denoise_coarse(model, name, noisy, readings[own])
+            out, mode = denoise_coarse(model, name, noisy, readings[own], readings.get("net"))
             _score(res, f"{name} (auto: {own}, --coarse-noise auto)", clean, out)
             levels.setdefault(f"{name} split", []).append(float(mode != "off"))
         for h in nlm_h:

@@ -165,8 +165,8 @@ def test_split_forward_is_the_engines_phase_split_and_trains() -> None:
     net = create_model("fast", pretrained=False).eval()
     x = torch.rand(1, 3, 30, 42)
     with torch.no_grad():
-        split = split_forward(net, x, torch.full((1, 1, 30, 42), 0.05 * 1.4)).clamp(0, 1).mul(255).round()
-    full = run_model(net, x[0], 0.05)[None] * 255
+        split = split_forward(net, x, torch.full((1, 1, 30, 42), 0.02 * 1.4)).clamp(0, 1).mul(255).round()
+    full = run_model(net, x[0], 0.02)[None] * 255
     blended = (torch.floor((full + split + 1) / 2))[0].permute(1, 2, 0).numpy()
 
     def infer(frames: np.ndarray, level: np.ndarray) -> np.ndarray:
@@ -175,7 +175,7 @@ def test_split_forward_is_the_engines_phase_split_and_trains() -> None:
             y = net(t, torch.full_like(t[:, :1], float(level[0]) / 255))
         return (y.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().byte().numpy()
 
-    ref = phase_split.run(infer, x.permute(0, 2, 3, 1).numpy() * 255, np.array([0.05 * 255], np.float32),
+    ref = phase_split.run(infer, x.permute(0, 2, 3, 1).numpy() * 255, np.array([0.02 * 255], np.float32),
                           "blend", 1.4)[0]
     assert np.abs(blended - ref).max() < 1e-3
     # a batch: each image's phases come back to that image (as one at a time)
