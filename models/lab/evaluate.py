@@ -161,16 +161,30 @@ def all_readings(noisy: np.ndarray) -> dict[str, float]:
     return out
 
 
+def scale_noise(noisy: np.ndarray, clean: np.ndarray, k: float) -> np.ndarray:
+    """A pair's real noise scaled ``k`` times: clean + k (noisy - clean), rounded to 8 bits (a
+    stand-in for heavier noise of the same structure, e.g. a phone's in low light)."""
+    if k == 1.0:
+        return noisy
+    return to_u8(clean.astype(np.float32) + np.float32(k) * (noisy.astype(np.float32) - clean))
+
+
 def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half: str = "all",
-               baselines: frozenset[str] = frozenset({"nlm"}), bm3d_limit: int = 0) -> dict[str, object]:
+               baselines: frozenset[str] = frozenset({"nlm"}), bm3d_limit: int = 0,
+               noise_scale: float = 1.0) -> dict[str, object]:
     """Real noisy/clean pairs: each model with the auto noise level (the product's default:
     ``estimate_sigma`` of the noisy image) and at the fixed level best for the whole set
     (searched over ``SIGMA_GRID``), OpenCV NLM at its best h (``H_GRID``), CBM3D at the
-    estimated level on the first ``bm3d_limit`` pairs.  Returns per-pair rows and means."""
+    estimated level on the first ``bm3d_limit`` pairs; with ``noise_scale`` k, each pair's
+    noise scaled k times (``scale_noise``) and both grids with it.  Returns per-pair rows and
+    means."""
     pairs = pair_paths(folder, half)[:limit]
+    sigma_grid = tuple(sorted({min(sg * noise_scale, 75.0) for sg in SIGMA_GRID}))  # the trained range
+    h_grid = tuple(h * noise_scale for h in H_GRID)
     rows: list[dict[str, object]] = []
     for noisy_path, clean_path in pairs:
-        clean, noisy = read_rgb(clean_path), read_rgb(noisy_path)
+        clean = read_rgb(clean_path)
+        noisy = scale_noise(read_rgb(noisy_path), clean, noise_scale)
         readings = all_readings(noisy)
         est = readings.get("net", readings["pca"])
         row: dict[str, object] = {"pair": noisy_path.stem, "estimated_sigma": round(est, 2),
@@ -184,10 +198,10 @@ def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half:
                 row[key] = (psnr(out, clean, 255.0), ssim(out, clean))
             out, row["coarse"] = denoise_coarse(model, name, noisy, readings[own], readings.get("net"))
             row[f"{name} auto"] = (psnr(out, clean, 255.0), ssim(out, clean))
-            for sg in SIGMA_GRID:
+            for sg in sigma_grid:
                 row[f"{name} sigma {sg:g}"] = (psnr(denoise(model, noisy, sg), clean, 255.0),)
         if "nlm" in baselines:
-            for h in H_GRID:
+            for h in h_grid:
                 row[f"nlm h {h:g}"] = (psnr(nlm(noisy, h), clean, 255.0),)
         if "bm3d" in baselines and len(rows) < bm3d_limit:
             out = cbm3d(noisy.astype(np.float64), max(est, 1.0))
@@ -206,10 +220,10 @@ def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half:
         for other in sorted(set(rows[0]["readings"]) - {method_of(name)}):
             if f"{name} auto ({other})" in rows[0]:
                 table[f"{name} (auto sigma, {other} reading instead)"] = {"psnr": mean(f"{name} auto ({other})")}
-        best = max(SIGMA_GRID, key=lambda sg: mean(f"{name} sigma {sg:g}"))
+        best = max(sigma_grid, key=lambda sg: mean(f"{name} sigma {sg:g}"))
         table[f"{name} (best fixed sigma {best:g})"] = {"psnr": mean(f"{name} sigma {best:g}")}
     if "nlm" in baselines:
-        best_h = max(H_GRID, key=lambda h: mean(f"nlm h {h:g}"))
+        best_h = max(h_grid, key=lambda h: mean(f"nlm h {h:g}"))
         table[f"OpenCV NLM (best h {best_h:g})"] = {"psnr": mean(f"nlm h {best_h:g}")}
     cb = [r for r in rows if "CBM3D (estimated sigma)" in r]
     if cb:
@@ -221,7 +235,7 @@ def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half:
     table["coarse noise (blended with the phase split)"] = {"pairs": float(sum(r["coarse"] == "blend" for r in rows))}
     for method in rows[0]["readings"]:
         table[f"estimated sigma, {method}"] = {"mean": float(np.mean([r["readings"][method] for r in rows]))}
-    return table | {"n": len(rows), "half": half, "per_pair": rows}
+    return table | {"n": len(rows), "half": half, "noise_scale": noise_scale, "per_pair": rows}
 
 
 def eval_camera(models: dict[str, Engine], paths: list[Path], shot: tuple[float, float],
@@ -297,6 +311,16 @@ def shot_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def noise_scale(text: str) -> float:
+    try:
+        k = float(text)
+    except ValueError:
+        k = float("nan")
+    if not 0 < k <= 20:
+        raise argparse.ArgumentTypeError(f"expected a factor 0 < K <= 20, got {text!r}")
+    return k
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m models eval", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="base", help="comma-separated registered names")
@@ -312,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=Path, default=None, help="folder of *_real/*_mean pairs (auto sigma)")
     p.add_argument("--half", choices=("all", "tune", "test"), default="all",
                    help="of --pairs: the scene-split half (tune on one, report the other)")
+    p.add_argument("--noise-scale", default=1.0, metavar="K", type=noise_scale,
+                   help="with --pairs: each pair's real noise scaled K times (clean + K (noisy - clean), "
+                        "8-bit), a stand-in for heavier noise of the same structure")
     p.add_argument("--camera-noise", default=None, metavar="LO,HI", type=shot_range,
                    help="also phone-like camera noise (the replayed pipeline), shot gains LO..HI, e.g. 5e-3,2e-2")
     p.add_argument("--estimator", action="store_true", help="also report the noise estimator's error")
@@ -393,13 +420,14 @@ def _report(args: argparse.Namespace, models: dict[str, Engine], sigmas: list[fl
                     {k: v for k, v in report["camera"].items() if k != "levels"})
     if args.pairs:
         report["pairs"] = eval_pairs(models, args.pairs, args.limit, args.half, frozenset(baselines),
-                                     args.bm3d_limit)
+                                     args.bm3d_limit, args.noise_scale)
         pairs = report["pairs"]
         print(f"\nreal pairs, per pair (PSNR dB): noisy, auto sigma of {', '.join(models)}")
         for r in pairs["per_pair"]:
             cells = "  ".join(f"{r[k][0]:6.2f}" for k in ["noisy", *(f"{n} auto" for n in models)])
             print(f"  {r['pair']:<48} sigma {r['estimated_sigma']:5.2f}  {cells}")
-        print_table(f"real pairs {args.pairs}, half {pairs['half']} ({pairs['n']} pairs), mean", pairs)
+        scaled = f", noise x {args.noise_scale:g}" if args.noise_scale != 1.0 else ""
+        print_table(f"real pairs {args.pairs}, half {pairs['half']} ({pairs['n']} pairs{scaled}), mean", pairs)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     report["engines"] = {n: m.name for n, m in models.items()}
     report["params"] = {n: sum(p.numel() for p in get_spec(n).build().parameters()) for n in models}

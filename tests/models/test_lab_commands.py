@@ -195,3 +195,18 @@ def test_a_bad_camera_noise_range_is_refused_without_a_traceback(value: str,
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("python -m models eval: error: argument --camera-noise: expected ")
     assert not any("Traceback" in line for line in err)
+
+
+def test_eval_scales_a_pairs_noise_and_refuses_a_bad_factor(capsys: pytest.CaptureFixture[str]) -> None:
+    from models.lab.evaluate import scale_noise
+
+    clean = np.array([[[10, 100, 250]]], np.uint8)
+    noisy = np.array([[[13, 98, 252]]], np.uint8)
+    assert scale_noise(noisy, clean, 1.0) is noisy
+    assert scale_noise(noisy, clean, 2.0).tolist() == [[[16, 96, 254]]]
+    assert scale_noise(noisy, clean, 4.0).tolist() == [[[22, 92, 255]]]  # clipped to 8 bits
+    with pytest.raises(SystemExit) as exit_:  # argparse: the usage line, then the error
+        models_main(["eval", "--pairs", "nowhere", "--noise-scale", "0"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "--noise-scale" in err[-1] and "0 < K <= 20" in err[-1]
