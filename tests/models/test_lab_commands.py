@@ -116,6 +116,33 @@ def test_eval_camera_noise_scores_each_reading_and_the_true_level(tmp_path: Path
     assert any(k.startswith("OpenCV NLM (best h ") for k in cam)
 
 
+def test_eval_pairs_with_scaled_noise_scores_the_heavier_pairs(tmp_path: Path) -> None:
+    """``--pairs`` with ``--noise-scale 3``: the same two pairs (the bundled photos with camera-
+    like grain of 4 levels) come back noisier by about 20 log10(3) dB, the fixed-level grid and
+    NLM's h scaled with the noise, and the model still gains."""
+    rng = np.random.default_rng(5)
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    for i, photo in enumerate(PHOTOS):
+        clean = read_rgb(photo)
+        grain = cv2.GaussianBlur(rng.normal(0, 1, clean.shape).astype(np.float32), (0, 0), 1.0)
+        noisy = np.clip(np.round(clean + grain * (4 / grain.std())), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(pairs / f"cam_{i}_1_real.png"), noisy[..., ::-1])
+        cv2.imwrite(str(pairs / f"cam_{i}_1_mean.png"), clean[..., ::-1])
+    res = {}
+    for k in ("1", "3"):
+        report = tmp_path / f"x{k}.json"
+        assert models_main(["eval", "--model", "nano", "--sigma", "", "--pairs", str(pairs), "--noise-scale", k,
+                            "--baselines", "nlm", "--json", str(report)]) == 0
+        res[k] = json.loads(report.read_text())["pairs"]
+    assert res["1"]["noise_scale"] == 1.0 and res["3"]["noise_scale"] == 3.0 and res["3"]["n"] == 2
+    drop = res["1"]["noisy"]["psnr"] - res["3"]["noisy"]["psnr"]
+    assert 8.5 < drop < 10.0, drop  # 20 log10(3) = 9.54 dB, a little less where 0..255 clips
+    best_h = [float(k.split("best h ")[1].rstrip(")")) for k in res["3"] if k.startswith("OpenCV NLM (best h")]
+    assert best_h and best_h[0] % 3 == 0  # a point of the grid scaled 3 times
+    assert res["3"]["nano (auto sigma: net)"]["psnr"] > res["3"]["noisy"]["psnr"] + 1.0
+
+
 def test_list_json_matches_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
     assert models_main(["list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
