@@ -382,7 +382,10 @@ def _main(argv: list[str] | None) -> int:
                 raise EngineError(f"the protocol's unclipped noisy images need float input, which "
                                   f"{args.backend} on {args.device} does not take; use --backend "
                                   "torch or onnxruntime on the CPU")
-            paths = folder_paths(args.images) if args.images else split_paths(args.data, "cbsd68")
+            # photos only for what runs on them: ``--pairs`` alone needs no CBSD68 on the machine
+            needs_photos = bool(sigmas or args.estimator or args.camera_noise or not args.pairs)
+            paths = (folder_paths(args.images) if args.images else split_paths(args.data, "cbsd68")) \
+                if needs_photos else []
         except (EngineError, FileNotFoundError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -437,6 +440,9 @@ def _report(args: argparse.Namespace, models: dict[str, Engine], sigmas: list[fl
     if args.record:
         if args.images or args.limit:
             print("error: --record needs the full CBSD68 set (no --images/--limit)", file=sys.stderr)
+            return 2
+        if args.noise_scale != 1.0:
+            print("error: --record keeps the pairs' scores as measured (no --noise-scale)", file=sys.stderr)
             return 2
         record(report, list(models))
     return 0

@@ -133,6 +133,7 @@ def test_eval_pairs_with_scaled_noise_scores_the_heavier_pairs(tmp_path: Path) -
     for k in ("1", "3"):
         report = tmp_path / f"x{k}.json"
         assert models_main(["eval", "--model", "nano", "--sigma", "", "--pairs", str(pairs), "--noise-scale", k,
+                            "--data", str(tmp_path / "no-data"),  # --pairs alone needs no CBSD68
                             "--baselines", "nlm", "--json", str(report)]) == 0
         res[k] = json.loads(report.read_text())["pairs"]
     assert res["1"]["noise_scale"] == 1.0 and res["3"]["noise_scale"] == 3.0 and res["3"]["n"] == 2
