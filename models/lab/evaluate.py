@@ -373,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if args.record and args.noise_scale != 1.0:
+        print("error: --record keeps the pairs' scores as measured (no --noise-scale)", file=sys.stderr)
+        return 2
     with ExitStack() as stack:
         try:
             models = {n: stack.enter_context(open_engine(n, backend=args.backend, device=args.device))
@@ -440,9 +443,6 @@ def _report(args: argparse.Namespace, models: dict[str, Engine], sigmas: list[fl
     if args.record:
         if args.images or args.limit:
             print("error: --record needs the full CBSD68 set (no --images/--limit)", file=sys.stderr)
-            return 2
-        if args.noise_scale != 1.0:
-            print("error: --record keeps the pairs' scores as measured (no --noise-scale)", file=sys.stderr)
             return 2
         record(report, list(models))
     return 0

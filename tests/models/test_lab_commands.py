@@ -238,3 +238,6 @@ def test_eval_scales_a_pairs_noise_and_refuses_a_bad_factor(capsys: pytest.Captu
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "--noise-scale" in err[-1] and "0 < K <= 20" in err[-1]
+    assert models_main(["eval", "--pairs", "nowhere", "--noise-scale", "2", "--record"]) == 2  # before any work
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --record keeps the pairs' scores as measured (no --noise-scale)"]
