@@ -124,29 +124,26 @@ def run(infer: Infer, frames: np.ndarray, sigma: np.ndarray, mode: str, factor: 
         helper: Infer | None = None, split_sigma: float | None = None) -> np.ndarray:
     """``infer`` under a resolved mode: ``off`` (the frame as it is) or ``blend`` (the frame's
     output and its split's; with a ``helper`` network, also its split output).  The sub-images
-    are told ``split_sigma`` where given (``split_level`` of a learned reading) or ``factor``
-    times the frame's level if that is more (``base`` reads its own level by PCA, which reads
-    coarse noise high: on the tune half at twice the PolyU noise 33.51 dB with the higher of
-    the two, 33.14 with the learned one's), else ``factor`` times the frame's level (the
-    helper's ``LEVEL["net"]`` times); the frame's own output weighs ``full_weight`` of the
-    split's level."""
+    are told ``factor`` times the frame's level (the helper's: ``LEVEL["net"]`` times); where
+    ``split_sigma`` is given (``split_level`` of a learned reading), both are told it, or
+    ``factor`` times the frame's level if that is more (``base`` reads its own level by PCA,
+    which reads coarse noise high: on the tune half at twice the PolyU noise 33.51 dB with the
+    higher of the two, 33.14 with the learned one's).  The frame's own output weighs
+    ``full_weight`` of the split's level, and is not run where that is 0."""
     if mode == "off":
         return infer(frames, sigma)
     if mode != "blend":
         raise ValueError(f"expected a coarse-noise mode off|blend, got {mode!r}")
     level = np.asarray(sigma, np.float32)
-    if split_sigma is not None:  # never below what the frame's own level asks
-        own = helper_own = np.maximum(np.float32(split_sigma), level * np.float32(factor))
-        factor_own = factor_helper = 1.0
-    else:
-        own = helper_own = level
-        factor_own, factor_helper = factor, LEVEL["net"]
-    weight = full_weight(float(np.mean(own)) * factor_own, 3 if helper is not None else 2)
-    full = infer(frames, sigma) if weight > 0 else None  # no share: not run
-    others = [run_split(infer, frames, own, factor_own)]
+    own, helper_level = level * np.float32(factor), level * np.float32(LEVEL["net"])
+    if split_sigma is not None:
+        own = helper_level = np.maximum(np.float32(split_sigma), own)
+    weight = full_weight(float(np.mean(own)), 3 if helper is not None else 2)
+    full = infer(frames, sigma) if weight > 0 else None
+    splits = [run_split(infer, frames, own)]
     if helper is not None:
-        others.append(run_split(helper, frames, helper_own, factor_helper))
-    return weighted(others[0] if full is None else full, others, weight)
+        splits.append(run_split(helper, frames, helper_level))
+    return mean(splits) if full is None else weighted(full, splits, weight)
 
 
 def auto_mode(coarseness: float) -> str:

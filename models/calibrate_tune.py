@@ -49,11 +49,11 @@ class TuneConfig:
     replay_floor: float | None = None
     seed: int = 0
     # tune the camera crops through the blend with the 2 x 2 phase split that ``--coarse-noise
-    # auto`` runs on coarse noise (the sub-images told ``split_level`` times the level):
+    # auto`` runs on coarse noise (the sub-images told ``split_factor`` times the level):
     # measured on the PolyU cameras with 1.4 for ``fast``'s reading: +0.15 dB against the plain
     # tune's +0.19 (README, "After the phase split"); an option of ``calibrate_search``
     coarse: bool = False
-    split_level: float = 1.0
+    split_factor: float = 1.0
 
 
 @dataclass
@@ -203,7 +203,7 @@ def finetune(model: torch.nn.Module, items: list[Prepared], replay: list[torch.T
             x, y, m = torch.cat([x, xt]), torch.cat([y, yt]), torch.cat([m, mt])
         out = student(x, m)
         if cfg.coarse:
-            out = 0.5 * (out + split_forward(student, x, m * cfg.split_level))
+            out = 0.5 * (out + split_forward(student, x, m * cfg.split_factor))
         loss = F.l1_loss(out, y)
         if cfg.replay:
             clean = clean_crops(replay, cfg.replay, cfg.patch, gen)

@@ -29,7 +29,7 @@ class Frame:
     sequence: int = 0
     # Filled by the processor: the noise level used (0..255 units) and, on request, the
     # noisy input kept for the before/after and removed-noise views; how the engine ran on
-    # it for coarse noise (``engines.phase_split``: off, split or blend).
+    # it for coarse noise (``engines.phase_split``: off or blend).
     sigma: float | None = None
     original: np.ndarray | None = None
     coarse: str = "off"

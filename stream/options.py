@@ -24,7 +24,7 @@ class DenoiseOptions:
     precision: str = "auto"
     threads: int | None = None
     temporal: str = "auto"  # off|auto|light|strong
-    coarse: str = "auto"  # auto|off|split|blend: engines.phase_split
+    coarse: str = "auto"  # auto|off|blend: engines.phase_split.MODES
     profile: str | None = None  # a camera profile (python -m stream calibrate): weights, noise map
     weights: str | None = None  # set by the session from the profile: the tuned weights
 

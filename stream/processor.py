@@ -135,7 +135,7 @@ class Processor:
         self.coarse_frames = 0  # frames run with the phase split
         # the split's level over the frame's, for the reading this model gets
         reading = _reading(getattr(engine, "model", None)) if coarse != "off" else "off"
-        self.split_level = phase_split.level_factor(reading) if coarse != "off" else 1.0
+        self.split_factor = phase_split.level_factor(reading)
         # the learned reading the split's level follows where the level is estimated
         # (phase_split.split_level): the model's own reading where that is the learned one,
         # else one read beside it; none under another estimator (a profile's NLF)
@@ -276,7 +276,7 @@ class Processor:
             else:
                 from engines import phase_split
 
-                out = phase_split.run(self.engine.infer, image[None], level, mode, self.split_level,
+                out = phase_split.run(self.engine.infer, image[None], level, mode, self.split_factor,
                                       self._helper_infer() if mode == "blend" else None,
                                       self.split_sigma(frame.image, level))[0]
                 self.coarse_frames += 1

@@ -68,7 +68,7 @@ def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, 
         return lambda frames, level: np.stack([denoise(engine, f, lv) for f, lv in zip(frames, level)])
 
     helper = phase_split.helper_for(name)
-    factor = phase_split.level_factor(method_of(name))
+    factor = phase_split.level_factor(method_for(name))
     split = None if learned is None else phase_split.split_level(learned)
     return phase_split.run(infer_with(net), noisy[None], np.array([sigma], np.float32), mode, factor,
                            infer_with(_helper(helper)) if helper else None, split)[0], mode
@@ -146,11 +146,6 @@ SIGMA_GRID = (2.0, 4.0, 6.0, 8.0, 10.0, 12.5, 15.0, 20.0, 25.0, 30.0, 40.0)
 H_GRID = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0)
 
 
-def method_of(name: str) -> str:
-    """The noise reading a model gets with ``--sigma auto`` (``models.estimate.method_for``)."""
-    return method_for(name)
-
-
 def all_readings(noisy: np.ndarray) -> dict[str, float]:
     """Every noise reading of a frame (``models.estimate.METHODS`` less ``auto``), each
     model's own among them; ``combined`` from the other two as ``estimate`` makes it."""
@@ -191,7 +186,7 @@ def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half:
                                   "readings": {k: round(v, 2) for k, v in readings.items()},
                                   "noisy": (psnr(noisy, clean, 255.0), ssim(noisy, clean))}
         for name, model in models.items():
-            own = method_of(name)
+            own = method_for(name)
             for method, level in readings.items():
                 out = denoise(model, noisy, level)
                 key = f"{name} auto, no split" if method == own else f"{name} auto ({method})"
@@ -214,10 +209,10 @@ def eval_pairs(models: dict[str, Engine], folder: Path, limit: int | None, half:
 
     table: dict[str, dict] = {"noisy": {"psnr": mean("noisy"), "ssim": mean("noisy", 1)}}
     for name in models:
-        table[f"{name} (auto sigma: {method_of(name)})"] = {"psnr": mean(f"{name} auto"), "ssim": mean(f"{name} auto", 1)}
+        table[f"{name} (auto sigma: {method_for(name)})"] = {"psnr": mean(f"{name} auto"), "ssim": mean(f"{name} auto", 1)}
         table[f"{name} (auto sigma, --coarse-noise off)"] = {"psnr": mean(f"{name} auto, no split"),
                                                             "ssim": mean(f"{name} auto, no split", 1)}
-        for other in sorted(set(rows[0]["readings"]) - {method_of(name)}):
+        for other in sorted(set(rows[0]["readings"]) - {method_for(name)}):
             if f"{name} auto ({other})" in rows[0]:
                 table[f"{name} (auto sigma, {other} reading instead)"] = {"psnr": mean(f"{name} auto ({other})")}
         best = max(sigma_grid, key=lambda sg: mean(f"{name} sigma {sg:g}"))
@@ -262,7 +257,7 @@ def eval_camera(models: dict[str, Engine], paths: list[Path], shot: tuple[float,
             levels.setdefault(k, []).append(v)
         _score(res, "noisy", clean, noisy)
         for name, model in models.items():
-            own = method_of(name)
+            own = method_for(name)
             for method, level in readings.items():
                 key = (f"{name} (auto: {method})" if method == own else
                        f"{name} (told the true std)" if method == "true" else f"{name} ({method} reading instead)")
@@ -361,7 +356,7 @@ def record(report: dict, names: list[str]) -> None:
             {s: round(rows[name]["ssim"], 4) for s, rows in report["synthetic"].items()})
         if "pairs" in report:
             card[f"real_pairs_{report['pairs']['half']}_auto_psnr"] = round(
-                report["pairs"][f"{name} (auto sigma: {method_of(name)})"]["psnr"], 2)
+                report["pairs"][f"{name} (auto sigma: {method_for(name)})"]["psnr"], 2)
         path.write_text(json.dumps(card, indent=2) + "\n")
 
 
