@@ -16,6 +16,7 @@ Each caller keeps only what is its own: the batch and the loss.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import math
@@ -29,7 +30,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import noise
+from . import noise, noise_bank
+from .noise_bank import NoiseBank
 
 log = logging.getLogger("models.training")
 
@@ -44,6 +46,7 @@ class NoiseMix:
     isp: float = 0.3  # a whole camera pipeline replayed (noise.camera_isp; half JPEG'd)
     low: float = 0.15  # share of the Gaussian sigmas drawn from 0..5 (light noise, clean frames)
     max_sigma: float = 75.0
+    real: float = 0.0  # real pairs' noise replayed, scaled (models.noise_bank); needs a bank
 
 
 def _sigmas(b: int, mix: NoiseMix, gen: torch.Generator) -> torch.Tensor:
@@ -56,12 +59,15 @@ def _sigmas(b: int, mix: NoiseMix, gen: torch.Generator) -> torch.Tensor:
     return torch.where(v < mix.low, low, high) / 255
 
 
-def noisy_batch(clean: torch.Tensor, mix: NoiseMix, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Corrupt a clean batch; returns (noisy, sigma map) both on clean's device."""
+def noisy_batch(clean: torch.Tensor, mix: NoiseMix, gen: torch.Generator,
+                bank: NoiseBank | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Corrupt a clean batch; returns (noisy, sigma map) both on clean's device.  The ``real``
+    share needs ``bank``; without one it stays white Gaussian noise."""
     b, _, h, w = clean.shape
     dev = clean.device
     n_clip, n_var, n_cam, n_isp = (round(f * b) for f in (mix.clipped, mix.varying, mix.camera, mix.isp))
-    n_awgn = b - n_clip - n_var - n_cam - n_isp
+    n_real = round(mix.real * b) if bank is not None else 0
+    n_awgn = b - n_clip - n_var - n_cam - n_isp - n_real
     sig = _sigmas(b, mix, gen)
     outs, maps = [], []
     s0 = 0
@@ -93,9 +99,40 @@ def noisy_batch(clean: torch.Tensor, mix: NoiseMix, gen: torch.Generator) -> tup
         outs.append(n), maps.append(m)
     s0 += n_cam
     if n_isp:
-        n, m = noise.camera_isp(clean[s0:].cpu(), gen)
+        n, m = noise.camera_isp(clean[s0:s0 + n_isp].cpu(), gen)
         outs.append(n.to(dev)), maps.append(m.clamp_max(mix.max_sigma / 255).to(dev))
+    s0 += n_isp
+    if n_real:
+        n, m = noise_bank.apply(clean[s0:], bank.sample(clean[s0:], gen), gen, max_sigma=mix.max_sigma)
+        outs.append(n), maps.append(m)
     return torch.cat(outs), torch.cat(maps)
+
+
+def add_mix_args(p: argparse.ArgumentParser) -> None:
+    """The trainers' options for the real-noise share of the mix."""
+    p.add_argument("--real-noise", type=Path, default=None, metavar="DIR",
+                   help="real noisy/clean pairs (*_real / *_mean) whose noise (tune half only) is replayed "
+                        "on the training photos, scaled 0.7..6 times (models.noise_bank)")
+    p.add_argument("--real", type=float, default=0.2, help="share of each batch with that noise (with --real-noise)")
+    p.add_argument("--isp", type=float, default=None,
+                   help=f"share of the replayed camera pipeline (default {NoiseMix.isp}, 0.2 with --real-noise)")
+
+
+def mix_from_args(args: argparse.Namespace) -> tuple[NoiseMix, NoiseBank | None]:
+    """The mix and the bank the options ask for (``args.low`` included)."""
+    if args.real_noise is None:
+        return NoiseMix(low=args.low, **({} if args.isp is None else {"isp": args.isp})), None
+    from .data import pair_paths
+
+    bank = NoiseBank.from_pairs(pair_paths(args.real_noise, "tune"))
+    return NoiseMix(low=args.low, real=args.real, isp=0.2 if args.isp is None else args.isp), bank
+
+
+def bank_metadata(bank: NoiseBank | None, args: argparse.Namespace) -> dict[str, str]:
+    if bank is None:
+        return {}
+    return {"real_noise": f"{len(bank)} pairs of {args.real_noise} (tune half, models.data.pair_paths), "
+                          f"sha256[:16] {bank.digest}"}
 
 
 @dataclass(frozen=True)

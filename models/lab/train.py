@@ -9,7 +9,13 @@ The shipped ``fast`` came from a chain of CPU runs (each listed, with steps and 
 where ``fast-gate3.safetensors`` is the earlier ``fast`` with its gate added open
 (``models.arch.load_compatible(..., gate_bias=3)``).  ``base`` came from H100 runs
 (``python -m models train --model base --device cuda --minutes 6 --out runs/base`` and a
-continuation with ``--init``; see its metadata).
+continuation with ``--init``) and two CPU fine-tunes, the last with real noise replayed:
+
+    python -m models train --model base --device cpu --threads 1 --steps 6000 --batch 16 \
+        --patch 64 --lr 2e-4 --init models/weights/base.safetensors \
+        --real-noise ../shared/data/realnoise/polyu
+
+(``--real-noise``: the tune half's pairs only, ``models.noise_bank``; see its metadata).
 
 On a CPU, run it in the background and resume (the same command continues from
 ``OUT/checkpoint.pt``; ``--steps`` may extend or shorten the schedule).
@@ -33,8 +39,11 @@ from ..training import (
     Every,
     Loop,
     NoiseMix,
+    add_mix_args,
+    bank_metadata,
     command,
     init_lineage,
+    mix_from_args,
     noisy_batch,
     save_weights,
 )
@@ -75,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=Path, default=None, help="start from these weights (.safetensors)")
     p.add_argument("--low", type=float, default=NoiseMix.low,
                    help="share of Gaussian samples with sigma 0..5 (a quarter of them clean)")
+    add_mix_args(p)
     return p
 
 
@@ -110,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     sampler = PatchSampler(train_paths, dev, seed=args.seed)
     val_imgs = [torch.from_numpy(read_rgb(p)[:256, :256]).permute(2, 0, 1).float().div(255).to(dev) for p in val_paths]
     gen = torch.Generator().manual_seed(args.seed + 1)
-    mix = NoiseMix(low=args.low)
+    mix, bank = mix_from_args(args)
 
     model = spec.build().to(dev).train()
     if cuda:
@@ -135,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def loss() -> torch.Tensor:
         clean = sampler.sample(batch, patch)
-        noisy, smap = noisy_batch(clean, mix, gen)
+        noisy, smap = noisy_batch(clean, mix, gen, bank)
         if cuda:
             clean, noisy, smap = (t.contiguous(memory_format=torch.channels_last) for t in (clean, noisy, smap))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
@@ -156,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps": str(loop.step), "batch": str(batch), "patch": str(patch), "lr": str(lr), "seed": str(args.seed),
         "device": torch.cuda.get_device_name(dev) if cuda else "cpu",
         "noise": json.dumps(mix.__dict__),
+        **bank_metadata(bank, args),
         "train_minutes": f"{loop.run_minutes:.1f}",
         **init_lineage(args.init),
     })

@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--low", type=float, default=training.NoiseMix.low,
                    help="share of Gaussian samples with sigma 0..5 (a quarter of them clean)")
     p.add_argument("--init", type=Path, default=None, help="start from these weights (.safetensors)")
+    training.add_mix_args(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     if args.threads:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = split_paths(args.data, "cbsd432")
     sampler = PatchSampler(paths, torch.device("cpu"), seed=args.seed)
     gen = torch.Generator().manual_seed(args.seed + 1)
-    mix = training.NoiseMix(low=args.low)
+    mix, bank = training.mix_from_args(args)
     net = NoiseLevelNet()
     if args.init:
         from safetensors.torch import load_file
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def step_loss() -> torch.Tensor:
         clean = sampler.sample(args.batch, 2 * CROP)
-        noisy, smap = training.noisy_batch(clean, mix, gen)
+        noisy, smap = training.noisy_batch(clean, mix, gen, bank)
         target = smap.mean(dim=(1, 2, 3))  # (B,)
         # (B, 3, 2C, 2C) -> (4B, 3, C, C): four crops per image, consecutive
         quads = noisy.unfold(2, CROP, CROP).unfold(3, CROP, CROP)  # (B, 3, 2, 2, C, C)
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": "estimator",
         "command": training.command("python -m models train-estimator", argv),
         "data": f"CBSD432 ({len(paths)} images), sha256[:16] {list_digest(paths)}",
-        "noise": str(mix.__dict__), "steps": str(loop.step), "batch": str(args.batch), "device": "cpu",
+        "noise": str(mix.__dict__), **training.bank_metadata(bank, args), "steps": str(loop.step), "batch": str(args.batch), "device": "cpu",
         "train_minutes": f"{loop.run_minutes:.1f}",
         **training.init_lineage(args.init),
     })
