@@ -37,11 +37,16 @@ HELPER = "nano"
 LEVEL = {"net": 1.4}
 # Heavy coarse noise.  The learned reading follows coarse noise's std while the noise is light
 # and falls ever further below it as the noise grows (the PolyU tune half with its noise scaled
-# 1, 2, 4 and 6 times: 0.99, 0.72, 0.61 and 0.56 times the std), so above ``KNEE`` levels the
-# split is told more than ``LEVEL["net"]`` times it (``split_level``).  And the frame's own
-# output keeps most of heavy coarse noise, so its share of the blend falls from a third, at a
-# split level of ``FADE[0]``, to none at ``FADE[1]`` (``full_weight``).
+# 1, 2, 4 and 6 times: 0.99, 0.71, 0.60 and 0.53 times the std), while the split does best told
+# about 1.4 times the std (``fast`` told the true std times 1.0 / 1.4 on those sets: 38.00 /
+# 38.18, 33.46 / 33.71, 28.65 / 29.10, 25.77 / 26.22 dB).  So above ``KNEE`` levels the split is
+# told more than ``LEVEL["net"]`` times the reading, and where the PCA reading (``models.
+# estimate``: twice the half-resolution reading for coarse noise, about 1.4 times the std of
+# the scaled sets from k = 2 up) is higher still, up to ``RAISE`` times that (``split_level``).
+# And the frame's own output keeps most of heavy coarse noise, so its share of the blend falls
+# from a third, at a split level of ``FADE[0]``, to none at ``FADE[1]`` (``full_weight``).
 KNEE = 8.0
+RAISE = 1.3
 FADE = (8.0, 16.0)
 
 Infer = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -52,12 +57,18 @@ def level_factor(estimator: str) -> float:
     return LEVEL.get(estimator, 1.0)
 
 
-def split_level(reading: float) -> float:
+def split_level(reading: float, pca: float | None = None) -> float:
     """The level the sub-images are told where the learned estimator reads ``reading`` on
     the frame: ``LEVEL["net"]`` times it up to ``KNEE``, times the reading over ``KNEE``
-    beyond.  Below ``KNEE`` a higher reading is as often texture read as noise (a knee at 4
-    cost 0.14 dB on the PolyU test half, where readings reach 7.7)."""
-    return LEVEL["net"] * reading * max(1.0, reading / KNEE)
+    beyond; raised towards the ``pca`` reading where that is higher, by at most ``RAISE``
+    times.  Below ``KNEE`` a higher learned reading is as often texture read as noise (a knee
+    at 4 cost 0.14 dB on the PolyU test half, where readings reach 7.7); the PCA reading
+    tells them apart better (it sees the noise's coarseness), but over-reads the heaviest
+    noise (uncapped: -0.11 dB on the tune half at k = 6, +0.53 at k = 4)."""
+    level = LEVEL["net"] * reading * max(1.0, reading / KNEE)
+    if pca is not None:
+        level = max(level, min(pca, RAISE * level))
+    return level
 
 
 def full_weight(level: float, views: int = 3) -> float:

@@ -79,6 +79,12 @@ def _learned_reading(image: np.ndarray) -> float:
     return estimate(image, "net")
 
 
+def _pca_reading(image: np.ndarray) -> float:
+    from models.estimate import estimate
+
+    return estimate(image, "pca")
+
+
 def _same_frame(a: np.ndarray, b: np.ndarray) -> bool:
     """Byte-identical frames (a sparse look first, so most frames cost next to nothing)."""
     return a is b or (a.shape == b.shape and np.array_equal(a[::17, ::13], b[::17, ::13])
@@ -143,6 +149,10 @@ class Processor:
         self._reads_learned = own_reading and reading == "net"
         self._learned = AutoSigma(_learned_reading, every=estimate_every) \
             if own_reading and reading not in ("net", "off") and _learned_available() else None
+        # and the PCA reading that may raise it (phase_split.split_level), read on blended
+        # frames only, at the estimate's pace
+        self._pca = AutoSigma(_pca_reading, every=estimate_every) \
+            if self._reads_learned or self._learned is not None else None
         self.repeats = 0  # frames identical to the one before: given its output again
         # the last input (a reference: frames are not written to once made), the settings it
         # ran under and its result
@@ -168,8 +178,9 @@ class Processor:
 
     def split_sigma(self, image: np.ndarray, level: np.ndarray) -> float | None:
         """The level the phase split's sub-images are told (``phase_split.split_level`` of the
-        learned reading, times ``strength``, capped as ``noise_level`` caps) where the level is
-        estimated and one number; None (``factor`` times the level) where it is told or a map."""
+        learned and the PCA readings, times ``strength``, capped as ``noise_level`` caps) where
+        the level is estimated and one number; None (``factor`` times the level) where it is
+        told or a map."""
         if self.sigma is not None or level.ndim != 1:
             return None
         if self._reads_learned:
@@ -182,7 +193,8 @@ class Processor:
             return None
         from engines.phase_split import split_level
 
-        return min(split_level(reading) * self.strength, 75.0)
+        pca = self._pca(image) if self._pca is not None else None
+        return min(split_level(reading, pca) * self.strength, 75.0)
 
     def _new_sequence(self, sequence: int) -> None:
         self._sequence = sequence
@@ -194,6 +206,8 @@ class Processor:
             self.coarse_reading.reset()
         if self._learned is not None:
             self._learned.reset()
+        if self._pca is not None:
+            self._pca.reset()
         self._temporal = self.temporal_factory() if self.temporal_factory else None
 
     def noise_level(self, image: np.ndarray) -> float:

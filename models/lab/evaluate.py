@@ -59,7 +59,8 @@ def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, 
     """``denoise`` as ``python -m stream`` runs it with ``--coarse-noise auto``: blended with
     the 2 x 2 phase split (and the helper network's split) where the frame's noise reads
     coarse (``engines.phase_split``), the sub-images told ``split_level`` of the ``learned``
-    reading where given (an estimated level).  Returns the output and the mode used."""
+    reading (and the frame's PCA reading) where given (an estimated level).  Returns the
+    output and the mode used."""
     mode = phase_split.auto_mode(coarseness(noisy))
     if mode == "off":
         return denoise(net, noisy, sigma), mode
@@ -69,7 +70,7 @@ def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, 
 
     helper = phase_split.helper_for(name)
     factor = phase_split.level_factor(method_for(name))
-    split = None if learned is None else phase_split.split_level(learned)
+    split = None if learned is None else phase_split.split_level(learned, estimate(noisy, "pca"))
     return phase_split.run(infer_with(net), noisy[None], np.array([sigma], np.float32), mode, factor,
                            infer_with(_helper(helper)) if helper else None, split)[0], mode
 

@@ -92,6 +92,11 @@ def test_heavier_coarse_noise_is_told_more_and_the_frame_itself_weighs_less() ->
     for r in (0.0, 1.0, knee):  # light noise: LEVEL["net"] times the reading, as before
         assert phase_split.split_level(r) == pytest.approx(phase_split.LEVEL["net"] * r)
     assert phase_split.split_level(2 * knee) == pytest.approx(phase_split.LEVEL["net"] * 2 * knee * 2)
+    # a higher PCA reading raises it, by RAISE times at most; a lower one changes nothing
+    base = phase_split.split_level(6.0)
+    assert phase_split.split_level(6.0, pca=base * 1.1) == pytest.approx(base * 1.1)
+    assert phase_split.split_level(6.0, pca=base * 5) == pytest.approx(base * phase_split.RAISE)
+    assert phase_split.split_level(6.0, pca=base / 2) == pytest.approx(base)
     levels = [phase_split.split_level(r) for r in np.linspace(0, 30, 61)]
     assert np.all(np.diff(levels) > 0)
     lo, hi = phase_split.FADE
@@ -172,7 +177,9 @@ def test_processor_tells_the_split_the_level_that_follows_the_learned_reading() 
     assert auto.coarse_frames == 1
     reading = auto.last_estimate
     assert reading is not None and reading > 0
-    want = phase_split.split_level(reading) * 1.5
+    from models.estimate import estimate
+
+    want = phase_split.split_level(reading, estimate(coarse, "pca")) * 1.5
     assert all(np.allclose(level, want, rtol=1e-5) for _, level in rec.calls[-4:])
     assert auto.split_sigma(coarse, np.array([1.0], np.float32)) == pytest.approx(want)
     assert auto.split_sigma(coarse, np.ones((1, 4, 4), np.float32)) is None  # a level map: as told
@@ -183,11 +190,9 @@ def test_processor_tells_the_split_the_level_that_follows_the_learned_reading() 
     rec = Pca()
     auto = Processor(rec, coarse="auto")
     _run(auto, coarse)
-    from models.estimate import estimate
-
     own = float(rec.calls[0][1][0])  # the frame itself: its own (PCA) level
-    want = phase_split.split_level(estimate(coarse, "net"))
-    assert not np.isclose(own, want)
+    want = phase_split.split_level(estimate(coarse, "net"), estimate(coarse, "pca"))
+    assert want >= phase_split.split_level(estimate(coarse, "net"))  # raised towards PCA, or not
     assert all(np.allclose(level, max(want, own * phase_split.level_factor("pca")), rtol=1e-5)
                for _, level in rec.calls[-4:])
 
