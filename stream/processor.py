@@ -80,9 +80,14 @@ def _learned_reading(image: np.ndarray) -> float:
 
 
 def _pca_reading(image: np.ndarray) -> float:
+    """The PCA reading, NaN for a frame too small to read (``AutoSigma`` keeps what it had:
+    nothing, so the split's level is the learned reading's alone)."""
     from models.estimate import estimate
 
-    return estimate(image, "pca")
+    try:
+        return estimate(image, "pca")
+    except ValueError:
+        return math.nan
 
 
 def _same_frame(a: np.ndarray, b: np.ndarray) -> bool:

@@ -197,6 +197,18 @@ def test_processor_tells_the_split_the_level_that_follows_the_learned_reading() 
                for _, level in rec.calls[-4:])
 
 
+def test_a_frame_too_small_to_read_by_pca_is_split_at_the_learned_readings_level() -> None:
+    """``--coarse-noise blend`` on a 6 x 6 frame: PCA cannot read it (it needs 8 px a side),
+    so the split is told the learned reading's level alone, and nothing raises."""
+    tiny = (100 + np.random.default_rng(4).normal(0, 3, (6, 6, 3))).round().astype(np.uint8)
+    rec = Recorder()
+    blend = Processor(rec, coarse="blend")
+    assert _run(blend, tiny).shape == tiny.shape and blend.coarse_frames == 1
+    want = phase_split.split_level(blend.last_estimate)
+    assert want < 75  # not the cap
+    assert all(np.allclose(level, want, rtol=1e-5) for _, level in rec.calls[-4:])
+
+
 def test_processor_opens_the_helper_at_the_first_blended_frame_and_closes_it() -> None:
     clean = _photo().astype(np.float32)
     rng = np.random.default_rng(3)
