@@ -9,8 +9,9 @@ camera's test-half noisy crops as one folder of PNGs through ``python -m stream 
 --temporal off`` without a profile (the shipped default) and with the profile, its noise map
 forced to the blind estimate and to the NLF; PSNR against the clean means.  Also OpenCV NLM at
 its best h for the set, and CBSD68 at sigma 25 (all 68 photos, told the level) of the original
-and each tuned weights: what was forgotten.  PolyU is only calibrated and tested on here; no
-shipped weights learn from it.
+and each tuned weights: what was forgotten.  Of the shipped weights only ``base`` learnt from
+PolyU: its last run replays the tune half's noise (``models.noise_bank``), never the test
+half's.
 """
 from __future__ import annotations
 
