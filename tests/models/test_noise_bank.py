@@ -66,23 +66,30 @@ def test_noisy_batch_gives_the_real_share_only_with_a_bank(tmp_path: Path) -> No
     assert float((noisy[4:, 0] - clean[4:, 0]).abs().max()) > 0
 
 
-def test_replayed_noise_follows_the_new_photos_brightness_as_the_cameras_did() -> None:
-    """A camera with 2 levels of noise in the dark and 8 in the light: its noise replayed on a
-    dark and a light photo has the camera's level at each."""
+def test_replayed_noise_follows_the_new_photos_brightness_as_the_cameras_did(tmp_path: Path) -> None:
+    """A camera with 2 levels of noise in the dark and 8 in the light (one pair, through the
+    files as ``from_pairs`` reads them): replayed on a dark and on a light photo, each
+    channel's noise has the camera's level at that brightness, whatever part of the pair the
+    crop came from."""
     rng = np.random.default_rng(3)
     clean = np.zeros((64, 64, 3), np.uint8)
     clean[:, :32], clean[:, 32:] = 30, 220
     std = np.where(clean.mean(axis=2, keepdims=True) < 128, 2.0, 8.0)
-    noise = rng.normal(0, 1, clean.shape) * std
+    noisy = np.clip(np.round(clean + rng.normal(0, 1, clean.shape) * std), 0, 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "Cam_1_ramp_1_mean.png"), clean[..., ::-1])
+    cv2.imwrite(str(tmp_path / "Cam_1_ramp_1_real.png"), noisy[..., ::-1])
+    noise = noisy.astype(np.float32) - clean
     nlf = noise_level_function(noise, clean)
     dark, light = int(30 * 16 / 256), int(220 * 16 / 256)
-    assert abs(nlf[1, dark] - 2) < 0.2 and abs(nlf[1, light] - 8) < 0.6
-    assert nlf[1, 8] == nlf[1, light] and nlf[1, 4] == nlf[1, dark]  # empty bins: the nearest
-    unit = torch.from_numpy((noise / nlf.T[clean.mean(axis=2).astype(int) * 16 // 256]).astype(np.float16))
-    bank = NoiseBank([unit.permute(2, 0, 1).contiguous()], [torch.from_numpy(nlf.astype(np.float32))])
-    target = torch.cat([torch.full((1, 3, 48, 48), 30 / 255), torch.full((1, 3, 48, 48), 220 / 255)])
+    assert np.allclose(nlf[:, dark], 2, atol=0.1) and np.allclose(nlf[:, light], 8, atol=0.4)
+    assert np.array_equal(nlf[:, 8], nlf[:, light]) and np.array_equal(nlf[:, 4], nlf[:, dark])  # empty bins: the nearest
+    bank = NoiseBank.from_pairs(pair_paths(tmp_path))
+    target = torch.cat([torch.full((4, 3, 48, 48), 30 / 255), torch.full((4, 3, 48, 48), 220 / 255)])
     out = bank.sample(target, torch.Generator().manual_seed(0)) * 255
-    assert 1.7 < float(out[0].std()) < 2.3 and 7.0 < float(out[1].std()) < 9.0
+    per_channel = out.std(dim=(2, 3))  # (8, 3): each crop, each channel
+    assert float(per_channel[:4].min()) > 1.85 and float(per_channel[:4].max()) < 2.15, per_channel[:4]
+    assert float(per_channel[4:].min()) > 7.4 and float(per_channel[4:].max()) < 8.6, per_channel[4:]
+    assert float(out.mean().abs()) < 0.1
 
 
 def test_pairs_of_two_sizes_are_refused(tmp_path: Path) -> None:
