@@ -115,7 +115,11 @@ def estimate_sigma(image: np.ndarray, patch: int = PATCH) -> float:
     Accepts uint8 (0..255) or float arrays in 0..255.  Large frames are sampled with a
     stride so the cost stays a few tens of milliseconds.
     """
-    full, coarse = _two_scales(image, patch)
+    return _level(*_two_scales(image, patch))
+
+
+def _level(full: float, coarse: float | None) -> float:
+    """``estimate_sigma`` from the two readings."""
     if coarse is None:
         return full
     # about 1 for white noise (texture lifts it a little), 3..10 for real camera noise
@@ -129,11 +133,17 @@ def coarseness(image: np.ndarray) -> float:
     full-resolution one (about 1 for white noise, 2 to 4 for the training mix's camera noise
     and for clean photos, 3 to 14 for the PolyU DSLR pairs; see ``engines.phase_split``).
     1.0 for a frame too small to read at half size, or too small to read at all."""
+    return coarseness_and_level(image)[0]
+
+
+def coarseness_and_level(image: np.ndarray) -> tuple[float, float]:
+    """``coarseness`` and ``estimate_sigma`` (the PCA reading) from one two-scale pass; the
+    level NaN for a frame too small to read."""
     try:
         full, coarse = _two_scales(image)
     except ValueError:
-        return 1.0
-    return 1.0 if coarse is None else coarse / max(full, 0.25)
+        return 1.0, float("nan")
+    return (1.0 if coarse is None else coarse / max(full, 0.25)), _level(full, coarse)
 
 
 def estimator_for(model: str | None) -> Callable[[np.ndarray], float]:

@@ -55,12 +55,6 @@ def load_temporal(mode: str, device: str = "cpu") -> Callable[[], TemporalStage]
     return lambda: temporal.create_stage(mode, device)
 
 
-def _coarseness(image: np.ndarray) -> float:
-    from models.estimate import coarseness
-
-    return coarseness(image)
-
-
 def _reading(model: str | None) -> str:
     from models.estimate import method_for
 
@@ -79,15 +73,29 @@ def _learned_reading(image: np.ndarray) -> float:
     return estimate(image, "net")
 
 
-def _pca_reading(image: np.ndarray) -> float:
-    """The PCA reading, NaN for a frame too small to read (``AutoSigma`` keeps what it had:
-    nothing, so the split's level is the learned reading's alone)."""
-    from models.estimate import estimate
+class TwoScaleReading:
+    """The frame's coarseness (the gate of ``--coarse-noise auto``) and its PCA level (which
+    may raise the split's level, ``engines.phase_split.split_level``): one two-scale PCA pass
+    (``models.estimate.coarseness_and_level``) serves both where they read the same frame."""
 
-    try:
-        return estimate(image, "pca")
-    except ValueError:
-        return math.nan
+    def __init__(self) -> None:
+        self._image: np.ndarray | None = None
+        self._values = (1.0, math.nan)
+
+    def _read(self, image: np.ndarray) -> tuple[float, float]:
+        if image is not self._image:  # frames are not written to once made: identity is enough
+            from models.estimate import coarseness_and_level
+
+            self._image, self._values = image, coarseness_and_level(image)
+        return self._values
+
+    def coarseness(self, image: np.ndarray) -> float:
+        return self._read(image)[0]
+
+    def level(self, image: np.ndarray) -> float:
+        """NaN for a frame too small to read (``AutoSigma`` keeps what it had: nothing, so the
+        split's level is the learned reading's alone)."""
+        return self._read(image)[1]
 
 
 def _same_frame(a: np.ndarray, b: np.ndarray) -> bool:
@@ -142,7 +150,9 @@ class Processor:
         # ``auto`` blends with the phase split where the noise reads coarse (engines.phase_split),
         # read at the estimate's pace; never for a recurrent model (its previous output is not split)
         self.coarse = coarse
-        self.coarse_reading = AutoSigma(_coarseness, every=estimate_every) if coarse == "auto" else None
+        self._two_scales = TwoScaleReading()
+        self.coarse_reading = AutoSigma(self._two_scales.coarseness, every=estimate_every) \
+            if coarse == "auto" else None
         self.coarse_frames = 0  # frames run with the phase split
         # the split's level over the frame's, for the reading this model gets
         reading = _reading(getattr(engine, "model", None)) if coarse != "off" else "off"
@@ -156,7 +166,7 @@ class Processor:
             if own_reading and reading not in ("net", "off") and _learned_available() else None
         # and the PCA reading that may raise it (phase_split.split_level), read on blended
         # frames only, at the estimate's pace
-        self._pca = AutoSigma(_pca_reading, every=estimate_every) \
+        self._pca = AutoSigma(self._two_scales.level, every=estimate_every) \
             if self._reads_learned or self._learned is not None else None
         self.repeats = 0  # frames identical to the one before: given its output again
         # the last input (a reference: frames are not written to once made), the settings it

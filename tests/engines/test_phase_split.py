@@ -197,6 +197,24 @@ def test_processor_tells_the_split_the_level_that_follows_the_learned_reading() 
                for _, level in rec.calls[-4:])
 
 
+def test_the_gate_and_the_splits_pca_level_share_one_reading_per_estimate(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """16 coarse frames (each with its own grain) through ``--coarse-noise auto``: the
+    coarseness gate and the PCA level the split may follow are read on frames 0 and 15, from
+    one two-scale PCA pass each time, not one pass each."""
+    from models import estimate
+
+    passes = []
+    real = estimate._two_scales
+    monkeypatch.setattr(estimate, "_two_scales", lambda *a, **k: passes.append(1) or real(*a, **k))
+    clean = _photo().astype(np.float32)
+    auto = Processor(Recorder(), coarse="auto")
+    for i in range(16):
+        frame = _camera_like(clean, seed=i)
+        auto(Frame(image=frame, index=i, pts=None, sequence=0))
+    assert auto.coarse_frames == 16 and len(passes) == 2
+
+
 def test_a_frame_too_small_to_read_by_pca_is_split_at_the_learned_readings_level() -> None:
     """``--coarse-noise blend`` on a 6 x 6 frame: PCA cannot read it (it needs 8 px a side),
     so the split is told the learned reading's level alone, and nothing raises."""
