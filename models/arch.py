@@ -10,7 +10,7 @@ size works.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -104,6 +104,56 @@ class NoiseMapUNet(nn.Module):
         return x + pred if not self.cfg.residual else x - pred
 
 
+class FusionUNet(NoiseMapUNet):
+    """A recurrent twin of a per-frame net that averages its input with its previous output,
+    per pixel, where a small branch finds that they agree.
+
+    The branch reads the frame's and the previous output's cells (4 x 4 pixels for ``fast``)
+    and the noise level: 1 x 1 conv -> ReLU -> 3 x 3 conv -> ReLU -> 1 x 1 conv, giving per
+    pixel a weight ``a`` in 0..1 and per cell a factor ``b`` in 0..1.  The per-frame net then
+    denoises ``x + a (prev - x)`` told the noise level times ``1 - b``: the previous output
+    (aligned to the frame by the caller, ``models.align``) stands in for the noisy frame where
+    it fits, as the mean of a still camera's inputs does for ``--temporal auto``, but learnt,
+    along the motion, and from a denoised frame.  Both start near 0 (sigmoid(-4) = 0.018), so
+    training starts close to the per-frame net; without a previous output the branch is
+    skipped, so a first frame (or a still camera under ``switch``) gets exactly the per-frame
+    net when only the branch was trained (``train_temporal --train-only fuse_``)."""
+
+    def __init__(self, cfg: UNetConfig, branch: int = 24) -> None:
+        super().__init__(replace(cfg, temporal=False))
+        self.cfg = cfg
+        r = cfg.unshuffle
+        n = 3 * r * r
+        self.fuse_in = nn.Conv2d(2 * n + 1, branch, 1)
+        self.fuse_mid = nn.Conv2d(branch, branch, 3, padding=1)
+        self.fuse_out = nn.Conv2d(branch, r * r + 1, 1)
+        nn.init.zeros_(self.fuse_out.weight)
+        nn.init.constant_(self.fuse_out.bias, -4.0)
+
+    def forward(
+        self, x: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        m = self.multiple
+        ph, pw = (m - h % m) % m, (m - w % m) % m
+        inputs = [x, sigma] + ([] if prev is None else [prev])
+        if ph or pw:
+            inputs = [F.pad(t, (0, pw, 0, ph), mode="replicate") for t in inputs]
+        r = self.cfg.unshuffle
+        xc, sc = F.pixel_unshuffle(inputs[0], r), F.avg_pool2d(inputs[1], r)
+        x_in = inputs[0]
+        if prev is not None:  # without one: exactly the per-frame net
+            pc = F.pixel_unshuffle(inputs[2], r)
+            f = F.relu(self.fuse_in(torch.cat([xc, pc, sc], dim=1)))
+            g = torch.sigmoid(self.fuse_out(F.relu(self.fuse_mid(f))))
+            a = g[:, : r * r].repeat(1, 3, 1, 1)  # cell channel c r² + i r + j: pixel (i, j)
+            xc = xc + a * (pc - xc)
+            sc = sc * (1 - g[:, r * r:])
+            x_in = F.pixel_shuffle(xc, r)
+        y = self.head(torch.cat([xc, sc], dim=1))
+        return self.output(x_in, self.trunk(y))[..., :h, :w]
+
+
 def load_compatible(net: NoiseMapUNet, state: dict[str, torch.Tensor], gate_bias: float = 4.0) -> list[str]:
     """Load weights of a related model: a per-frame net into its recurrent twin (the head's
     extra input channels start at zero) or an ungated net into a gated one (the gate starts
@@ -123,7 +173,8 @@ def load_compatible(net: NoiseMapUNet, state: dict[str, torch.Tensor], gate_bias
         if name == "tail.bias":
             target[value.shape[0]:] = gate_bias
         extended.append(name)
-    missing = set(own) - set(state)
+    # a fusion twin's branch keeps its initialisation (its last layer zero: the net as loaded)
+    missing = {n for n in set(own) - set(state) if not n.startswith("fuse_")}
     if missing:
         raise ValueError(f"weights lack {sorted(missing)}")
     net.load_state_dict(own)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from .arch import NoiseMapUNet, UNetConfig, count_macs
+from .arch import FusionUNet, NoiseMapUNet, UNetConfig, count_macs
 from .errors import UserError
 from .reparam import RepNoiseMapUNet, is_unfolded
 
@@ -33,6 +33,9 @@ class ModelSpec:
     tier: str  # "nano"/"tiny" (live on slow CPUs), "fast" (CPU, many streams per GPU) or "base" (GPU default)
     factory: Callable[[UNetConfig], NoiseMapUNet] = field(default=NoiseMapUNet)
     lab: bool = False  # a training variant with no shipped weights: left out of model_names()
+    # a recurrent model trained with its previous output warped onto the frame along the
+    # optical flow between the noisy frames (``models.align.FlowAligner``), and so run
+    aligned: bool = False
 
     @property
     def temporal(self) -> bool:
@@ -93,6 +96,16 @@ register(ModelSpec(
     replace(_REGISTRY["fast"].config, temporal=True),  # fast's config, whatever it becomes
     "fast with its previous output as input (recurrent, causal); for video on CPUs",
     tier="fast",
+))
+register(ModelSpec(
+    "fast-fusion",
+    replace(_REGISTRY["fast"].config, temporal=True),
+    "fast with a branch that compares the frame with its previous output, warped onto it along "
+    "the optical flow (recurrent, causal); for video on CPUs",
+    tier="fast",
+    factory=FusionUNet,
+    aligned=True,
+    lab=True,
 ))
 register(ModelSpec(
     "fast-rep",

@@ -43,6 +43,22 @@ def default_estimator(model: str | None = None) -> Callable[[np.ndarray], float]
     return estimator_for(model)
 
 
+def _aligner_for(model: str | None) -> Any:
+    """A ``models.align.FlowAligner`` for a recurrent model trained on its previous output
+    warped along the flow; None for any other (or an unknown name: a test's stand-in)."""
+    import models
+
+    try:
+        spec = models.get_spec(model) if model else None
+    except models.UnknownModelError:
+        return None
+    if spec is None or not spec.aligned:
+        return None
+    from models.align import FlowAligner
+
+    return FlowAligner()
+
+
 def load_temporal(mode: str, device: str = "cpu") -> Callable[[], TemporalStage] | None:
     """The factory for ``--temporal MODE`` (None for ``off``); ``device``: where the smoothing
     runs (``stream.session`` passes the engine's)."""
@@ -188,6 +204,9 @@ class Processor:
         self._sequence: int | None = None
         self._temporal: TemporalStage | None = None
         self._prev: np.ndarray | None = None  # previous output, for temporal models
+        # a recurrent model trained on its previous output warped along the optical flow
+        # between the noisy frames gets it so (``models.align``)
+        self._aligner = _aligner_for(getattr(engine, "model", None))
         self.cuts = SceneCuts()
         self.shots = 0  # sequences and scene cuts seen: each got its own noise estimate
 
@@ -215,6 +234,8 @@ class Processor:
         self._sequence = sequence
         self.shots += 1
         self._prev = None
+        if self._aligner is not None:
+            self._aligner.reset()
         if self.auto is not None:
             self.auto.reset()
         if self.coarse_reading is not None:
@@ -287,6 +308,9 @@ class Processor:
                 and self._prev.shape == frame.image.shape \
                 and getattr(self._temporal, "feed_back", True):
             prev = self._prev[None]
+        if self._aligner is not None:  # every frame: it keeps the last one's grey cells
+            warped = self._aligner(frame.image, None if prev is None else prev[0])
+            prev = None if warped is None else warped[None]
         image, level = frame.image, np.array([sigma], np.float32)
         average = getattr(self._temporal, "average_input", None)
         if average is not None and not getattr(self.engine, "temporal", False):

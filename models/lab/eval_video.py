@@ -92,7 +92,8 @@ TWIN_VARIANTS = (
 def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: torch.device,
              smoothing: list[str], nlm: bool = True, seed: int = 0,
              twin_weights: Path | None = None,
-             model_weights: Path | None = None, twin: bool = True) -> list[dict[str, object]]:
+             model_weights: Path | None = None, twin: bool = True,
+             twin_name: str | None = None) -> list[dict[str, object]]:
     noisy = add_noise(clean, sigma, seed)
     rows = [score("noisy input", noisy, clean, 0.0)]
     for name in models:
@@ -114,25 +115,27 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
                 continue
             sm, s2 = _timed(lambda: smooth(out, sigma, mode, device, noisy))  # noqa: B023
             rows.append(score(f"{name} + {mode} smoothing", sm, clean, sec + s2, tag, s2))
-        twin_name = f"{name}-temporal"
-        if twin and twin_name in model_names():
-            t_status = load_metadata(twin_name).get("status", "trained")
+        tname = twin_name or f"{name}-temporal"
+        if twin and tname in model_names(lab=True):
+            aligned = get_spec(tname).aligned
+            t_status = load_metadata(tname).get("status", "trained")
             t_tag = "untrained placeholder" if t_status == "untrained placeholder" else ""
             if twin_weights is not None:
                 t_tag = f"weights {twin_weights.name}"
-            tmodel = create_model(twin_name, weights=twin_weights).to(device)
-            out_t, sec_t = _timed(lambda: run_model(tmodel, noisy, sigma, device, True))  # noqa: B023
-            rows.append(score(f"{twin_name} (recurrent)", out_t, clean, sec_t, t_tag))
+            tmodel = create_model(tname, weights=twin_weights).to(device)
+            out_t, sec_t = _timed(lambda: run_model(tmodel, noisy, sigma, device, True, aligned))  # noqa: B023
+            rows.append(score(f"{tname} (recurrent)", out_t, clean, sec_t, t_tag))
             # the same net never given its previous output: what the recurrence itself adds
             out_n, sec_n = _timed(lambda: run_model(tmodel, noisy, sigma, device, False))  # noqa: B023
-            rows.append(score(f"{twin_name} without its previous output", out_n, clean, sec_n, t_tag))
+            rows.append(score(f"{tname} without its previous output", out_n, clean, sec_n, t_tag))
             for mode in smoothing:
                 sm, s2 = _timed(lambda: smooth(out_t, sigma, mode, device, noisy))  # noqa: B023
-                rows.append(score(f"{twin_name} + {mode} smoothing", sm, clean, sec_t + s2, t_tag, s2))
+                rows.append(score(f"{tname} + {mode} smoothing", sm, clean, sec_t + s2, t_tag, s2))
             if "auto" in smoothing:
                 for label, kw in TWIN_VARIANTS:
-                    sm, s3 = _timed(lambda: run_twin_auto(tmodel, noisy, sigma, device, **kw))  # noqa: B023
-                    rows.append(score(f"{twin_name} {label} + auto smoothing", sm, clean, s3, t_tag))
+                    sm, s3 = _timed(lambda: run_twin_auto(
+                        tmodel, noisy, sigma, device, **kw, aligned=aligned))  # noqa: B023
+                    rows.append(score(f"{tname} {label} + auto smoothing", sm, clean, s3, t_tag))
         log.info("%s done", name)
     if nlm:
         out, sec = _timed(lambda: nlm_multi(noisy, sigma))
@@ -223,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-nlm", action="store_true", help="skip OpenCV NLM (slow: ~3 s a frame)")
     p.add_argument("--no-twin", action="store_true",
                    help="skip the recurrent twin's rows (the per-frame model and its smoothing only)")
+    p.add_argument("--twin", help="the recurrent twin to measure (default: MODEL-temporal), "
+                                  "e.g. a lab variant with --temporal-weights")
     p.add_argument("--temporal-weights", type=Path,
                    help="weights for the recurrent twin (a candidate, instead of the shipped ones)")
     p.add_argument("--model-weights", type=Path,
@@ -283,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows = evaluate(clean, args.sigma, models, torch.device(dev), smoothing,
                             nlm=not args.no_nlm, seed=args.seed, twin_weights=args.temporal_weights,
-                            model_weights=args.model_weights, twin=not args.no_twin)
+                            model_weights=args.model_weights, twin=not args.no_twin,
+                            twin_name=args.twin)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

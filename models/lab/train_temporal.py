@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the --isp sequences JPEG'd (every frame, one quality)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--detach", action="store_true", help="no gradient through previous outputs")
+    p.add_argument("--train-only", default="",
+                   help="train only the tensors whose names start with this (e.g. fuse_: a "
+                        "fusion twin's branch, the per-frame net it started from kept as it is)")
     p.add_argument("--flicker-weight", type=float, default=1.0,
                    help="weight of the temporal-consistency (flicker) term of the loss")
     p.add_argument("--no-clips", action="store_true", help="photos only")
@@ -118,12 +121,26 @@ def init_from_per_frame(model: torch.nn.Module, path: Path) -> None:
         raise ValueError(f"{path}: {e}") from None
 
 
+def flow_grids(noisy: torch.Tensor) -> torch.Tensor:
+    """Sampling grids (B, T, H, W, 2) that warp each frame's previous output onto it along
+    the optical flow between the noisy frames, as the product does (``models.align``)."""
+    from ..align import sequence_grids
+
+    u8 = (noisy.detach().float().clamp(0, 1) * 255).round().byte().permute(0, 1, 3, 4, 2).cpu().numpy()
+    return torch.from_numpy(sequence_grids(u8)).to(noisy.device)
+
+
 def unroll(model: torch.nn.Module, noisy: torch.Tensor, smap: torch.Tensor,
-           detach: bool = False) -> torch.Tensor:
-    """Run the recurrence over noisy (B, T, 3, H, W) with noise maps (B, T, 1, H, W)."""
+           detach: bool = False, aligned: bool = False) -> torch.Tensor:
+    """Run the recurrence over noisy (B, T, 3, H, W) with noise maps (B, T, 1, H, W); an
+    ``aligned`` model gets its previous output warped along the flow (``flow_grids``)."""
     outs, prev = [], None
     cl = torch.channels_last
+    grids = flow_grids(noisy) if aligned else None
     for i in range(noisy.shape[1]):
+        if prev is not None and grids is not None:
+            prev = F.grid_sample(prev, grids[:, i].to(prev.dtype), mode="bilinear",
+                                 padding_mode="border", align_corners=False)
         y = model(noisy[:, i].contiguous(memory_format=cl), smap[:, i].contiguous(memory_format=cl), prev)
         outs.append(y)
         prev = y.clamp(0, 1)  # what the product feeds back (an 8-bit frame)
@@ -134,7 +151,7 @@ def unroll(model: torch.nn.Module, noisy: torch.Tensor, smap: torch.Tensor,
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, clean: torch.Tensor, sigma255: float, device: torch.device,
-             amp: bool) -> dict[str, float]:
+             amp: bool, aligned: bool = False) -> dict[str, float]:
     """PSNR and flicker of the recurrent output on held-out windows (fixed noise)."""
     gen = torch.Generator(device="cpu").manual_seed(1234)
     noise = torch.randn(clean.shape, generator=gen).to(device)
@@ -142,7 +159,7 @@ def validate(model: torch.nn.Module, clean: torch.Tensor, sigma255: float, devic
     model.eval()
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         smap = torch.full_like(clean[:, :, :1], sigma255 / 255)
-        out = unroll(model, noisy, smap)
+        out = unroll(model, noisy, smap, aligned=aligned)
     model.train()
     out = torch.round(out.float().clamp(0, 1) * 255) / 255
     mse = ((out - clean) ** 2).mean(dim=(2, 3, 4))  # (W, T)
@@ -246,7 +263,10 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.init:
         init_from_per_frame(model, args.init)
     model = model.to(device, memory_format=torch.channels_last).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    if args.train_only:
+        for name, param in model.named_parameters():
+            param.requires_grad_(name.startswith(args.train_only))
+    opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
     gen = torch.Generator(device=device).manual_seed(args.seed)
 
     def latest() -> None:  # the latest weights beside the checkpoint, for eval-video while it trains
@@ -275,11 +295,11 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
              args.steps or "unbounded")
 
     def validate_all() -> dict[str, float]:
-        v = validate(model, val, 20.0, device, amp)
+        v = validate(model, val, 20.0, device, amp, spec.aligned)
         log.info("step %d val sigma20: psnr %.3f (last frame %.3f) flicker %.3f",
                  loop.step, v["psnr"], v["psnr_last"], v["flicker"])
         if val_still is not None:
-            vs = validate(model, val_still, 20.0, device, amp)
+            vs = validate(model, val_still, 20.0, device, amp, spec.aligned)
             log.info("step %d val still sigma20: psnr %.3f (last frame %.3f) flicker %.3f",
                      loop.step, vs["psnr"], vs["psnr_last"], vs["flicker"])
             v.update({f"still_{k}": x for k, x in vs.items()})
@@ -291,7 +311,7 @@ def _train(args: argparse.Namespace, argv: list[str] | None) -> int:
             noisy, smap = add_noise(clean, gen, args.sigma_max, args.camera, args.isp,
                                     args.jpeg_share)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = unroll(model, noisy, smap, args.detach).float()
+            out = unroll(model, noisy, smap, args.detach, spec.aligned).float()
         loss = F.l1_loss(out, clean)
         if args.flicker_weight > 0:
             # the flicker measure itself: changes between outputs vs changes between clean frames

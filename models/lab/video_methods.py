@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..align import FlowAligner
 from ..input_average import InputAverage
 from ..still_camera import StillCameraFilter
 from ..temporal_filter import RecursiveFilter
@@ -29,15 +30,20 @@ def _denoise(model: torch.nn.Module, x: torch.Tensor, smap: torch.Tensor,
 
 
 def run_model(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float, device: torch.device,
-              recurrent: bool) -> list[np.ndarray]:
-    """Denoise a sequence; a recurrent model gets its previous 8-bit output as ``prev``."""
+              recurrent: bool, aligned: bool = False) -> list[np.ndarray]:
+    """Denoise a sequence; a recurrent model gets its previous 8-bit output as ``prev``
+    (``aligned``: warped onto the frame along the flow, as the processor does)."""
     outs: list[np.ndarray] = []
     prev: torch.Tensor | None = None
+    aligner = FlowAligner() if recurrent and aligned else None
     with torch.inference_mode():
         for img in noisy:
             x = _tensor(img, device)
             if prev is not None and prev.shape != x.shape:
                 prev = None
+            if aligner is not None:
+                warped = aligner(img, outs[-1] if prev is not None else None)
+                prev = None if warped is None else _tensor(warped, device)
             y8 = _denoise(model, x, torch.full_like(x[:, :1], sigma / 255), prev, recurrent)
             if recurrent:
                 prev = y8 / 255
@@ -65,23 +71,28 @@ def run_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
 
 def run_twin_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
                   device: torch.device, switch: bool = True,
-                  feed_smoothed: bool = False) -> list[np.ndarray]:
+                  feed_smoothed: bool = False, aligned: bool = False) -> list[np.ndarray]:
     """A recurrent twin with the ``auto`` (still-camera) smoothing after it, run frame by frame
     as the product's processor runs them.  ``switch``: the twin gets its previous output only
     while the smoothing reads the camera as moving (``StillCameraFilter.camera_moving`` at
     the frame before), so on a still camera it denoises frame by frame and the smoothing does
-    the long averaging.  ``feed_smoothed``: the previous output fed back is the smoothed one."""
+    the long averaging.  ``feed_smoothed``: the previous output fed back is the smoothed one.
+    ``aligned``: it is warped onto the frame along the flow first (``models.align``)."""
     filt = StillCameraFilter()
+    aligner = FlowAligner() if aligned else None
     outs: list[np.ndarray] = []
-    prev: torch.Tensor | None = None
+    prev: np.ndarray | None = None
     with torch.inference_mode():
         for img in noisy:
             x = _tensor(img, device)
-            use = prev if (prev is not None and prev.shape == x.shape
+            use = prev if (prev is not None and prev.shape == img.shape
                            and (not switch or filt.camera_moving)) else None
-            y8 = _denoise(model, x, torch.full_like(x[:, :1], sigma / 255), use, recurrent=True)
+            if aligner is not None:
+                use = aligner(img, use)
+            y8 = _denoise(model, x, torch.full_like(x[:, :1], sigma / 255),
+                          None if use is None else _tensor(use, device), recurrent=True)
             sm = filt(_frame(y8), sigma, img)
-            prev = _tensor(sm, device) if feed_smoothed else y8 / 255
+            prev = sm if feed_smoothed else _frame(y8)
             outs.append(sm)
     return outs
 

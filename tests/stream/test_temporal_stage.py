@@ -703,3 +703,22 @@ def test_auto_takes_frames_of_any_memory_layout():
         view = np.ascontiguousarray(den.transpose(2, 0, 1)).transpose(1, 2, 0)
         assert not view.flags.c_contiguous
         np.testing.assert_array_equal(a(view, NOISE, noisy), b(den, NOISE, noisy))
+
+
+def test_processor_aligns_the_previous_output_for_an_aligned_twin():
+    """A twin trained on its previous output warped along the flow (``fast-fusion``) gets it
+    warped onto the new frame; any other twin gets it as it was."""
+    frames = [np.clip(np.round(f + np.random.default_rng(i).normal(0, 4, f.shape)), 0, 255).astype(np.uint8)
+              for i, f in enumerate(panning_texture(4, 3.0))]
+    inner = (slice(12, -12), slice(12, -12))
+    errors = {}
+    for model in ("fast-fusion", "identity-temporal"):
+        engine = RecordingEngine()
+        engine.model = model
+        proc = Processor(engine, sigma=8.0)
+        for i, img in enumerate(frames):
+            proc(Frame(image=img, index=i, sequence=0))
+        assert engine.prevs[0] is None and all(p is not None for p in engine.prevs[1:])
+        errors[model] = np.mean([np.abs(p[0][inner].astype(float) - f[inner]).mean()
+                                 for p, f in zip(engine.prevs[1:], frames[1:])])
+    assert errors["fast-fusion"] < 0.5 * errors["identity-temporal"], errors
