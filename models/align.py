@@ -28,16 +28,17 @@ class FlowAligner:
     def reset(self) -> None:
         self.last: np.ndarray | None = None
 
-    def where(self, noisy: np.ndarray) -> np.ndarray | None:
+    def where(self, noisy: np.ndarray, needed: bool = True) -> np.ndarray | None:
         """Per pixel of ``noisy``, where it was in the frame before ((H, W, 2) float32 x, y
-        pixel coordinates, a ``cv2.remap`` map); None at the first frame or a size change."""
+        pixel coordinates, a ``cv2.remap`` map); None at the first frame or a size change, or
+        when not ``needed`` (the frame's cells are kept for the next one all the same)."""
         h, w = noisy.shape[:2]
         k = cell_scale(h, w)
         cells = cv2.resize(np.asarray(noisy, np.float32), (max(w // k, 1), max(h // k, 1)),
                            interpolation=cv2.INTER_AREA)
         grey = cv2.convertScaleAbs(cv2.transform(cells, _GREY))
         last, self.last = self.last, grey
-        if last is None or last.shape != grey.shape:
+        if last is None or last.shape != grey.shape or not needed:
             return None
         if min(grey.shape) < 16:  # too small for the flow's patches: read as still
             return _grid(h, w).copy()
@@ -49,7 +50,7 @@ class FlowAligner:
         return full
 
     def __call__(self, noisy: np.ndarray, prev: np.ndarray | None) -> np.ndarray | None:
-        where = self.where(noisy)
+        where = self.where(noisy, needed=prev is not None)
         if prev is None or where is None or prev.shape[:2] != noisy.shape[:2]:
             return None
         return cv2.remap(prev, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -313,8 +313,15 @@ class Processor:
             prev = None if warped is None else warped[None]
         image, level = frame.image, np.array([sigma], np.float32)
         average = getattr(self._temporal, "average_input", None)
-        if average is not None and not getattr(self.engine, "temporal", False):
-            image, scale = average(frame, sigma)  # a still camera: the mean of the inputs
+        # a fusion twin (``aligned``) run without its previous output (``switch`` on a still
+        # camera) is exactly its per-frame net, and takes the inputs' mean like one; the mean
+        # is kept up on every frame
+        if average is not None and (self._aligner is not None or not getattr(self.engine, "temporal", False)):
+            mean, scale = average(frame, sigma)  # a still camera: the mean of the inputs
+            if prev is not None:
+                scale = None
+            else:
+                image = mean
             if scale is not None:  # told, per pixel, the noise that is left
                 level_map = getattr(self.engine, "level_map", None)  # a profile's NLF
                 base = level_map(image, sigma) if level_map is not None else np.float32(sigma)

@@ -77,20 +77,27 @@ def run_twin_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
     while the smoothing reads the camera as moving (``StillCameraFilter.camera_moving`` at
     the frame before), so on a still camera it denoises frame by frame and the smoothing does
     the long averaging.  ``feed_smoothed``: the previous output fed back is the smoothed one.
-    ``aligned``: it is warped onto the frame along the flow first (``models.align``)."""
+    ``aligned`` (a fusion twin): it is warped onto the frame along the flow first
+    (``models.align``), and without one the twin, exactly its per-frame net, gets the inputs'
+    mean on a still camera as ``run_auto`` does (the processor's order of steps)."""
     filt = StillCameraFilter()
     aligner = FlowAligner() if aligned else None
+    average = InputAverage() if aligned else None
     outs: list[np.ndarray] = []
     prev: np.ndarray | None = None
     with torch.inference_mode():
         for img in noisy:
-            x = _tensor(img, device)
             use = prev if (prev is not None and prev.shape == img.shape
                            and (not switch or filt.camera_moving)) else None
             if aligner is not None:
                 use = aligner(img, use)
-            y8 = _denoise(model, x, torch.full_like(x[:, :1], sigma / 255),
-                          None if use is None else _tensor(use, device), recurrent=True)
+            x8, scale = average(img, sigma, filt.scene_still) if average is not None else (img, None)
+            if use is not None:
+                x8, scale = img, None
+            x = _tensor(x8, device)
+            smap = (torch.full_like(x[:, :1], sigma / 255) if scale is None
+                    else torch.from_numpy(scale * np.float32(sigma / 255))[None, None].to(device))
+            y8 = _denoise(model, x, smap, None if use is None else _tensor(use, device), recurrent=True)
             sm = filt(_frame(y8), sigma, img)
             prev = sm if feed_smoothed else _frame(y8)
             outs.append(sm)

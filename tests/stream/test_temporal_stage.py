@@ -722,3 +722,36 @@ def test_processor_aligns_the_previous_output_for_an_aligned_twin():
         errors[model] = np.mean([np.abs(p[0][inner].astype(float) - f[inner]).mean()
                                  for p, f in zip(engine.prevs[1:], frames[1:])])
     assert errors["fast-fusion"] < 0.5 * errors["identity-temporal"], errors
+
+
+def test_a_fusion_twin_without_its_previous_output_gets_the_inputs_mean():
+    """Under ``switch`` on a still camera a fusion twin runs without its previous output, which
+    makes it exactly its per-frame net: it gets the noisy inputs' mean and the lowered level,
+    as a per-frame model does; a plain twin gets the frame as it is."""
+    clean = background()
+    rng = np.random.default_rng(5)
+    frames = [np.clip(np.round(clean + rng.normal(0, 12, clean.shape)), 0, 255).astype(np.uint8)
+              for _ in range(10)]
+
+    class Engine(RecordingEngine):
+        def __init__(self, model):
+            super().__init__()
+            self.model, self.inputs, self.levels = model, [], []
+
+        def infer(self, frames, sigma, prev=None):
+            self.inputs.append(frames[0].copy())
+            self.levels.append(float(np.mean(sigma)))
+            return super().infer(frames, sigma, prev)
+
+    errors, levels = {}, {}
+    for model in ("fast-fusion", "identity-temporal"):
+        engine = Engine(model)
+        proc = Processor(engine, sigma=12.0, temporal=lambda: create_stage("switch", "cpu"))
+        for i, img in enumerate(frames):
+            proc(Frame(image=img, index=i, sequence=0))
+        assert all(p is None for p in engine.prevs)  # a still camera: no previous output
+        errors[model] = np.abs(engine.inputs[-1].astype(float) - clean).mean()
+        levels[model] = engine.levels[-1]
+    raw = np.abs(frames[-1].astype(float) - clean).mean()
+    assert errors["fast-fusion"] < 0.5 * raw and levels["fast-fusion"] < 6.0, (errors, levels)
+    assert errors["identity-temporal"] == pytest.approx(raw) and levels["identity-temporal"] == 12.0
