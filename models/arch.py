@@ -140,18 +140,27 @@ class FusionUNet(NoiseMapUNet):
         if ph or pw:
             inputs = [F.pad(t, (0, pw, 0, ph), mode="replicate") for t in inputs]
         r = self.cfg.unshuffle
-        xc, sc = F.pixel_unshuffle(inputs[0], r), F.avg_pool2d(inputs[1], r)
-        x_in = inputs[0]
+        x_in, sc = inputs[0], F.avg_pool2d(inputs[1], r)
         if prev is not None:  # without one: exactly the per-frame net
-            pc = F.pixel_unshuffle(inputs[2], r)
-            f = F.relu(self.fuse_in(torch.cat([xc, pc, sc], dim=1)))
+            f = F.relu(self._cells(self.fuse_in, [x_in, inputs[2]], sc))
             g = torch.sigmoid(self.fuse_out(F.relu(self.fuse_mid(f))))
-            a = g[:, : r * r].repeat(1, 3, 1, 1)  # cell channel c r² + i r + j: pixel (i, j)
-            xc = xc + a * (pc - xc)
+            a = F.pixel_shuffle(g[:, : r * r], r)  # (B, 1, H, W): per pixel
+            x_in = x_in + a * (inputs[2] - x_in)
             sc = sc * (1 - g[:, r * r:])
-            x_in = F.pixel_shuffle(xc, r)
-        y = self.head(torch.cat([xc, sc], dim=1))
+        y = self._cells(self.head, [x_in], sc)
         return self.output(x_in, self.trunk(y))[..., :h, :w]
+
+    def _cells(self, conv: nn.Conv2d, images: list[torch.Tensor], sc: torch.Tensor) -> torch.Tensor:
+        """A 1 x 1 conv over the r x r cells of full-resolution ``images`` and the cells' noise
+        level ``sc`` (its input channels in that order), as strided convolutions: the same
+        arithmetic as on ``pixel_unshuffle``d input, which ONNX Runtime runs slowly."""
+        r = self.cfg.unshuffle
+        w = conv.weight[:, :, 0, 0]  # (O, 3 r² per image + 1)
+        n = 3 * r * r
+        out = F.conv2d(sc, w[:, -1:, None, None], conv.bias)
+        for i, img in enumerate(images):
+            out = out + F.conv2d(img, w[:, i * n:(i + 1) * n].reshape(-1, 3, r, r), stride=r)
+        return out
 
 
 def load_compatible(net: NoiseMapUNet, state: dict[str, torch.Tensor], gate_bias: float = 4.0) -> list[str]:
