@@ -69,17 +69,22 @@ class NoiseMapUNet(nn.Module):
         # x: (B, 3, H, W) in [0, 1]; sigma: (B, 1, H, W) noise std in [0, 1] units
         # prev: (B, 3, H, W) previous output, temporal models only
         h, w = x.shape[-2:]
-        m = self.multiple
-        ph, pw = (m - h % m) % m, (m - w % m) % m
-        inputs = [x, sigma] + ([x if prev is None else prev] if self.cfg.temporal else [])
-        if ph or pw:
-            inputs = [F.pad(t, (0, pw, 0, ph), mode="replicate") for t in inputs]
+        inputs = self.padded([x, sigma] + ([x if prev is None else prev] if self.cfg.temporal else []))
         r = self.cfg.unshuffle
         feats = [F.pixel_unshuffle(inputs[0], r), F.avg_pool2d(inputs[1], r)]
         if self.cfg.temporal:
             feats.append(F.pixel_unshuffle(inputs[2], r))
         y = self.head(torch.cat(feats, dim=1))  # (B, w0, H/r, W/r)
         return self.output(inputs[0], self.trunk(y))[..., :h, :w]
+
+    def padded(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The inputs edge-padded to a multiple of ``multiple`` (cropped back by ``forward``)."""
+        h, w = inputs[0].shape[-2:]
+        m = self.multiple
+        ph, pw = (m - h % m) % m, (m - w % m) % m
+        if ph or pw:
+            return [F.pad(t, (0, pw, 0, ph), mode="replicate") for t in inputs]
+        return inputs
 
     def trunk(self, y: torch.Tensor) -> torch.Tensor:
         """Head features (B, w0, H/r, W/r) -> tail output (B, (3|4) r², H/r, W/r)."""
@@ -134,11 +139,7 @@ class FusionUNet(NoiseMapUNet):
         self, x: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor | None = None
     ) -> torch.Tensor:
         h, w = x.shape[-2:]
-        m = self.multiple
-        ph, pw = (m - h % m) % m, (m - w % m) % m
-        inputs = [x, sigma] + ([] if prev is None else [prev])
-        if ph or pw:
-            inputs = [F.pad(t, (0, pw, 0, ph), mode="replicate") for t in inputs]
+        inputs = self.padded([x, sigma] + ([] if prev is None else [prev]))
         r = self.cfg.unshuffle
         x_in, sc = inputs[0], F.avg_pool2d(inputs[1], r)
         if prev is not None:  # without one: exactly the per-frame net
