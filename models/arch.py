@@ -124,13 +124,15 @@ class FusionUNet(NoiseMapUNet):
     skipped, so a first frame (or a still camera under ``switch``) gets exactly the per-frame
     net when only the branch was trained (``train_temporal --train-only fuse_``)."""
 
-    def __init__(self, cfg: UNetConfig, branch: int = 24) -> None:
+    def __init__(self, cfg: UNetConfig, branch: int = 24, wide: bool = False) -> None:
         super().__init__(replace(cfg, temporal=False))
         self.cfg = cfg
         r = cfg.unshuffle
         n = 3 * r * r
         self.fuse_in = nn.Conv2d(2 * n + 1, branch, 1)
         self.fuse_mid = nn.Conv2d(branch, branch, 3, padding=1)
+        # ``wide``: a second 3 x 3, dilated by 2, so the branch sees 28 px instead of 12
+        self.fuse_wide = nn.Conv2d(branch, branch, 3, padding=2, dilation=2) if wide else None
         self.fuse_out = nn.Conv2d(branch, r * r + 1, 1)
         nn.init.zeros_(self.fuse_out.weight)
         nn.init.constant_(self.fuse_out.bias, -4.0)
@@ -144,7 +146,10 @@ class FusionUNet(NoiseMapUNet):
         x_in, sc = inputs[0], F.avg_pool2d(inputs[1], r)
         if prev is not None:  # without one: exactly the per-frame net
             f = F.relu(self._cells(self.fuse_in, [x_in, inputs[2]], sc))
-            g = torch.sigmoid(self.fuse_out(F.relu(self.fuse_mid(f))))
+            f = F.relu(self.fuse_mid(f))
+            if self.fuse_wide is not None:
+                f = F.relu(self.fuse_wide(f))
+            g = torch.sigmoid(self.fuse_out(f))
             a = F.pixel_shuffle(g[:, : r * r], r)  # (B, 1, H, W): per pixel
             x_in = x_in + a * (inputs[2] - x_in)
             sc = sc * (1 - g[:, r * r:])

@@ -108,6 +108,15 @@ register(ModelSpec(
     lab=True,
 ))
 register(ModelSpec(
+    "fast-fusion-wide",
+    replace(_REGISTRY["fast"].config, temporal=True),
+    "fast-fusion with a 32-channel branch and a second, dilated 3x3 (it sees 28 px)",
+    tier="fast",
+    factory=functools.partial(FusionUNet, branch=32, wide=True),
+    aligned=True,
+    lab=True,
+))
+register(ModelSpec(
     "fast-rep",
     _REGISTRY["fast"].config,  # the deployed (folded) net is exactly fast's
     "fast trained with re-parameterised blocks (3x3+1x1+1x3+3x1+identity, each with BatchNorm), "
