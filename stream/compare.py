@@ -75,7 +75,7 @@ def load_clip(path: Path, frames: int) -> list[np.ndarray]:
 def available_filters(ffmpeg: str | None, wanted: list[str]) -> tuple[list[str], list[str]]:
     """(filters the binary has, notes on the ones skipped)."""
     if ffmpeg is None:
-        return [], ["no ffmpeg on PATH: FFmpeg filters skipped"]
+        return [], ["no ffmpeg on PATH: FFmpeg filters skipped"] if wanted else []
     listing = subprocess.run([ffmpeg, "-hide_banner", "-filters"], capture_output=True,
                              text=True, check=False).stdout
     have = {line.split()[1] for line in listing.splitlines() if len(line.split()) > 2}
@@ -331,6 +331,10 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"--filters: expected names from {', '.join(FILTERS)}, got "
                             f"{', '.join(unknown)}")
         models = [m.strip() for m in args.models.split(",") if m.strip()]
+        from models import get_spec
+
+        for name in models:  # a misspelt model: one line, before any note or work
+            get_spec(name)
         ffmpeg = args.ffmpeg or shutil.which("ffmpeg")
         if args.ffmpeg and shutil.which(args.ffmpeg) is None:
             raise UserError(f"--ffmpeg: expected an executable, got {args.ffmpeg!r}")
