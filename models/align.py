@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .still_camera import _GREY, FLOW_WIDTH, _grid, cell_scale
+from .still_camera import cell_flow, cell_scale, grey_cells, pixel_grid
 
 
 class FlowAligner:
@@ -34,19 +34,16 @@ class FlowAligner:
         when not ``needed`` (the frame's cells are kept for the next one all the same)."""
         h, w = noisy.shape[:2]
         k = cell_scale(h, w)
-        cells = cv2.resize(np.asarray(noisy, np.float32), (max(w // k, 1), max(h // k, 1)),
-                           interpolation=cv2.INTER_AREA)
-        grey = cv2.convertScaleAbs(cv2.transform(cells, _GREY))
+        grey = grey_cells(noisy, k)
         last, self.last = self.last, grey
         if last is None or last.shape != grey.shape or not needed:
             return None
         if min(grey.shape) < 16:  # too small for the flow's patches: read as still
-            return _grid(h, w).copy()
-        self._flow.setFinestScale(int(np.clip(np.log2(grey.shape[1] / FLOW_WIDTH), 0, 2)))
-        flow = self._flow.calc(grey, last, None)  # new(x) ~ last(x + flow(x)), in cells
+            return pixel_grid(h, w).copy()
+        flow = cell_flow(self._flow, grey, last)  # new(x) ~ last(x + flow(x)), in cells
         full = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
         full *= k
-        full += _grid(h, w)
+        full += pixel_grid(h, w)
         return full
 
     def __call__(self, noisy: np.ndarray, prev: np.ndarray | None) -> np.ndarray | None:
@@ -69,6 +66,6 @@ def sequence_grids(noisy: np.ndarray) -> np.ndarray:
         for j in range(t):
             where = aligner.where(noisy[i, j])
             if where is None:
-                where = _grid(h, w)
+                where = pixel_grid(h, w)
             grids[i, j] = (where + 0.5) * scale - 1
     return grids

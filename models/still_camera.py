@@ -37,7 +37,7 @@ class StillParams:
     average_pan: float = 0.5
 
 
-_GREY = np.full((1, 3), 1 / 3, np.float32)
+GREY = np.full((1, 3), 1 / 3, np.float32)
 _SUM3 = np.ones((1, 3), np.float32)
 GUARD = 1.5  # the noise level used is at most this many times the robust reading
 # on a still camera a cell takes the warped average only when it explains the new frame this
@@ -70,15 +70,35 @@ def motion_score(d: np.ndarray, noise_var: np.ndarray | float, window: int) -> n
     squared difference over ``window`` x ``window`` cells, of the brightness and of the three
     channels (a change of colour at the same brightness is motion too), the larger of the two,
     in units of the noise (about 1 where nothing moved)."""
-    dy = cv2.transform(d, _GREY)  # (h, w), noise var / 3
+    dy = cv2.transform(d, GREY)  # (h, w), noise var / 3
     d2 = cv2.transform(d * d, _SUM3)  # (h, w), noise var * 3
     box = (window, window)
     return np.maximum(cv2.blur(dy * dy * 3 / noise_var, box, borderType=cv2.BORDER_REFLECT),
                       cv2.blur(d2 / (3 * noise_var), box, borderType=cv2.BORDER_REFLECT))
 
 
+def cells(img: np.ndarray, k: int) -> np.ndarray:
+    """Means over k x k cells, float32: (h, w, 3) (or (h, w) for a grey image)."""
+    h, w = img.shape[:2]
+    return cv2.resize(np.asarray(img, np.float32), (max(w // k, 1), max(h // k, 1)),
+                      interpolation=cv2.INTER_AREA)
+
+
+def grey_cells(img: np.ndarray, k: int) -> np.ndarray:
+    """The grey (channel mean) of ``cells``: what the optical flow reads, (h, w) float32."""
+    return cv2.transform(cells(img, k), GREY)
+
+
+def cell_flow(dis: cv2.DISOpticalFlow, grey: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """DIS optical flow from the grey cells ``grey`` to ``last`` (new(x) ~ last(x + flow(x))),
+    (h, w, 2) in cells; the preset's finest level is a quarter of its input, which smears a
+    small frame's flow, so it is set for a finest level at least ``FLOW_WIDTH`` wide."""
+    dis.setFinestScale(int(np.clip(np.log2(grey.shape[1] / FLOW_WIDTH), 0, 2)))
+    return dis.calc(cv2.convertScaleAbs(grey), cv2.convertScaleAbs(last), None)
+
+
 @functools.lru_cache(maxsize=4)
-def _grid(h: int, w: int) -> np.ndarray:
+def pixel_grid(h: int, w: int) -> np.ndarray:
     """Pixel coordinates (h, w, 2) float32 (x, y): a flow plus this is a ``cv2.remap`` map."""
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return np.dstack([gx, gy])
@@ -162,11 +182,7 @@ class StillCameraFilter:
         return cv2.convertScaleAbs(out)  # rounded to nearest, saturated: 0..255 uint8
 
     def _cells(self, img: np.ndarray) -> np.ndarray:
-        """Means over scale x scale cells: (h, w, 3) (or (h, w) for a grey image)."""
-        k = self.k
-        h, w = img.shape[:2]
-        return cv2.resize(np.asarray(img, np.float32), (max(w // k, 1), max(h // k, 1)),
-                          interpolation=cv2.INTER_AREA)
+        return cells(img, self.k)
 
     def step_np(self, y: np.ndarray, sigma: float, noisy: np.ndarray | None = None) -> np.ndarray:
         """One denoised frame (H, W, 3) float32 in 0..255 (and the noisy input it came from,
@@ -210,9 +226,9 @@ class StillCameraFilter:
         p = self.params
         self.k = self._tiles.scale = p.scale or cell_scale(*src.shape[:2])
         g = self._cells(src)  # (h, w, 3) cells of the frame the test reads
-        grey = cv2.transform(g, _GREY)  # (h, w) for the flow
+        grey = cv2.transform(g, GREY)  # (h, w) for the flow (``grey_cells``)
         if self._untracked is not None:  # the tiles, one frame behind: the last two outputs
-            self.still_camera = self._tiles.update(cv2.transform(self._cells(self._untracked), _GREY),
+            self.still_camera = self._tiles.update(cv2.transform(self._cells(self._untracked), GREY),
                                                    self.still_camera)
             self._untracked = None
         if self.prev is None or self.prev.shape[:2] != src.shape[:2] \
@@ -321,10 +337,7 @@ class StillCameraFilter:
         if min(h, w) < 16:  # too small for the flow's patches: a still scene
             self.flow_speed = self.flow_shift = 0.0
             return None
-        # from the new frame to the one before: new(x) ~ before(x + flow(x)); the preset's
-        # finest level is a quarter of its input, which smears a small frame's flow
-        self._flow.setFinestScale(int(np.clip(np.log2(w / FLOW_WIDTH), 0, 2)))
-        flow = self._flow.calc(cv2.convertScaleAbs(grey), cv2.convertScaleAbs(prev), None)
+        flow = cell_flow(self._flow, grey, prev)
         length = cv2.magnitude(flow[::2, ::2, 0].copy(), flow[::2, ::2, 1].copy())
         self.flow_speed = 0.5 * self.flow_speed + 0.5 * float(np.median(length)) * self.k
         # the median flow vector: a pan's shift; the noise drags the flow every way, so on a
@@ -336,9 +349,9 @@ class StillCameraFilter:
         H, W = self.prev.shape[:2]
         full = cv2.resize(flow, (W, H), interpolation=cv2.INTER_LINEAR)
         full *= self.k
-        full += _grid(H, W)  # where each pixel was (the output's average is warped by
+        full += pixel_grid(H, W)  # where each pixel was (the output's average is warped by
         # ``follow`` only where a cell takes it, and not when the frame starts over)
-        flow += _grid(h, w)  # where each cell was
+        flow += pixel_grid(h, w)  # where each cell was
         cells = cv2.remap(self.cells, flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         count = cv2.remap(self.count, flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # what came in over the frame's edge has no history
