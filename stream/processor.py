@@ -16,13 +16,16 @@ import dataclasses
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import UserError
 from .frame import Frame
 from .scenecut import SceneCuts
+
+if TYPE_CHECKING:
+    from models.align import FlowAligner
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ def default_estimator(model: str | None = None) -> Callable[[np.ndarray], float]
     return estimator_for(model)
 
 
-def _aligner_for(model: str | None) -> Any:
+def _aligner_for(model: str | None) -> FlowAligner | None:
     """A ``models.align.FlowAligner`` for a recurrent model trained on its previous output
     warped along the flow; None for any other (or an unknown name: a test's stand-in)."""
     import models
@@ -318,11 +321,9 @@ class Processor:
         # is kept up on every frame
         if average is not None and (self._aligner is not None or not getattr(self.engine, "temporal", False)):
             mean, scale = average(frame, sigma)  # a still camera: the mean of the inputs
-            if prev is not None:
-                scale = None
-            else:
+            if prev is None:  # (a per-frame model never has one)
                 image = mean
-            if scale is not None:  # told, per pixel, the noise that is left
+            if prev is None and scale is not None:  # told, per pixel, the noise that is left
                 level_map = getattr(self.engine, "level_map", None)  # a profile's NLF
                 base = level_map(image, sigma) if level_map is not None else np.float32(sigma)
                 level = (base * scale)[None].astype(np.float32)
