@@ -113,6 +113,7 @@ def open_engine(
     onnxruntime/tensorrt).  Raises EngineError with one line when nothing can run.
     """
     from models import get_spec
+    from models.registry import WEIGHTS_ENV, weights_path
 
     check_choice("backend", backend, BACKENDS)
     check_choice("device", device, DEVICES)
@@ -121,6 +122,11 @@ def open_engine(
         get_spec(model)
     except ValueError as e:
         raise EngineError(str(e)) from None
+    # no weights is no backend's fault: one line, before every backend tries and fails on it
+    if weights is None and options.get("net") is None and options.get("onnx_path") is None \
+            and not weights_path(model).exists():
+        raise EngineError(f"model {model!r} ships no weights (no {weights_path(model)}); a lab "
+                          f"model runs with a training run's, from a folder in {WEIGHTS_ENV}")
     tried = candidates(backend, device)
     if not tried:
         raise EngineError(f"backend {backend!r} does not run on device {device!r}")

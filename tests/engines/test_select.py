@@ -143,6 +143,18 @@ def test_unknown_model_lists_names():
         open_engine("huge")
 
 
+def test_a_model_without_weights_is_one_error_before_any_backend(monkeypatch, caplog):
+    """A lab model ships no weights: one EngineError naming the file and the way to run it,
+    and no backend is tried (each used to warn and fail on the same missing file)."""
+    tried = []
+    monkeypatch.setattr(select, "loader", lambda c: tried.append(c) or pytest.fail("a backend was tried"))
+    with caplog.at_level(logging.WARNING), \
+            pytest.raises(EngineError, match=r"model 'fast-fusion' ships no weights \(no .*"
+                                             r"fast-fusion\.safetensors\); .*DENOISE_WEIGHTS_DIR"):
+        open_engine("fast-fusion")
+    assert tried == [] and not caplog.records
+
+
 def test_real_probes_here_say_why():
     """On this machine: real reasons for what is missing, real engine for what is not."""
     with open_engine("fast", device="cpu") as eng:
