@@ -4,7 +4,8 @@ Every network takes an RGB image in [0, 1] and a per-pixel noise map (the noise 
 deviation in the same [0, 1] units, i.e. sigma/255).  It predicts the noise (``residual``:
 output = input - prediction) or the clean image; a ``gate`` model also predicts, per pixel,
 how much of that prediction to take (output = input + g * (prediction - input), g in 0..1), so
-a clean or lightly noisy input can pass through a narrow net untouched.  Sizes that are not a
+a clean or lightly noisy input can pass through a narrow net untouched (``tail="convt"``: the
+same idea as output = q + k * x, at a fraction of the cost).  Sizes that are not a
 multiple of ``multiple`` are edge-padded inside ``forward`` and cropped back, so any frame
 size works.
 """
@@ -30,6 +31,17 @@ class UNetConfig:
     residual: bool = True
     # Also predict a per-pixel blend weight between the input and the prediction.
     gate: bool = False
+    # The output stage.  "conv": a 3 x 3 conv on the cells to 3 r² (+ r² gate) channels, then
+    # pixel-shuffle (and the gate's arithmetic, all at full resolution).  "convt": a 3 x 3 conv
+    # on the cells to ``tail_width`` channels, then r x r stride-r transposed convs straight to
+    # the full-resolution clean picture ``q`` and, with ``keep``, a per-pixel weight ``k`` on
+    # the frame: output = q + k * x (``gate`` and ``residual`` unused).  The transposed conv
+    # is the arithmetic of a 1 x 1 conv and pixel-shuffle in one pass, where ONNX Runtime runs
+    # the conv's output stage as a conv, two depth-to-space copies, a layout reorder, a split
+    # and four elementwise ops: at 720p as long as the rest of ``nano``.
+    tail: str = "conv"
+    tail_width: int = 0  # "convt": the 3 x 3 conv's output channels (0: the finest level's width)
+    keep: int = 0  # "convt": channels of k (0: none, the picture is q; 1: one for all colours)
 
 
 class ResBlock(nn.Module):
@@ -61,7 +73,15 @@ class NoiseMapUNet(nn.Module):
             nn.Sequential(*[ResBlock(w[i]) for _ in range(cfg.blocks[i])])
             for i in range(len(w) - 1)
         )
-        self.tail = nn.Conv2d(w[0], (4 if cfg.gate else 3) * r * r, 3, padding=1)
+        if cfg.tail == "convt":
+            tw = cfg.tail_width or w[0]
+            self.tail = nn.Conv2d(w[0], tw, 3, padding=1)
+            self.tail_up = nn.ConvTranspose2d(tw, 3, r, stride=r)
+            self.tail_keep = nn.ConvTranspose2d(tw, cfg.keep, r, stride=r) if cfg.keep else None
+        elif cfg.tail == "conv":
+            self.tail = nn.Conv2d(w[0], (4 if cfg.gate else 3) * r * r, 3, padding=1)
+        else:
+            raise ValueError(f"tail: 'conv' or 'convt', not {cfg.tail!r}")
 
     def forward(
         self, x: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor | None = None
@@ -87,7 +107,7 @@ class NoiseMapUNet(nn.Module):
         return inputs
 
     def trunk(self, y: torch.Tensor) -> torch.Tensor:
-        """Head features (B, w0, H/r, W/r) -> tail output (B, (3|4) r², H/r, W/r)."""
+        """Head features (B, w0, H/r, W/r) -> the tail conv's output on the cells."""
         skips = []
         for i, enc in enumerate(self.enc):
             y = enc(y)
@@ -101,6 +121,10 @@ class NoiseMapUNet(nn.Module):
     def output(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The frame (B, 3, H, W) and the tail output -> the denoised frame (B, 3, H, W)."""
         r = self.cfg.unshuffle
+        if self.cfg.tail == "convt":
+            h = F.relu(t)
+            q = self.tail_up(h)  # (B, 3, H, W)
+            return q if self.tail_keep is None else q + self.tail_keep(h) * x
         pred = F.pixel_shuffle(t[:, : 3 * r * r], r)
         if not self.cfg.residual:
             pred = pred - x  # the change the net proposes
@@ -176,7 +200,15 @@ def load_compatible(net: NoiseMapUNet, state: dict[str, torch.Tensor], gate_bias
     Returns the names of the tensors that were extended."""
     own = net.state_dict()
     extended = []
+    # a net with another output stage than the weights' starts that stage afresh (a "convt"
+    # stage from a "conv" one: from its picture channels, ``convt_tail_from_conv``)
+    fresh = ("tail.", "tail_up.", "tail_keep.") if ("tail_up.weight" in own) != ("tail_up.weight" in state) else ()
+    if fresh and "tail_up.weight" in own:
+        for name, value in convt_tail_from_conv(state["tail.weight"], state["tail.bias"], own).items():
+            own[name].copy_(value)
     for name, value in state.items():
+        if fresh and name.startswith(fresh):
+            continue
         target = own[name]
         if target.shape == value.shape:
             target.copy_(value)
@@ -189,11 +221,36 @@ def load_compatible(net: NoiseMapUNet, state: dict[str, torch.Tensor], gate_bias
             target[value.shape[0]:] = gate_bias
         extended.append(name)
     # a fusion twin's branch keeps its initialisation (its last layer zero: the net as loaded)
-    missing = {n for n in set(own) - set(state) if not n.startswith("fuse_")}
+    missing = {n for n in set(own) - set(state) if not n.startswith(("fuse_",) + fresh)}
     if missing:
         raise ValueError(f"weights lack {sorted(missing)}")
     net.load_state_dict(own)
     return extended
+
+
+def convt_tail_from_conv(
+    weight: torch.Tensor, bias: torch.Tensor, own: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """A "convt" output stage that starts close to a "conv" one's picture (its gate open).
+
+    The conv's picture channels (3 r², a linear map of the cells' 3 x 3 features) are cut to
+    their strongest ``tail_width // 2`` singular directions; each direction and its negative
+    become one channel of the 3 x 3 conv, so relu(a) - relu(-a) passes it through the ReLU,
+    and the transposed conv maps them back to the pixels.  The weight on the frame starts at
+    zero (output = the picture).  Returns the new tail's tensors by name."""
+    tw, r = own["tail.weight"].shape[0], own["tail_up.weight"].shape[-1]
+    w = weight[: 3 * r * r].reshape(3 * r * r, -1)  # (3 r², w0 * 9)
+    wb = torch.cat([w, bias[: 3 * r * r, None]], 1)  # the bias as one more input
+    u, s, vh = torch.linalg.svd(wb.double(), full_matrices=False)
+    k = min(tw // 2, s.numel())
+    a = s[:k, None] * vh[:k]  # (k, w0 * 9 + 1)
+    a, u = torch.cat([a, -a]), torch.cat([u[:, :k], -u[:, :k]], 1)  # (2k, .), (3 r², 2k)
+    out = {name: torch.zeros_like(value) for name, value in own.items() if name.startswith("tail")}
+    out["tail.weight"][: 2 * k] = a[:, :-1].reshape(2 * k, *own["tail.weight"].shape[1:]).float()
+    out["tail.bias"][: 2 * k] = a[:, -1].float()
+    # the transposed conv's (in, 3, r, r): input channel j adds u[c r² + i r + j', j] at (c, i, j')
+    out["tail_up.weight"][: 2 * k] = u.T.reshape(2 * k, 3, r, r).float()
+    return out
 
 
 def count_macs(model: nn.Module, height: int = 1024, width: int = 1024) -> int:

@@ -30,7 +30,7 @@ class ModelSpec:
     name: str
     config: UNetConfig
     summary: str
-    tier: str  # "nano"/"tiny" (live on slow CPUs), "fast" (CPU, many streams per GPU) or "base" (GPU default)
+    tier: str  # "pico"/"nano"/"tiny" (live on slow CPUs), "fast" (CPU, many streams per GPU) or "base" (GPU default)
     factory: Callable[[UNetConfig], NoiseMapUNet] = field(default=NoiseMapUNet)
     lab: bool = False  # a training variant with no shipped weights: left out of model_names()
     # a recurrent model trained with its previous output warped onto the frame along the
@@ -78,6 +78,23 @@ register(ModelSpec(
     "tiny with a residual block at the coarsest level only (about 27% of fast's multiply-adds); "
     "for 720p live video on slow CPUs",
     tier="nano",
+))
+register(ModelSpec(
+    "pico",
+    # nano with the transposed-conv output stage (UNetConfig.tail): 0.67 GMAC/MP, 1.2 to 1.5
+    # times nano's speed on a CPU, 0.2 to 0.6 dB below it on video frames
+    replace(_REGISTRY["nano"].config, tail="convt", tail_width=16, keep=1),
+    "nano with a cheaper output stage: a 3 x 3 conv on the cells, then stride-4 transposed convs "
+    "straight to the picture q and a per-pixel weight k on the frame (q + k x); for 720p live video "
+    "on the slowest CPUs",
+    tier="pico",
+))
+register(ModelSpec(
+    "tiny-convtk16",
+    replace(_REGISTRY["tiny"].config, tail="convt", tail_width=16, keep=1),
+    "tiny with pico's output stage (tried: 0.7 dB below tiny on video frames, at nano's speed)",
+    tier="tiny",
+    lab=True,
 ))
 register(ModelSpec(
     "base",

@@ -4,7 +4,7 @@ The clip (default: the bundled sample, first ``--frames`` frames) gets seeded wh
 noise of std sigma per ``--sigma`` (rounded and clipped to 8 bits; ``models.lab.eval_video``'s
 ``add_noise``), and the same noisy frames go to every method:
 
-- each tier (``--models``, default ``nano,tiny,fast,base``) through the product's engine
+- each tier (``--models``, default ``pico,nano,tiny,fast,base``) through the product's engine
   (``stream.session.open_engine``), one frame at a time, told the true sigma, ``--temporal off``;
 - each FFmpeg filter the local ``ffmpeg`` has (``FILTERS``), raw RGB in and out through a
   subprocess, at a small grid of its main strength setting; the best PSNR per sigma is kept and
@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", type=Path, default=SAMPLE, help="clean clip (default: bundled sample)")
     p.add_argument("--sigma", default="15,30", help="comma-separated noise stds (default 15,30)")
     p.add_argument("--frames", type=int, default=30, help="first N frames (default 30)")
-    p.add_argument("--models", default="nano,tiny,fast,base", help="tiers (default nano,tiny,fast,base)")
+    p.add_argument("--models", default="pico,nano,tiny,fast,base", help="tiers (default pico,nano,tiny,fast,base)")
     p.add_argument("--filters", default=",".join(FILTERS),
                    help=f"FFmpeg filters, those the binary has (default {','.join(FILTERS)}; "
                         "'none' for none)")

@@ -1,4 +1,4 @@
-"""The shipped ``tiny`` and ``nano`` through ONNX Runtime (the CPU path they are for) agree
+"""The shipped ``tiny``, ``nano`` and ``pico`` through ONNX Runtime (the CPU path they are for) agree
 with PyTorch."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from engines import open_engine
 from models.metrics import psnr
 
 
-@pytest.mark.parametrize("model", ["tiny", "nano"])
+@pytest.mark.parametrize("model", ["tiny", "nano", "pico"])
 def test_onnxruntime_matches_torch_on_odd_sizes(model: str) -> None:
     with open_engine(model, backend="torch", device="cpu") as t, \
             open_engine(model, backend="onnxruntime", device="cpu", threads=1) as o:

@@ -166,7 +166,7 @@ def test_the_ladder_is_the_registry_s_released_tiers_costliest_first():
 
     tiers = ladder()
     names = [t.model for t in tiers]
-    assert names[:2] == ["base", "fast"]  # whatever else ships (tiny, nano), it costs less
+    assert names[:2] == ["base", "fast"]  # whatever else ships (tiny, nano, pico), it costs less
     assert all(not get_spec(n).temporal and n in model_names() for n in names)
     assert len({t.tier for t in tiers}) == len(tiers)
     assert [t.macs for t in tiers] == sorted((t.macs for t in tiers), reverse=True)
@@ -174,15 +174,16 @@ def test_the_ladder_is_the_registry_s_released_tiers_costliest_first():
 
 def test_a_tier_released_later_joins_the_ladder(monkeypatch):
     """A tier ships as a lab variant until its weights do; released, it takes its place by
-    cost with nothing here to change (``nano`` joined below ``tiny`` that way)."""
+    cost with nothing here to change (``nano`` joined below ``tiny`` that way, and ``pico``
+    below ``nano``)."""
     import dataclasses
 
     from models import registry
 
+    assert [t.model for t in ladder()] == ["base", "fast", "tiny", "nano", "pico"]
+    monkeypatch.setitem(registry._REGISTRY, "pico",
+                        dataclasses.replace(registry._REGISTRY["pico"], lab=True))
     assert [t.model for t in ladder()] == ["base", "fast", "tiny", "nano"]
-    monkeypatch.setitem(registry._REGISTRY, "nano",
-                        dataclasses.replace(registry._REGISTRY["nano"], lab=True))
-    assert [t.model for t in ladder()] == ["base", "fast", "tiny"]
 
 
 def test_the_ladder_may_arrive_after_the_first_frames():
