@@ -88,8 +88,9 @@ class PlanKey:
         return f"{model}-{self.precision}-{self.digest()[:16]}.plan"
 
 
-# Bumped when the exported graph changes for the same weights (2: folded stem).
-EXPORT_FORMAT = 2
+# Bumped when the exported graph changes for the same weights (2: folded stem; 3: int8
+# weights in 7 bits, engines/quantize.py).
+EXPORT_FORMAT = 3
 
 
 def onnx_filename(model: str, precision: str, source_sha256: str) -> str:
