@@ -27,8 +27,10 @@ class SceneCuts:
         self._prev = None
 
     def __call__(self, image: np.ndarray) -> bool:
-        # shrink first, then average the channels: 0.7 ms a 640x360 frame (4.3 the other way)
-        small = cv2.resize(image, THUMB, interpolation=cv2.INTER_AREA)
+        # shrink first, then average the channels: 0.7 ms a 640x360 frame (4.3 the other way);
+        # and by a whole factor first, which OpenCV's area resize runs as plain block means: at
+        # 720p 0.9 ms against 3.3 for one step to 32 x 32 (1080p 2.2 against 7.9)
+        small = cv2.resize(whole_factor_shrink(image), THUMB, interpolation=cv2.INTER_AREA)
         thumb = small.mean(axis=2, dtype=np.float32) if small.ndim == 3 else small.astype(np.float32)
         prev, self._prev = self._prev, thumb
         if prev is None:
@@ -40,3 +42,13 @@ class SceneCuts:
         if denom < 1e-6:  # a flat frame: only a brightness jump counts
             return False
         return float((a * b).sum()) / denom < self.min_correlation
+
+
+def whole_factor_shrink(image: np.ndarray, least: int = 64) -> np.ndarray:
+    """``image`` shrunk by the largest power of two that divides both sides and leaves the
+    shorter one at least ``least`` pixels (block means); the image itself if none does."""
+    h, w = image.shape[:2]
+    k = 1
+    while h % (2 * k) == 0 and w % (2 * k) == 0 and min(h, w) // (2 * k) >= least:
+        k *= 2
+    return image if k == 1 else cv2.resize(image, (w // k, h // k), interpolation=cv2.INTER_AREA)
