@@ -133,6 +133,52 @@ class NoiseMapUNet(nn.Module):
         return x + pred if not self.cfg.residual else x - pred
 
 
+# BT.601 full range, on [0, 1]: RGB -> (Y, Cb - 0.5, Cr - 0.5)
+YUV = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+RGB = torch.linalg.inv(YUV)
+
+
+class Yuv420UNet(NoiseMapUNet):
+    """The same U-Net on the frame's YUV 4:2:0 cells: per r x r cell, r² luma values and
+    (r/2)² of each chroma (the 2 x 2 means of Cb and Cr), 24 values instead of 48 at r = 4;
+    out come luma at full resolution and chroma at half, each as ``q + k * input`` through
+    stride-r and stride-r/2 transposed convs, and the chroma is upsampled (bilinear) before the
+    conversion back to RGB.  Video arrives as 4:2:0 anyway; averaging the chroma halves its
+    noise before the net sees it, and the output stage has half as many values a cell to
+    carry, which is what a 16-channel stage cannot (``pico``).  The input side is linear up to
+    the head and the conversions could be folded into it (as ``engines.export.FoldedStem``
+    does for RGB); here they run as they are.  Takes and returns RGB like every model."""
+
+    def __init__(self, cfg: UNetConfig) -> None:
+        super().__init__(replace(cfg, tail="convt", keep=0))
+        r, w0 = cfg.unshuffle, cfg.widths[0]
+        if r % 2:
+            raise ValueError("Yuv420UNet needs an even unshuffle factor")
+        self.head = nn.Conv2d(r * r + 2 * (r // 2) ** 2 + 1, w0, cfg.head_kernel, padding=cfg.head_kernel // 2)
+        tw = self.tail.out_channels
+        del self.tail_up
+        self.luma_up = nn.ConvTranspose2d(tw, 1, r, stride=r)
+        self.luma_keep = nn.ConvTranspose2d(tw, 1, r, stride=r)
+        self.chroma_up = nn.ConvTranspose2d(tw, 2, r // 2, stride=r // 2)
+        self.chroma_keep = nn.ConvTranspose2d(tw, 2, r // 2, stride=r // 2)
+
+    def forward(
+        self, x: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x, sigma = self.padded([x, sigma])
+        r, m = self.cfg.unshuffle, YUV.to(x)
+        yuv = torch.einsum("ij,bjhw->bihw", m, x)
+        luma, chroma = yuv[:, :1], F.avg_pool2d(yuv[:, 1:], 2)
+        feats = [F.pixel_unshuffle(luma, r), F.pixel_unshuffle(chroma, r // 2), F.avg_pool2d(sigma, r)]
+        t = F.relu(self.trunk(self.head(torch.cat(feats, 1))))
+        luma = self.luma_up(t) + self.luma_keep(t) * luma
+        chroma = self.chroma_up(t) + self.chroma_keep(t) * chroma
+        chroma = F.interpolate(chroma, scale_factor=2, mode="bilinear", align_corners=False)
+        out = torch.einsum("ij,bjhw->bihw", RGB.to(x), torch.cat([luma, chroma], 1))
+        return out[..., :h, :w]
+
+
 class FusionUNet(NoiseMapUNet):
     """A recurrent twin of a per-frame net that averages its input with its previous output,
     per pixel, where a small branch finds that they agree.

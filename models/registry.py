@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from .arch import FusionUNet, NoiseMapUNet, UNetConfig, count_macs
+from .arch import FusionUNet, NoiseMapUNet, UNetConfig, Yuv420UNet, count_macs
 from .errors import UserError
 from .reparam import RepNoiseMapUNet, is_unfolded
 
@@ -88,6 +88,15 @@ register(ModelSpec(
     "straight to the picture q and a per-pixel weight k on the frame (q + k x); for 720p live video "
     "on the slowest CPUs",
     tier="pico",
+))
+register(ModelSpec(
+    "pico-yuv",
+    _REGISTRY["pico"].config,
+    "pico's network on YUV 4:2:0 cells (16 luma and 2 x 4 chroma values a 4 x 4 cell), luma out at "
+    "full resolution and chroma at half, each as q + k * input (a pilot: see README)",
+    tier="pico",
+    factory=Yuv420UNet,
+    lab=True,
 ))
 register(ModelSpec(
     "tiny-convtk16",

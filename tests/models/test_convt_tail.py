@@ -77,3 +77,23 @@ def test_loads_a_conv_tailed_net_and_starts_from_its_picture() -> None:
     tail = back.tail.weight.clone()
     load_compatible(back, state)
     assert torch.equal(back.tail.weight, tail) and torch.equal(back.head.weight, old.head.weight)
+
+
+def test_yuv420_net_keeps_a_grey_frame_when_told_to_keep_the_input() -> None:
+    """``Yuv420UNet`` (lab ``pico-yuv``) with its pictures at zero and its weights on the input
+    at one gives back the frame through 4:2:0: a grey frame (no chroma) exactly, any size."""
+    from models.arch import Yuv420UNet
+
+    net = Yuv420UNet(CFG).eval()
+    with torch.no_grad():
+        for conv in (net.luma_up, net.chroma_up, net.luma_keep, net.chroma_keep):
+            conv.weight.zero_()
+            conv.bias.zero_()
+        net.luma_keep.bias.fill_(1)
+        net.chroma_keep.bias.fill_(1)
+        grey = torch.rand(1, 1, 37, 53).expand(1, 3, 37, 53)
+        out = net(grey, torch.full((1, 1, 37, 53), 0.1))
+    assert out.shape == grey.shape
+    assert torch.allclose(out, grey, atol=1e-5)
+    with pytest.raises(ValueError, match="even"):
+        Yuv420UNet(replace(CFG, unshuffle=3))
