@@ -1,6 +1,7 @@
 """The learned noise reading's texture floor (``models.estimate.net_level``)."""
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def test_level_keeps_low_readings_takes_the_floor_out_of_high_ones_and_never_fal
     assert est.coarseness(img) < est.COARSE_FROM
     readings = np.linspace(0, 80, 321)
     levels = [est.net_level(img, r) for r in readings]
-    assert all(b >= a - 1e-9 for a, b in zip(levels, levels[1:]))  # monotone
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(levels))  # monotone
     lo, hi = est.FLOOR_RAMP
     for r, lv in zip(readings, levels):
         if r <= lo:
