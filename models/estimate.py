@@ -57,16 +57,19 @@ HEAVY = 18.0
 # (median 7.1 on 40 CBSD432 photos) and white noise of std s on them at about
 # sqrt(s^2 + floor^2) (s = 5 / 10 / 15 read 8.7 / 11.9 / 16.0 on 24 CBSD68 photos), so where
 # the noise does not read coarse the level given is sqrt(reading^2 - floor^2)
-# (``net_level``).  The floor is NET_FLOOR from a reading of FLOOR_RAMP[1] up and falls to
-# none at FLOOR_RAMP[0]: a smooth scene with light real noise reads low (the four PolyU tune
-# pairs that do not read coarse: 3.1 to 3.7, std about 3.5) and keeps its reading, and the
-# level given never falls as the reading rises.  Camera noise from the replayed pipeline
-# reads at about its std already (0.84 to 0.98 times), so the floor is where it costs that
-# noise at most 0.15 dB on the training photos (7 would suit clean photos and white noise
-# best).  Coarse noise (from ``COARSE_FROM``, the phase split's gate) keeps its reading: it
-# reads at or below its std.
+# (``net_level``).  The floor is NET_FLOOR between readings FLOOR_RAMP[1] and [2], none below
+# [0] and above [3], linear between:
+# - a smooth scene with light real noise reads low (the four PolyU tune pairs that do not read
+#   coarse: 3.1 to 3.7, std about 3.5) and keeps its reading;
+# - heavy noise outweighs any texture, and the reading is already below heavy camera noise's
+#   std (22.9 for 25.8 on 16 photos of the replayed pipeline's heavy end): it keeps it;
+# - the level given never falls as the reading rises.
+# Camera noise from the replayed pipeline reads at about its std (0.84 to 0.98 times), so the
+# floor is where it costs that noise at most 0.15 dB on the training photos (7 would suit
+# clean photos and white noise best).  Coarse noise (from ``COARSE_FROM``, the phase split's
+# gate) keeps its reading: it reads at or below its std.
 NET_FLOOR = 5.0
-FLOOR_RAMP = (3.5, 7.5)
+FLOOR_RAMP = (3.5, 7.5, 12.0, 20.0)
 COARSE_FROM = 5.0  # engines.phase_split.COARSE (kept equal by a test)
 
 
@@ -219,8 +222,8 @@ def net_level(image: np.ndarray, reading: float | None = None) -> float:
     r = estimate_net.estimate_sigma_net(image) if reading is None else float(reading)
     if not math.isfinite(r) or coarseness(image) >= COARSE_FROM:
         return r
-    a, b = FLOOR_RAMP
-    floor = NET_FLOOR * min(max((r - a) / (b - a), 0.0), 1.0)
+    a, b, c, d = FLOOR_RAMP
+    floor = NET_FLOOR * min(max((r - a) / (b - a), 0.0), 1.0, max((d - r) / (d - c), 0.0))
     return math.sqrt(max(r * r - floor * floor, 0.0))
 
 
