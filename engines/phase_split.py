@@ -22,13 +22,14 @@ from collections.abc import Callable
 
 import numpy as np
 
+from models import estimate
+
 # ``--coarse-noise``; the split alone is not offered: on the PolyU test half it gained
 # ``fast`` 0.02 dB where the blend of two gained 0.36
 MODES = ("auto", "off", "blend")
-# ``coarseness`` from which ``auto`` blends.  On the PolyU tune half 41 of 45 pairs read above
-# it (3 to 14); the training mix's camera noise, where blending loses 0.1 to 0.6 dB, and clean
-# CBSD68 photos read 1 to 4 (2 of 100 CBSD432 photos above 5).
-COARSE = 5.0
+# ``coarseness`` from which ``auto`` blends (``models.estimate.COARSE``: the learned reading
+# keeps its texture floor from the same point).
+COARSE = estimate.COARSE
 # The smallest tier, whose split output is averaged in as a third view (``helper_for``).
 HELPER = "nano"
 # The level the sub-images are told, times the frame's: the learned reading (``net``) reads

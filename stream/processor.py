@@ -95,18 +95,13 @@ def _learned_reading(image: np.ndarray) -> float:
 class TwoScaleReading:
     """The frame's coarseness (the gate of ``--coarse-noise auto``) and its PCA level (which
     may raise the split's level, ``engines.phase_split.split_level``): one two-scale PCA pass
-    (``models.estimate.coarseness_and_level``) serves both where they read the same frame."""
-
-    def __init__(self) -> None:
-        self._image: np.ndarray | None = None
-        self._values = (1.0, math.nan)
+    (``models.estimate.coarseness_and_level``, which keeps the last frame's values) serves
+    both, and the learned reading's gate, where they read the same frame."""
 
     def _read(self, image: np.ndarray) -> tuple[float, float]:
-        if image is not self._image:  # frames are not written to once made: identity is enough
-            from models.estimate import coarseness_and_level
+        from models.estimate import coarseness_and_level
 
-            self._image, self._values = image, coarseness_and_level(image)
-        return self._values
+        return coarseness_and_level(image)
 
     def coarseness(self, image: np.ndarray) -> float:
         return self._read(image)[0]

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from engines import phase_split
 from models import estimate as est
 from models import estimate_net
 
@@ -26,13 +25,9 @@ def _noisy(img: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     return np.clip(np.round(img + rng.normal(0, sigma, img.shape)), 0, 255).astype(np.uint8)
 
 
-def test_the_gate_is_the_phase_splits() -> None:
-    assert est.COARSE_FROM == phase_split.COARSE
-
-
 def test_level_keeps_low_readings_takes_the_floor_out_of_high_ones_and_never_falls() -> None:
     img = _photo()
-    assert est.coarseness(img) < est.COARSE_FROM
+    assert est.coarseness(img) < est.COARSE
     readings = np.linspace(0, 80, 321)
     levels = [est.net_level(img, r) for r in readings]
     assert all(b >= a - 1e-9 for a, b in itertools.pairwise(levels))  # monotone
@@ -53,7 +48,7 @@ def test_coarse_noise_keeps_its_reading() -> None:
     # white noise on 2 x 2 blocks: the coarseness the phase split is for (PolyU reads 3 to 14)
     grain = np.random.default_rng(3).normal(0, 8, (h // 2, w // 2, 3)).repeat(2, 0).repeat(2, 1)
     coarse = np.clip(np.round(img + grain), 0, 255).astype(np.uint8)
-    assert est.coarseness(coarse) >= est.COARSE_FROM
+    assert est.coarseness(coarse) >= est.COARSE
     assert est.estimate(coarse, "net") == estimate_net.estimate_sigma_net(coarse)
 
 
