@@ -103,11 +103,11 @@ def test_heavier_coarse_noise_is_told_more_and_the_frame_itself_weighs_less() ->
     assert phase_split.full_weight(lo) == pytest.approx(1 / 3) and phase_split.full_weight(0.0) == pytest.approx(1 / 3)
     assert phase_split.full_weight((lo + hi) / 2) == pytest.approx(1 / 6)
     assert phase_split.full_weight(hi) == 0.0 and phase_split.full_weight(2, views=2) == pytest.approx(0.5)
-    # the weighted blend: the plain mean at equal shares, else weight x full + the rest's mean
+    # the weighted blend: the plain mean at equal shares, else the weighted mean, rounded
     a, b, c = (np.full(4, v, np.uint8) for v in (30, 60, 91))
-    assert np.array_equal(phase_split.weighted(a, [b, c], 1 / 3), phase_split.mean([a, b, c]))
-    assert phase_split.weighted(a, [b, c], 0.25).tolist() == [round(0.25 * 30 + 0.75 * 75.5)] * 4
-    assert phase_split.weighted(a, [b, c], 0.0).tolist() == [76] * 4  # 75.5 rounds half up
+    assert np.array_equal(phase_split.blend([a, b, c], [1 / 3] * 3), phase_split.mean([a, b, c]))
+    assert phase_split.blend([a, b, c], [0.25, 0.375, 0.375]).tolist() == [round(0.25 * 30 + 0.75 * 75.5)] * 4
+    assert phase_split.blend([b, c], [0.5, 0.5]).tolist() == [76] * 4  # 75.5 rounds half up
 
 
 def test_a_heavy_split_level_tells_both_splits_and_leaves_the_frame_out() -> None:
@@ -116,7 +116,10 @@ def test_a_heavy_split_level_tells_both_splits_and_leaves_the_frame_out() -> Non
     out = phase_split.run(main.infer, frames, np.array([9.0], np.float32), "blend", 1.4, helper.infer,
                           split_sigma=phase_split.FADE[1] + 1)
     assert np.array_equal(out, frames)
-    assert len(main.calls) == 4 and len(helper.calls) == 4  # no full-frame run: it has no share
+    # no full-frame run (it has no share): the 2 x 2 split and the 4 x 4 split, which took
+    # its share, each told the split level; the helper's 2 x 2 split
+    assert len(main.calls) == 4 + 16 and len(helper.calls) == 4
+    assert [shape[1:3] for shape, _ in main.calls] == [(3, 4)] * 4 + [(2, 2)] * 16
     assert all(np.allclose(lv, phase_split.FADE[1] + 1) for _, lv in main.calls + helper.calls)
     main = Recorder()
     phase_split.run(main.infer, frames, np.array([3.0], np.float32), "blend", 1.4, split_sigma=5.0)
@@ -124,6 +127,27 @@ def test_a_heavy_split_level_tells_both_splits_and_leaves_the_frame_out() -> Non
     main = Recorder()  # never below factor x the frame's own level
     phase_split.run(main.infer, frames, np.array([5.0], np.float32), "blend", 1.4, split_sigma=5.0)
     assert np.allclose(main.calls[-1][1], 7.0)
+
+
+def test_the_deeper_split_takes_the_share_the_frame_gives_up() -> None:
+    """Between FADE[0] and FADE[1] all four views run: at the middle the frame's own output
+    and the 4 x 4 split have a sixth each, the two 2 x 2 splits a third each."""
+    frames = np.zeros((1, 6, 8, 3), np.uint8)
+    value = {(6, 8): 100, (3, 4): 50, (2, 2): 20}  # what each view returns, by the size it sees
+
+    def main(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        return np.full(x.shape, value[x.shape[1:3]], np.uint8)
+
+    def helper(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        return np.full(x.shape, 80, np.uint8)
+
+    lo, hi = phase_split.FADE
+    out = phase_split.run(main, frames, np.array([1.0], np.float32), "blend", 1.0, helper, (lo + hi) / 2)
+    assert np.all(out == round(100 / 6 + 20 / 6 + 50 / 3 + 80 / 3))  # 63
+    out = phase_split.run(main, frames, np.array([1.0], np.float32), "blend", 1.0, helper, lo)
+    assert np.all(out == round((100 + 50 + 80) / 3))  # light: no deeper split
+    out = phase_split.run(main, frames, np.array([1.0], np.float32), "blend", 1.0, None, hi)
+    assert np.all(out == 35)  # heavy, no helper: the 2 x 2 and 4 x 4 splits, half each
 
 
 def test_coarseness_tells_processed_camera_grain_from_white_noise_and_a_clean_photo() -> None:
