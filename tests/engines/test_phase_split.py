@@ -96,6 +96,13 @@ def test_heavier_coarse_noise_is_told_more_and_the_frame_itself_weighs_less() ->
     base = phase_split.split_level(6.0)
     assert phase_split.split_level(6.0, pca=base * 1.1) == pytest.approx(base * 1.1)
     assert phase_split.split_level(6.0, pca=base * 5) == pytest.approx(base * phase_split.RAISE)
+    # heavier: by RAISE_HEAVY times (PCA over-reads the heaviest noise), and the ceiling never
+    # falls as the reading rises
+    heavy = phase_split.split_level(20.0)
+    assert heavy > phase_split.RAISE_AT * phase_split.RAISE / phase_split.RAISE_HEAVY
+    assert phase_split.split_level(20.0, pca=1e4) == pytest.approx(heavy * phase_split.RAISE_HEAVY)
+    ceilings = [phase_split.split_level(r, pca=1e4) for r in np.linspace(0.5, 30, 60)]
+    assert np.all(np.diff(ceilings) >= 0)
     assert phase_split.split_level(6.0, pca=base / 2) == pytest.approx(base)
     levels = [phase_split.split_level(r) for r in np.linspace(0, 30, 61)]
     assert np.all(np.diff(levels) > 0)
