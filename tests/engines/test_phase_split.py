@@ -70,6 +70,22 @@ def test_split_takes_a_per_pixel_level_map_phase_by_phase() -> None:
     assert np.array_equal(maps[3], level[:, 1::2, 1::2])
 
 
+@pytest.mark.parametrize("size", [(31, 45), (32, 48), (1, 1), (2, 3)])
+def test_the_4x4_split_of_an_identity_gives_the_frame_back_at_any_size(size: tuple[int, int]) -> None:
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (1, *size, 3), dtype=np.uint8)
+    level = rng.uniform(1, 30, (1, *size)).astype(np.float32)  # a per-pixel map
+    rec = Recorder()
+    out = phase_split.run_deep(rec.infer, frames, level)
+    assert out.dtype == np.uint8 and np.array_equal(out, frames)
+    assert len(rec.calls) == 16
+    h, w = (size[0] + 3) // 4, (size[1] + 3) // 4
+    assert all(shape == (1, h, w, 3) for shape, _ in rec.calls)
+    if size[0] % 4 == 0 and size[1] % 4 == 0:  # each sub-image is told its own pixels' levels
+        assert np.array_equal(rec.calls[0][1], level[:, 0::4, 0::4])
+        assert np.array_equal(rec.calls[-1][1], level[:, 3::4, 3::4])
+
+
 def test_mean_is_the_rounded_mean_and_the_blend_takes_a_helper_split() -> None:
     a = np.array([0, 1, 254, 255, 10], np.uint8)
     b = np.array([1, 1, 255, 255, 13], np.uint8)
