@@ -78,8 +78,12 @@ class LiveProcessor:
             controls.temporal = True
 
     def swap(self, processor: Any, temporal_mode: str, recurrent: bool, device: str) -> None:
-        """Run ``processor`` (a fresh one: a new sequence, so no state crosses) from the next
-        frame, keeping the viewer's temporal choice."""
+        """Run ``processor`` (a fresh one: a new sequence, so no state crosses but the
+        coarse-noise gate, ``Processor.carry_coarse``) from the next frame, keeping the
+        viewer's temporal choice."""
+        carry = getattr(processor, "carry_coarse", None)
+        if carry is not None and isinstance(self.processor, type(processor)):
+            carry(self.processor)
         self.processor, self.device, self.recurrent = processor, device, recurrent
         self.mode = temporal_mode if temporal_mode != "off" else "auto"
         self.temporal_available = True

@@ -168,6 +168,10 @@ class Processor:
         self.coarse_reading = AutoSigma(self._two_scales.coarseness, every=estimate_every) \
             if coarse == "auto" else None
         self.coarse_frames = 0  # frames run with the phase split
+        self._blending = False  # the shot's last frame was blended (``phase_split.auto_mode``)
+        # another processor's gate taken over at a tier switch (``carry_coarse``): (sequence,
+        # smoothed reading, frames read, blending), applied when that sequence starts here
+        self._carried: tuple[int | None, float | None, int, bool] | None = None
         # the split's level over the frame's, for the reading this model gets
         reading = _reading(getattr(engine, "model", None)) if coarse != "off" else "off"
         self.split_factor = phase_split.level_factor(reading)
@@ -238,11 +242,24 @@ class Processor:
             self.auto.reset()
         if self.coarse_reading is not None:
             self.coarse_reading.reset()
+            self._blending = False
+            carried, self._carried = self._carried, None
+            if carried is not None and carried[0] == sequence:
+                _, self.coarse_reading.value, self.coarse_reading._count, self._blending = carried
         if self._learned is not None:
             self._learned.reset()
         if self._pca is not None:
             self._pca.reset()
         self._temporal = self.temporal_factory() if self.temporal_factory else None
+
+    def carry_coarse(self, other: Processor) -> None:
+        """Take over ``other``'s coarse-noise gate (its smoothed reading and whether it was
+        blending) for the sequence it was on: at a tier switch the noise is the stream's, not
+        the tier's, and a reading that hovers at the gate must not start over (on a clip whose
+        reading alternated 5.9 and 4.0, the new tier started under the gate and lost 3 dB)."""
+        if self.coarse_reading is not None and other.coarse_reading is not None:
+            self._carried = (other._sequence, other.coarse_reading.value, other.coarse_reading._count,
+                             other._blending)
 
     def noise_level(self, image: np.ndarray) -> float:
         """The noise level given to the model: fixed or estimated, times ``strength``, capped
@@ -357,7 +374,9 @@ class Processor:
         from engines.phase_split import auto_mode
 
         assert self.coarse_reading is not None
-        return auto_mode(self.coarse_reading(image))
+        mode = auto_mode(self.coarse_reading(image), self._blending)
+        self._blending = mode == "blend"
+        return mode
 
     def _helper_infer(self) -> Callable[..., np.ndarray] | None:
         if self._helper_factory is not None:

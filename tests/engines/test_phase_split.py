@@ -301,6 +301,60 @@ def test_processor_opens_the_helper_at_the_first_blended_frame_and_closes_it() -
     assert opened[0].closed
 
 
+def test_a_shot_once_blended_stays_blended_while_its_reading_hovers_at_the_gate() -> None:
+    rng = np.random.default_rng(6)
+    gate, hold = phase_split.COARSE, phase_split.HOLD
+    readings = iter([gate + 0.3, gate - 0.5, gate - hold + 0.2, gate - hold - 0.1, gate - 0.5,
+                     gate - 0.5])
+    proc = Processor(Recorder(), sigma=5.0, coarse="auto")
+
+    class Scripted:
+        def __call__(self, image: np.ndarray) -> float:
+            return next(readings)
+
+        def reset(self) -> None:
+            pass
+
+    proc.coarse_reading = Scripted()  # type: ignore[assignment]
+    modes = []
+    scene = rng.integers(40, 200, (16, 24, 3))
+    for i, sequence in enumerate([0, 0, 0, 0, 0, 1]):  # one scene, no two frames alike
+        image = (scene + rng.integers(-3, 4, scene.shape)).astype(np.uint8)
+        modes.append(proc(Frame(image=image, index=i, pts=None, sequence=sequence)).coarse)
+    # on at the gate, held above gate - hold, off under it and not back on below the gate;
+    # a new sequence starts off
+    assert modes == ["blend", "blend", "blend", "off", "off", "off"]
+    assert phase_split.auto_mode(gate - 0.5) == "off" and phase_split.auto_mode(gate - 0.5, True) == "blend"
+
+
+def test_a_tier_switch_carries_the_gate_over() -> None:
+    """``LiveProcessor.swap`` hands the new tier's processor the old one's gate
+    (``Processor.carry_coarse``): the same stream's noise, read hovering at the gate, stays
+    blended; a processor that carries nothing starts under it."""
+    from stream.processor import AutoSigma
+
+    gate = phase_split.COARSE
+    scene = np.random.default_rng(7).integers(40, 200, (16, 24, 3)).astype(np.uint8)
+
+    def reading(value: float) -> AutoSigma:
+        return AutoSigma(lambda image: value, every=15)
+
+    old = Processor(Recorder(), sigma=5.0, coarse="auto")
+    old.coarse_reading = reading(gate + 0.5)
+    assert old(Frame(image=scene, index=0, pts=None, sequence=3)).coarse == "blend"
+    new, fresh = (Processor(Recorder(), sigma=5.0, coarse="auto") for _ in range(2))
+    new.carry_coarse(old)
+    for proc in (new, fresh):
+        proc.coarse_reading = reading(gate - 0.5)
+    frame = Frame(image=scene, index=1, pts=None, sequence=3)
+    assert new(frame).coarse == "blend" and new.coarse_reading.value == pytest.approx(gate + 0.5)
+    assert fresh(frame).coarse == "off"
+    other = Processor(Recorder(), sigma=5.0, coarse="auto")  # another sequence: nothing carried
+    other.carry_coarse(old)
+    other.coarse_reading = reading(gate - 0.5)
+    assert other(Frame(image=scene, index=1, pts=None, sequence=4)).coarse == "off"
+
+
 def test_processor_refuses_an_unknown_mode() -> None:
     from models.errors import UserError
 
