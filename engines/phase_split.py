@@ -83,10 +83,10 @@ def split_level(reading: float, pca: float | None = None) -> float:
     the frame: ``LEVEL["net"]`` times it up to ``KNEE``, times the reading over ``KNEE``
     beyond; raised towards the ``pca`` reading where that is higher, by at most ``RAISE``
     times up to a level of ``RAISE_AT`` and ``RAISE_HEAVY`` times beyond (the ceiling never
-    falls as the reading rises).  Below ``KNEE`` a higher learned reading is as often texture read as noise (a knee
-    at 4 cost 0.14 dB on the PolyU test half, where readings reach 7.7); the PCA reading
-    tells them apart better (it sees the noise's coarseness), but over-reads the heaviest
-    noise (uncapped: -0.11 dB on the tune half at k = 6, +0.53 at k = 4)."""
+    falls as the reading rises).  Below ``KNEE`` a higher learned reading is as often texture
+    read as noise (a knee at 4 cost 0.14 dB on the PolyU test half, where readings reach 7.7);
+    the PCA reading tells them apart better (it sees the noise's coarseness), but over-reads
+    the heaviest noise (uncapped: -0.11 dB on the tune half at k = 6, +0.53 at k = 4)."""
     level = LEVEL["net"] * reading * max(1.0, reading / KNEE)
     if pca is not None:
         ceiling = max(RAISE * min(level, RAISE_AT), RAISE_HEAVY * level)

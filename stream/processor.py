@@ -133,6 +133,13 @@ class AutoSigma:
         self.value = None
         self._count = 0
 
+    def state(self) -> tuple[float | None, int]:
+        """The smoothed value and the frames read, for ``restore`` on another reading."""
+        return self.value, self._count
+
+    def restore(self, state: tuple[float | None, int]) -> None:
+        self.value, self._count = state
+
     def __call__(self, image: np.ndarray) -> float:
         if self.value is None or self._count % self.every == 0:
             est = float(self.estimator(image))
@@ -171,7 +178,7 @@ class Processor:
         self._blending = False  # the shot's last frame was blended (``phase_split.auto_mode``)
         # another processor's gate taken over at a tier switch (``carry_coarse``): (sequence,
         # smoothed reading, frames read, blending), applied when that sequence starts here
-        self._carried: tuple[int | None, float | None, int, bool] | None = None
+        self._carried: tuple[int | None, tuple[float | None, int], bool] | None = None
         # the split's level over the frame's, for the reading this model gets
         reading = _reading(getattr(engine, "model", None)) if coarse != "off" else "off"
         self.split_factor = phase_split.level_factor(reading)
@@ -245,7 +252,8 @@ class Processor:
             self._blending = False
             carried, self._carried = self._carried, None
             if carried is not None and carried[0] == sequence:
-                _, self.coarse_reading.value, self.coarse_reading._count, self._blending = carried
+                _, state, self._blending = carried
+                self.coarse_reading.restore(state)
         if self._learned is not None:
             self._learned.reset()
         if self._pca is not None:
@@ -258,8 +266,7 @@ class Processor:
         the tier's, and a reading that hovers at the gate must not start over (on a clip whose
         reading alternated 5.9 and 4.0, the new tier started under the gate and lost 3 dB)."""
         if self.coarse_reading is not None and other.coarse_reading is not None:
-            self._carried = (other._sequence, other.coarse_reading.value, other.coarse_reading._count,
-                             other._blending)
+            self._carried = (other._sequence, other.coarse_reading.state(), other._blending)
 
     def noise_level(self, image: np.ndarray) -> float:
         """The noise level given to the model: fixed or estimated, times ``strength``, capped
