@@ -151,7 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "profiles lists them): its tuned weights and noise map")
     g.add_argument("--temporal", default="auto", metavar="MODE",
                    help="off|auto|light|strong (default auto: the model's recurrent twin when "
-                        "one is released, else light motion-adaptive smoothing)")
+                        "one is released, else averaging along the motion, long where the "
+                        "camera is still)")
+    g.add_argument("--lookahead", type=number_arg(0, 16, integer=True), default=None,
+                   metavar="N", help="file jobs with --temporal auto: average each frame with "
+                   "up to N frames after it and N before, along the motion (default 4; 0: only "
+                   "the frames before, as a live run does)")
     g.add_argument("--coarse-noise", default="auto", choices=("auto", "off", "blend"),
                    help="coarse camera noise: blend the frame's denoising with that of its "
                         "2x2 phase sub-images (twice the network's time), off, or auto (the "

@@ -26,6 +26,9 @@ class DenoiseOptions:
     temporal: str = "auto"  # off|auto|light|strong
     coarse: str = "auto"  # auto|off|blend: engines.phase_split.MODES
     profile: str | None = None  # a camera profile (python -m stream calibrate): weights, noise map
+    # file jobs: frames after each one that ``--temporal auto`` averages it with (and as many
+    # before); None: ``stream.session.lookahead_for`` decides (4 in a file job, 0 live)
+    lookahead: int | None = None
     weights: str | None = None  # set by the session from the profile: the tuned weights
 
 
@@ -98,7 +101,8 @@ class RunOptions:
                                    precision=ns.precision, threads=ns.threads,
                                    temporal=ns.temporal,
                                    coarse=getattr(ns, "coarse_noise", "auto"),
-                                   profile=getattr(ns, "profile", None)),
+                                   profile=getattr(ns, "profile", None),
+                                   lookahead=getattr(ns, "lookahead", None)),
             reading=InputOptions(timeout=ns.timeout, start=ns.start, duration=ns.duration,
                                  video_stream=ns.video_stream, no_audio=ns.no_audio,
                                  frames=ns.frames),

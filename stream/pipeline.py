@@ -30,9 +30,9 @@ class StageTime:
     seconds: float = 0.0
     count: int = 0
 
-    def add(self, seconds: float) -> None:
+    def add(self, seconds: float, count: int = 1) -> None:
         self.seconds += seconds
-        self.count += 1
+        self.count += count
 
     @property
     def ms(self) -> float:
@@ -134,7 +134,7 @@ class Pipeline:
     busy time: ``decode``, ``process`` and one ``write:<sink>`` per sink (``encode`` is their sum).
     """
 
-    def __init__(self, source: Any, process: Callable[[Frame], Frame], sinks: Sequence[Any],
+    def __init__(self, source: Any, process: Callable[[Frame], Frame | list[Frame]], sinks: Sequence[Any],
                  *, queue_size: int = 4, policy: str | None = None,
                  on_frame: Callable[[Frame], None] | None = None,
                  stop_event: threading.Event | None = None,
@@ -231,8 +231,8 @@ class Pipeline:
         start = time.perf_counter()
         reader = threading.Thread(target=self._read, name="stream-reader", daemon=True)
         writer = threading.Thread(target=self._write, name="stream-writer", daemon=True)
-        main_sinks = [(i, s) for i, s in enumerate(self.sinks)
-                      if getattr(s, "main_thread", False)]
+        self._main_sinks = [(i, s) for i, s in enumerate(self.sinks)
+                            if getattr(s, "main_thread", False)]
         interrupted = False
         at_end = False  # the source ran out: nothing to stop, the writer just drains
         reader.start()
@@ -251,15 +251,17 @@ class Pipeline:
                 t0 = time.perf_counter()
                 out = self.process(item)
                 self.timings["process"].add(time.perf_counter() - t0)
-                for i, sink in main_sinks:
-                    self._write_one(i, sink, out)
-                if not self.out_q.put(out):
+                if not self._emit(out if isinstance(out, list) else [out]):
                     break
         except KeyboardInterrupt:
             interrupted = True
         except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
         finally:
+            # a processor that looks ahead (``stream.lookahead``) still holds frames it read:
+            # they are denoised and written, at the end and after a Ctrl-C alike
+            if self._error is None and self._drain():
+                interrupted = True
             # Stop the reader (unless the source ended), let the writer drain what is already
             # processed, then close.  At the end the event stays clear: a caller's event (the
             # live controls) would otherwise close a preview before it drew the last frames.
@@ -282,6 +284,36 @@ class Pipeline:
         return PipelineResult(frames=self.written, seconds=time.perf_counter() - start,
                               interrupted=interrupted, dropped=self.dropped,
                               timings=dict(self.timings))
+
+    def _emit(self, frames: list[Frame]) -> bool:
+        """Hand processed frames to the sinks; False once the pipeline is stopping."""
+        for frame in frames:
+            for i, sink in self._main_sinks:
+                self._write_one(i, sink, frame)
+            if not self.out_q.put(frame):
+                return False
+        return True
+
+    def _drain(self) -> bool:
+        """Write the frames a look-ahead processor still holds (``drain()``: one at a time, so
+        a second Ctrl-C keeps those already done); True if a Ctrl-C stopped it."""
+        drain = getattr(self.process, "drain", None)
+        if drain is None:
+            return False
+        timer = self.timings["process"]
+        try:
+            frames = iter(drain())
+            while True:
+                t0 = time.perf_counter()
+                frame = next(frames, None)
+                timer.add(time.perf_counter() - t0, count=0)  # counted when it was read
+                if frame is None or not self._emit([frame]):
+                    return False
+        except KeyboardInterrupt:
+            return True
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+            return False
 
     def _send_eos(self, writer: threading.Thread) -> None:
         while writer.is_alive():

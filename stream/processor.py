@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TemporalStage = Callable[[Frame], Frame]
+# the noisy frames before and after a frame, nearest first (``stream.lookahead``)
+Window = tuple[list[np.ndarray], list[np.ndarray]]
 TEMPORAL_MODES = ("off", "auto", "light", "strong")
 # Smoothing modes that ``stream.temporal.plan`` may choose for ``--temporal auto`` (not asked
 # for by name): ``switch`` is the ``auto`` smoothing after a recurrent twin that is fed its
@@ -62,16 +64,18 @@ def _aligner_for(model: str | None) -> FlowAligner | None:
     return FlowAligner()
 
 
-def load_temporal(mode: str, device: str = "cpu") -> Callable[[], TemporalStage] | None:
+def load_temporal(mode: str, device: str = "cpu",
+                  window: bool = False) -> Callable[[], TemporalStage] | None:
     """The factory for ``--temporal MODE`` (None for ``off``); ``device``: where the smoothing
-    runs (``stream.session`` passes the engine's)."""
+    runs (``stream.session`` passes the engine's); ``window``: a file job looking ahead
+    (``stream.lookahead``), where ``auto`` averages each input with the frames around it."""
     if mode not in TEMPORAL_MODES + PLANNED_MODES:
         raise UserError(f"--temporal: expected one of {', '.join(TEMPORAL_MODES)}, got {mode!r}")
     if mode == "off":
         return None
     from . import temporal
 
-    return lambda: temporal.create_stage(mode, device)
+    return lambda: temporal.create_stage(mode, device, window)
 
 
 def _reading(model: str | None) -> str:
@@ -295,11 +299,13 @@ class Processor:
             level = trained_max
         return level
 
-    def __call__(self, frame: Frame) -> Frame:
+    def __call__(self, frame: Frame, window: Window | None = None) -> Frame:
+        """Denoise ``frame``; ``window``: the noisy frames before and after it (nearest first,
+        ``stream.lookahead``), which a file job's ``auto`` smoothing averages it with."""
         repeat = self._repeat(frame)
         if repeat is not None:
             return repeat
-        result = self._process(frame)
+        result = self._process(frame, window)
         self._last = (frame.image, self.strength, self.sigma, result)
         return result
 
@@ -318,7 +324,7 @@ class Processor:
         return dataclasses.replace(frame, image=result.image, sigma=result.sigma, original=frame.image,
                                    coarse=result.coarse)
 
-    def _process(self, frame: Frame) -> Frame:
+    def _process(self, frame: Frame, window: Window | None = None) -> Frame:
         cut = self.cuts(frame.image)
         if frame.sequence != self._sequence or cut:
             self._new_sequence(frame.sequence)
@@ -339,7 +345,11 @@ class Processor:
         # camera) is exactly its per-frame net, and takes the inputs' mean like one; the mean
         # is kept up on every frame
         if average is not None and (self._aligner is not None or not getattr(self.engine, "temporal", False)):
-            mean, scale = average(frame, sigma)  # a still camera: the mean of the inputs
+            around = getattr(self._temporal, "average_window", None)
+            if window is not None and around is not None:  # a file job: the frames around it
+                mean, scale = around(frame, sigma, *window)
+            else:  # a still camera: the mean of the inputs so far
+                mean, scale = average(frame, sigma)
             if prev is None:  # (a per-frame model never has one)
                 image = mean
             if prev is None and scale is not None:  # told, per pixel, the noise that is left

@@ -83,13 +83,36 @@ def smoothing_device(engine: Any) -> str:
     return device if device.startswith("cuda") else "cpu"
 
 
-def make_processor(denoise: DenoiseOptions, engine: Any) -> Processor:
-    """The processing stage for planned options and an open engine."""
+def lookahead_for(options: RunOptions, denoise: DenoiseOptions, engine: Any) -> int:
+    """Frames a run looks ahead (``stream.lookahead``): ``--lookahead`` (default
+    ``models.window_average.RADIUS``) in a file job whose ``--temporal auto`` runs the
+    still-camera smoothing after a per-frame model; 0 otherwise.  A live run never waits for
+    frames to come: ``--lookahead`` there is one line, exit 2, as with another ``--temporal``."""
+    from models.window_average import RADIUS
+
+    from .openers import is_live_run
+
+    asked = options.denoise.lookahead
+    if asked and is_live_run(options):
+        raise UserError(f"--lookahead {asked}: a live run (camera, --realtime, the window, a "
+                        "virtual camera) cannot wait for the frames after each one; it averages "
+                        "the frames before")
+    if asked and options.denoise.temporal != "auto":
+        raise UserError(f"--lookahead {asked} averages frames for --temporal auto, not "
+                        f"--temporal {options.denoise.temporal}")
+    if is_live_run(options) or denoise.temporal != "auto" or getattr(engine, "temporal", False):
+        return 0
+    return RADIUS if asked is None else asked
+
+
+def make_processor(denoise: DenoiseOptions, engine: Any, window: bool = False) -> Processor:
+    """The processing stage for planned options and an open engine; ``window``: it will be run
+    through a ``stream.lookahead.LookAhead`` (a file job)."""
     estimator = None
     if isinstance(engine, NlfEngine):  # the profile's level, shaped per pixel by the engine
         estimator = nlf_level(load_profile(denoise.profile, denoise.model))
     return Processor(engine, sigma=denoise.sigma, strength=denoise.strength,
-                     temporal=load_temporal(denoise.temporal, smoothing_device(engine)),
+                     temporal=load_temporal(denoise.temporal, smoothing_device(engine), window),
                      estimator=estimator, coarse=denoise.coarse,
                      coarse_helper=coarse_helper(denoise, engine))
 
@@ -145,6 +168,7 @@ class Session:
     processor: Processor
     controls: LiveControls | None = None
     owns_engine: bool = True  # False: the caller's engine (the bench reuses one across sizes)
+    lookahead: int = 0  # frames the processor waits for (``lookahead_for``): a file job's window
 
     @property
     def recurrent(self) -> bool:
@@ -159,6 +183,10 @@ class Session:
 
         pipeline: Pipeline | None = None
         try:
+            if process is None and self.lookahead:
+                from .lookahead import LookAhead
+
+                process = LookAhead(self.processor, self.lookahead)
             pipeline = Pipeline(self.source, process or self.processor, self.sinks,
                                 max_frames=self.options.reading.frames,
                                 stop_event=self.controls.stop if self.controls else None,
@@ -216,7 +244,8 @@ def open_session(options: RunOptions, outputs: tuple[str, ...] | None = None, *,
         source.close()
         raise
     try:
-        processor = make_processor(denoise, engine)
+        lookahead = lookahead_for(options, denoise, engine)
+        processor = make_processor(denoise, engine, window=lookahead > 0)
     except BaseException:
         if owns_engine:
             engine.close()
@@ -224,4 +253,5 @@ def open_session(options: RunOptions, outputs: tuple[str, ...] | None = None, *,
             discard_sink(sink)
         source.close()
         raise
-    return Session(options, denoise, source, sinks, engine, processor, controls, owns_engine)
+    return Session(options, denoise, source, sinks, engine, processor, controls, owns_engine,
+                   lookahead)

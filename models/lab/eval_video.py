@@ -9,7 +9,8 @@ carphone 0-59 and ``still_clip``, walkers over a CBSD68 photo), it adds seeded w
 - the same + the smoothing of ``--temporal auto|light|strong`` (``models.still_camera`` and
   ``models.temporal_filter``, the math the stream's smoothing stage runs; ``auto`` also reads
   the noisy inputs, and on a still camera averages them before the model, as the processor
-  does: ``run_auto``);
+  does live: ``run_auto``; and as a file job runs it, each input averaged with the frames
+  ``--lookahead`` on each side: ``run_window``);
 - the recurrent twin (``<model>-temporal``), fed its previous 8-bit output as in the product,
   alone and + each smoothing mode; the same net never given its previous output (what the
   recurrence itself adds); and with ``auto``: the twin fed its previous output only while the
@@ -40,7 +41,8 @@ from ..metrics import psnr, ssim
 from ..registry import UnknownModelError, create_model, get_spec, load_metadata, model_names
 from ..temporal_filter import MODES
 from .video_clips import SUITE, load_frames, suite_frames
-from .video_methods import nlm_multi, run_auto, run_model, run_twin_auto, smooth
+from ..window_average import RADIUS
+from .video_methods import nlm_multi, run_auto, run_model, run_twin_auto, run_window, smooth
 
 SMOOTHING = ("auto", *MODES)  # auto: the still-camera aware filter (``--temporal auto``)
 
@@ -93,7 +95,7 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
              smoothing: list[str], nlm: bool = True, seed: int = 0,
              twin_weights: Path | None = None,
              model_weights: Path | None = None, twin: bool = True,
-             twin_name: str | None = None) -> list[dict[str, object]]:
+             twin_name: str | None = None, lookahead: int = RADIUS) -> list[dict[str, object]]:
     noisy = add_noise(clean, sigma, seed)
     rows = [score("noisy input", noisy, clean, 0.0)]
     for name in models:
@@ -112,6 +114,10 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
             if mode == "auto":  # the inputs averaged on a still camera, then the smoothing
                 sm, s2 = _timed(lambda: run_auto(model, noisy, sigma, device))  # noqa: B023
                 rows.append(score(f"{name} + auto smoothing", sm, clean, s2, tag, max(s2 - sec, 0.0)))
+                if lookahead:  # a file job's: the inputs averaged with the frames around them
+                    sm, s2 = _timed(lambda: run_window(model, noisy, sigma, device, lookahead))  # noqa: B023
+                    rows.append(score(f"{name} + auto, look-ahead {lookahead}", sm, clean, s2, tag,
+                                      max(s2 - sec, 0.0)))
                 continue
             sm, s2 = _timed(lambda: smooth(out, sigma, mode, device, noisy))  # noqa: B023
             rows.append(score(f"{name} + {mode} smoothing", sm, clean, sec + s2, tag, s2))
@@ -163,15 +169,17 @@ def through_product(clean: list[np.ndarray], sigma: float, model: str, modes: li
             cv2.imwrite(str(src / f"{i:05d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         for mode in modes:
             dst = Path(tmp) / f"out-{mode}"
+            # ``causal``: ``auto`` without the look-ahead, as a live run has it
+            flags = ["--temporal", "auto", "--lookahead", "0"] if mode == "causal" else ["--temporal", mode]
             cmd = [sys.executable, "-m", "stream", str(src), f"{dst}/", "--sigma", f"{sigma:g}",
-                   "--model", model, "--temporal", mode, "-q", "-y"]
+                   "--model", model, *flags, "-q", "-y"]
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[2])
             sec = time.perf_counter() - t0
             out = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in sorted(dst.iterdir())]
             if len(out) != len(clean):
                 raise RuntimeError(f"python -m stream wrote {len(out)} frames of {len(clean)}")
-            rows.append(score(f"python -m stream --model {model} --temporal {mode}", out, clean, sec))
+            rows.append(score(f"python -m stream --model {model} {' '.join(flags)}", out, clean, sec))
     return rows
 
 
@@ -238,7 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "the default on the busy 2-core machine")
     p.add_argument("--product", metavar="MODES",
                    help="also run the noisy frames as PNGs through python -m stream with each "
-                        "--temporal mode of this comma list (e.g. off,auto), first --model")
+                        "--temporal mode of this comma list (e.g. off,auto,causal; causal: auto "
+                        "with --lookahead 0), first --model")
+    p.add_argument("--lookahead", type=int, default=RADIUS, metavar="N",
+                   help=f"also measure auto as a file job runs it, looking N frames ahead "
+                        f"(default {RADIUS}; 0: not)")
     p.add_argument("--json", type=Path, help="also write the results here")
     return p
 
@@ -289,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = evaluate(clean, args.sigma, models, torch.device(dev), smoothing,
                             nlm=not args.no_nlm, seed=args.seed, twin_weights=args.temporal_weights,
                             model_weights=args.model_weights, twin=not args.no_twin,
-                            twin_name=args.twin)
+                            twin_name=args.twin, lookahead=args.lookahead)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

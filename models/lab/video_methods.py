@@ -10,6 +10,7 @@ from ..align import FlowAligner
 from ..input_average import InputAverage
 from ..still_camera import StillCameraFilter
 from ..temporal_filter import RecursiveFilter
+from ..window_average import WindowAverage
 
 
 def _tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -66,6 +67,27 @@ def run_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
             smap = (torch.full_like(x[:, :1], sigma / 255) if scale is None
                     else torch.from_numpy(scale * np.float32(sigma / 255))[None, None].to(device))
             outs.append(filt(_frame(_denoise(model, x, smap)), sigma, img))
+    return outs
+
+
+def run_window(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
+               device: torch.device, radius: int) -> list[np.ndarray]:
+    """A per-frame model with ``--temporal auto`` as a file job runs it (``stream.lookahead``):
+    each noisy input averaged with up to ``radius`` frames on each side along the motion,
+    with its per-pixel noise level (``WindowAverage``); the still-camera smoothing after the
+    model, its output taken while it reads a still camera."""
+    filt, window = StillCameraFilter(), WindowAverage()
+    outs: list[np.ndarray] = []
+    with torch.inference_mode():
+        for t, img in enumerate(noisy):
+            before = noisy[max(0, t - radius):t][::-1]
+            x8, scale = window(img, before, noisy[t + 1:t + 1 + radius], sigma)
+            x = _tensor(x8, device)
+            smap = (torch.full_like(x[:, :1], sigma / 255) if scale is None
+                    else torch.from_numpy(scale * np.float32(sigma / 255))[None, None].to(device))
+            y = _frame(_denoise(model, x, smap))
+            smoothed = filt(y, sigma, img)
+            outs.append(smoothed if filt.scene_still else y)
     return outs
 
 

@@ -66,7 +66,7 @@ def test_folder_keeps_names_order_and_sizes(tmp_path, monkeypatch):
         return stage
 
     monkeypatch.setattr(stream.session, "open_engine", lambda opts: Recorder())
-    monkeypatch.setattr(stream.session, "load_temporal", lambda mode, device=None: factory)
+    monkeypatch.setattr(stream.session, "load_temporal", lambda mode, device=None, window=False: factory)
     src = tmp_path / "frames"
     src.mkdir()
     sizes = {"b_002.png": (20, 16), "a_001.png": (20, 16), "c_003.jpg": (30, 22),

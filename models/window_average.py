@@ -1,0 +1,138 @@
+"""``--temporal auto`` in a file job: each noisy frame averaged with the frames around it.
+
+A file job has no deadline, so the denoiser may wait for the frames after the one it denoises,
+as offline video denoisers do (VBM3D, FastDVDnet's five-frame window).  Each neighbour, up to
+``radius`` frames before and after, is warped onto the frame along OpenCV DIS optical flow read
+between the two noisy frames (grey cells, ``models.still_camera``) or taken as it is where that
+fits better (a still camera, where the noise drags the flow), and kept per cell where it
+matches: the test is the ``auto`` smoothing's, the mean squared difference over 5 x 5 cells in
+units of what the noise alone gives.  The network then denoises the weighted mean, told per
+pixel the noise that is left (FFDNet style), as on a still camera with ``InputAverage``.
+
+Why both sides: every neighbour is at most ``radius`` frames away and warped once, by a flow
+read directly from it, where a causal running mean is warped frame after frame and can only
+reach back; on the suite's clips (``python -m models eval-video --suite``) the window gains
+about twice what the causal ``auto`` does.  Shared by ``stream.temporal`` (through
+``stream.lookahead``) and ``models.lab.video_methods``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from .still_camera import GUARD, StillParams, cell_flow, cell_scale, cells, motion_score, pixel_grid
+
+RADIUS = 4  # frames looked at on each side by default (``--lookahead``)
+# a neighbour, taken as it is, is preferred to its warp unless the warp fits better by this much
+# (in units of the noise): on a still camera the flow is noise
+ZERO_MARGIN = 0.5
+
+
+def same_frame(a: np.ndarray, b: np.ndarray) -> bool:
+    """Byte-identical frames (a sparse look first, so most pairs cost next to nothing)."""
+    return a is b or (a.shape == b.shape and np.array_equal(a[::17, ::13], b[::17, ::13])
+                      and np.array_equal(a, b))
+
+
+class WindowAverage:
+    """``image, scale = avg(frame, before, after, sigma)``: ``frame`` (H, W, 3) uint8 averaged
+    with its neighbours ``before`` and ``after`` (nearest first, same size), each weighted per
+    cell by how well it matches; ``image`` uint8 (rounded), ``scale`` per pixel the factor by
+    which its noise std is below the frame's (float32, None when nothing was averaged): the
+    denoiser is told ``scale`` times the frame's level.
+
+    A neighbour in which most cells moved (a cut, a pan the flow missed) is left out, and so
+    are the ones beyond it on that side; a neighbour identical to the one before it (a source
+    repeating frames) brings no new noise and is skipped.  The level used is at most ``GUARD``
+    times a robust reading from the frame's differences to its nearest neighbour, so
+    ``--strength 3`` does not average across motion."""
+
+    def __init__(self, params: StillParams | None = None) -> None:
+        self.params = params or StillParams()
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        # per frame (by identity; the frame is held, so its id is not reused): its cells and grey
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.last_used = 0  # neighbours averaged in at the last frame
+
+    def reset(self) -> None:
+        self._cache.clear()
+        self.last_used = 0
+
+    def _cells(self, img: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        hit = self._cache.get(id(img))
+        if hit is None or hit[0] is not img:
+            c = cells(img, k)
+            hit = (img, c, cv2.transform(c, np.full((1, 3), 1 / 3, np.float32)))
+            self._cache[id(img)] = hit
+        return hit[1], hit[2]
+
+    def __call__(self, frame: np.ndarray, before: Sequence[np.ndarray], after: Sequence[np.ndarray],
+                 sigma: float) -> tuple[np.ndarray, np.ndarray | None]:
+        p = self.params
+        h, w = frame.shape[:2]
+        k = p.scale or cell_scale(h, w)
+        sides = [[f for f in side if f.shape == frame.shape] for side in (after, before)]
+        live = {id(frame)} | {id(f) for side in sides for f in side}
+        for key in [key for key in self._cache if key not in live]:
+            del self._cache[key]
+        self.last_used = 0
+        if min(h, w) < 2 * k or not any(sides):
+            return frame, None
+        g, grey = self._cells(frame, k)
+        grid = pixel_grid(h, w)
+        acc: np.ndarray | None = None
+        wsum = w2 = None
+        std: float | None = None
+        for side in sides:
+            last = frame
+            for other in side:
+                if same_frame(other, last):  # a repeated frame: no new noise
+                    continue
+                last = other
+                og, ogrey = self._cells(other, k)
+                d0 = og - g
+                if std is None:  # the level, capped by a robust reading (nearest neighbour)
+                    grid_d = np.abs(d0[::3, ::3]).ravel()
+                    m = (grid_d.size - 1) // 2
+                    robust = float(np.partition(grid_d, m)[m]) / 0.6745 / math.sqrt(2)
+                    std = max(min(sigma / k, GUARD * robust), 0.5)
+                var = 2 * std * std
+                z0 = motion_score(d0, var, p.window)
+                where = grid
+                if min(grey.shape) >= 16:  # big enough for the flow's patches
+                    flow = cell_flow(self._dis, grey, ogrey)  # frame(x) ~ other(x + flow(x)), cells
+                    full = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+                    full *= k
+                    full += grid
+                    where = full
+                if where is grid:
+                    z, candidate = z0, np.asarray(other, np.float32)
+                else:
+                    warped = cv2.remap(other, where, None, cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REPLICATE)
+                    z_w = motion_score(cells(warped, k) - g, var, p.window)
+                    as_is = z0 <= z_w + ZERO_MARGIN  # per cell: the neighbour unwarped fits
+                    z = np.where(as_is, z0, z_w)
+                    pick = cv2.resize(as_is.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+                    candidate = np.where(pick[..., None].astype(bool), other, warped).astype(np.float32)
+                static = np.clip((z - p.hi) / (p.lo - p.hi), 0, 1)
+                static = cv2.erode(static, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
+                if float((static == 0).mean()) > p.cut:  # a cut: nothing beyond it on this side
+                    break
+                wp = cv2.resize(static, (w, h), interpolation=cv2.INTER_LINEAR)
+                if acc is None:
+                    acc = np.asarray(frame, np.float32).copy()
+                    wsum = np.ones((h, w), np.float32)
+                    w2 = np.ones((h, w), np.float32)
+                acc += wp[..., None] * candidate
+                wsum += wp
+                w2 += wp * wp
+                self.last_used += 1
+        if acc is None:
+            return frame, None
+        assert wsum is not None and w2 is not None
+        acc /= wsum[..., None]
+        return cv2.convertScaleAbs(acc), (np.sqrt(w2) / wsum).astype(np.float32)

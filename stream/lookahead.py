@@ -1,0 +1,64 @@
+"""A file job's processing stage that looks ahead: each frame is denoised once the frames after
+it have arrived, so ``--temporal auto`` can average it with the frames on both sides
+(``models.window_average``).
+
+``LookAhead(processor, radius)`` is what the pipeline calls instead of the processor: it takes
+one frame and returns the frames now denoised (none while the first ``radius`` are read, then
+one a frame, in order), and ``drain()`` denoises the ones still waiting (the pipeline calls
+it at the end of the input, and when a run is interrupted: every frame read is written).  A new sequence (another
+input, a size change) flushes the last one first, so no window spans two.  Only where there is
+no pace to keep: a live run (camera, ``--realtime``, the window) stays causal.
+"""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .frame import Frame
+
+
+class LookAhead:
+    """Frame -> list of denoised Frames, ``radius`` frames behind; ``flush()`` the rest."""
+
+    def __init__(self, processor: Any, radius: int) -> None:
+        if radius < 1:
+            raise ValueError(f"expected a look-ahead of 1 frame or more, got {radius}")
+        self.processor = processor
+        self.radius = radius
+        self._past: deque[np.ndarray] = deque(maxlen=radius)  # inputs already denoised, newest last
+        self._waiting: deque[Frame] = deque()  # read, not yet denoised, oldest first
+
+    def __call__(self, frame: Frame) -> list[Frame]:
+        out: list[Frame] = []
+        if self._waiting and (frame.sequence != self._waiting[-1].sequence
+                              or frame.image.shape != self._waiting[-1].image.shape):
+            out = self.flush()
+        self._waiting.append(frame)
+        if len(self._waiting) > self.radius:
+            out.append(self._next())
+        return out
+
+    def drain(self) -> Iterator[Frame]:
+        """Denoise the frames still waiting (each with the frames after it that there are),
+        one at a time, then start afresh (the pipeline calls it at the end of the input)."""
+        while self._waiting:
+            yield self._next()
+        self._past.clear()
+
+    def flush(self) -> list[Frame]:
+        """``drain`` as a list."""
+        return list(self.drain())
+
+    def _next(self) -> Frame:
+        """Denoise the oldest waiting frame; it leaves the queue only once denoised (an
+        interruption inside leaves it for ``flush``)."""
+        frame = self._waiting[0]
+        after = [f.image for f in list(self._waiting)[1:self.radius + 1]]
+        before = list(reversed(self._past))
+        result = self.processor(frame, (before, after))
+        self._waiting.popleft()
+        self._past.append(frame.image)
+        return result
