@@ -23,9 +23,22 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .still_camera import GUARD, StillParams, cell_flow, cell_scale, cells, motion_score, pixel_grid
+from .still_camera import (
+    GREY,
+    GUARD,
+    StillParams,
+    cell_flow,
+    cell_scale,
+    cells,
+    motion_score,
+    pixel_grid,
+)
 
 RADIUS = 4  # frames looked at on each side by default (``--lookahead``)
+# frames kept before: past ``RADIUS`` they are taken as they are, not warped, which holds only
+# where the camera is still (elsewhere most cells moved and the side ends there, after one
+# cheap test), so a still camera's mean reaches 16 frames, as the causal ``auto``'s does
+PAST = 12
 # a neighbour, taken as it is, is preferred to its warp unless the warp fits better by this much
 # (in units of the noise): on a still camera the flow is noise
 ZERO_MARGIN = 0.5
@@ -39,8 +52,9 @@ def same_frame(a: np.ndarray, b: np.ndarray) -> bool:
 
 class WindowAverage:
     """``image, scale = avg(frame, before, after, sigma)``: ``frame`` (H, W, 3) uint8 averaged
-    with its neighbours ``before`` and ``after`` (nearest first, same size), each weighted per
-    cell by how well it matches; ``image`` uint8 (rounded), ``scale`` per pixel the factor by
+    with its neighbours ``before`` and ``after`` (nearest first, same size; those further than
+    ``warp`` frames only as they are), each weighted per cell by how well it matches;
+    ``image`` uint8 (rounded), ``scale`` per pixel the factor by
     which its noise std is below the frame's (float32, None when nothing was averaged): the
     denoiser is told ``scale`` times the frame's level.
 
@@ -53,24 +67,28 @@ class WindowAverage:
     def __init__(self, params: StillParams | None = None) -> None:
         self.params = params or StillParams()
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        # per frame (by identity; the frame is held, so its id is not reused): its cells and grey
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # per frame (by identity; the frame is held, so its id is not reused): its cells, their
+        # grey and the frame as float32 (each frame is a neighbour of up to 2 x radius others)
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self.last_used = 0  # neighbours averaged in at the last frame
 
     def reset(self) -> None:
         self._cache.clear()
         self.last_used = 0
 
-    def _cells(self, img: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _read(self, img: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``img``'s cells, their grey and ``img`` as float32, computed once per frame."""
         hit = self._cache.get(id(img))
         if hit is None or hit[0] is not img:
             c = cells(img, k)
-            hit = (img, c, cv2.transform(c, np.full((1, 3), 1 / 3, np.float32)))
+            hit = (img, c, cv2.transform(c, GREY), np.asarray(img, np.float32))
             self._cache[id(img)] = hit
-        return hit[1], hit[2]
+        return hit[1], hit[2], hit[3]
 
     def __call__(self, frame: np.ndarray, before: Sequence[np.ndarray], after: Sequence[np.ndarray],
-                 sigma: float) -> tuple[np.ndarray, np.ndarray | None]:
+                 sigma: float, warp: int = RADIUS) -> tuple[np.ndarray, np.ndarray | None]:
+        """``warp``: neighbours up to this many frames away are also tried along the flow;
+        those further away only as they are."""
         p = self.params
         h, w = frame.shape[:2]
         k = p.scale or cell_scale(h, w)
@@ -81,18 +99,20 @@ class WindowAverage:
         self.last_used = 0
         if min(h, w) < 2 * k or not any(sides):
             return frame, None
-        g, grey = self._cells(frame, k)
+        g, grey, x = self._read(frame, k)
         grid = pixel_grid(h, w)
-        acc: np.ndarray | None = None
-        wsum = w2 = None
+        cell_grid = pixel_grid(*grey.shape)
+        flows = min(grey.shape) >= 16  # big enough for the flow's patches
+        mean: np.ndarray | None = None  # (H, W, 3) float32, the weighted mean so far
+        wsum = w2 = np.ones((h, w), np.float32)  # its weights' sum and sum of squares
         std: float | None = None
         for side in sides:
             last = frame
-            for other in side:
+            for distance, other in enumerate(side, 1):
                 if same_frame(other, last):  # a repeated frame: no new noise
                     continue
                 last = other
-                og, ogrey = self._cells(other, k)
+                og, ogrey, taken = self._read(other, k)
                 d0 = og - g
                 if std is None:  # the level, capped by a robust reading (nearest neighbour)
                     grid_d = np.abs(d0[::3, ::3]).ravel()
@@ -100,39 +120,32 @@ class WindowAverage:
                     robust = float(np.partition(grid_d, m)[m]) / 0.6745 / math.sqrt(2)
                     std = max(min(sigma / k, GUARD * robust), 0.5)
                 var = 2 * std * std
-                z0 = motion_score(d0, var, p.window)
-                where = grid
-                if min(grey.shape) >= 16:  # big enough for the flow's patches
+                z = motion_score(d0, var, p.window)
+                moved: np.ndarray | None = None  # per cell, the flow where the warp fits better
+                if flows and distance <= warp:
                     flow = cell_flow(self._dis, grey, ogrey)  # frame(x) ~ other(x + flow(x)), cells
-                    full = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
-                    full *= k
-                    full += grid
-                    where = full
-                if where is grid:
-                    z, candidate = z0, np.asarray(other, np.float32)
-                else:
-                    warped = cv2.remap(other, where, None, cv2.INTER_LINEAR,
+                    warped = cv2.remap(og, flow + cell_grid, None, cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_REPLICATE)
-                    z_w = motion_score(cells(warped, k) - g, var, p.window)
-                    as_is = z0 <= z_w + ZERO_MARGIN  # per cell: the neighbour unwarped fits
-                    z = np.where(as_is, z0, z_w)
-                    pick = cv2.resize(as_is.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-                    candidate = np.where(pick[..., None].astype(bool), other, warped).astype(np.float32)
+                    z_w = motion_score(warped - g, var, p.window)
+                    better = z_w + ZERO_MARGIN < z  # else the neighbour as it is fits as well
+                    if better.any():
+                        z = np.where(better, z_w, z)
+                        moved = flow * better[..., None]
                 static = np.clip((z - p.hi) / (p.lo - p.hi), 0, 1)
                 static = cv2.erode(static, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
                 if float((static == 0).mean()) > p.cut:  # a cut: nothing beyond it on this side
                     break
+                if moved is not None:  # one warp at full size, along the flow where it won
+                    where = cv2.resize(moved, (w, h), interpolation=cv2.INTER_LINEAR)
+                    where *= k
+                    where += grid
+                    taken = cv2.remap(taken, where, None, cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_REPLICATE)
                 wp = cv2.resize(static, (w, h), interpolation=cv2.INTER_LINEAR)
-                if acc is None:
-                    acc = np.asarray(frame, np.float32).copy()
-                    wsum = np.ones((h, w), np.float32)
-                    w2 = np.ones((h, w), np.float32)
-                acc += wp[..., None] * candidate
-                wsum += wp
-                w2 += wp * wp
+                mean = cv2.blendLinear(x if mean is None else mean, taken, wsum, wp)
+                wsum = wsum + wp
+                w2 = w2 + wp * wp
                 self.last_used += 1
-        if acc is None:
+        if mean is None:
             return frame, None
-        assert wsum is not None and w2 is not None
-        acc /= wsum[..., None]
-        return cv2.convertScaleAbs(acc), (np.sqrt(w2) / wsum).astype(np.float32)
+        return cv2.convertScaleAbs(mean), np.sqrt(w2) / wsum

@@ -17,7 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from models.window_average import PAST
+
 from .frame import Frame
+from .processor import Window
 
 
 class LookAhead:
@@ -28,7 +31,9 @@ class LookAhead:
             raise ValueError(f"expected a look-ahead of 1 frame or more, got {radius}")
         self.processor = processor
         self.radius = radius
-        self._past: deque[np.ndarray] = deque(maxlen=radius)  # inputs already denoised, newest last
+        # inputs already denoised, newest last: past ``radius`` a still camera's are averaged
+        # in as they are (``models.window_average.PAST``)
+        self._past: deque[np.ndarray] = deque(maxlen=max(radius, PAST))
         self._waiting: deque[Frame] = deque()  # read, not yet denoised, oldest first
 
     def __call__(self, frame: Frame) -> list[Frame]:
@@ -58,7 +63,7 @@ class LookAhead:
         frame = self._waiting[0]
         after = [f.image for f in list(self._waiting)[1:self.radius + 1]]
         before = list(reversed(self._past))
-        result = self.processor(frame, (before, after))
+        result = self.processor(frame, Window(before, after, self.radius))
         self._waiting.popleft()
         self._past.append(frame.image)
         return result

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -30,8 +30,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TemporalStage = Callable[[Frame], Frame]
-# the noisy frames before and after a frame, nearest first (``stream.lookahead``)
-Window = tuple[list[np.ndarray], list[np.ndarray]]
+class Window(NamedTuple):
+    """The noisy frames around a frame (``stream.lookahead``), nearest first; those up to
+    ``warp`` frames away are also tried warped along the flow (``models.window_average``)."""
+
+    before: list[np.ndarray]
+    after: list[np.ndarray]
+    warp: int
 TEMPORAL_MODES = ("off", "auto", "light", "strong")
 # Smoothing modes that ``stream.temporal.plan`` may choose for ``--temporal auto`` (not asked
 # for by name): ``switch`` is the ``auto`` smoothing after a recurrent twin that is fed its
@@ -347,7 +352,7 @@ class Processor:
         if average is not None and (self._aligner is not None or not getattr(self.engine, "temporal", False)):
             around = getattr(self._temporal, "average_window", None)
             if window is not None and around is not None:  # a file job: the frames around it
-                mean, scale = around(frame, sigma, *window)
+                mean, scale = around(frame, sigma, window)
             else:  # a still camera: the mean of the inputs so far
                 mean, scale = average(frame, sigma)
             if prev is None:  # (a per-frame model never has one)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,6 +43,9 @@ from models.temporal_filter import MODES, RecursiveFilter
 from models.window_average import WindowAverage
 
 from .frame import Frame
+
+if TYPE_CHECKING:
+    from .processor import Window
 
 log = logging.getLogger(__name__)
 
@@ -131,16 +135,16 @@ class SmoothingStage:
                 self.window.reset()
             self.sequence = frame.sequence
 
-    def average_window(self, frame: Frame, sigma: float, before: list[np.ndarray],
-                       after: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    def average_window(self, frame: Frame, sigma: float,
+                       around: Window) -> tuple[np.ndarray, np.ndarray | None]:
         """What the denoiser gets for ``frame`` in a file job (``window``): its noisy input
-        averaged with the ``before`` and ``after`` frames (nearest first) where they match,
-        and per pixel the factor by which its noise is lower
+        averaged with the frames ``around`` it (``stream.processor.Window``) where they
+        match, and per pixel the factor by which its noise is lower
         (``models.window_average.WindowAverage``); without a window, ``average_input``."""
         if self.window is None or frame.image.ndim != 3:
             return self.average_input(frame, sigma)
         self._check_sequence(frame)
-        return self.window(frame.image, before, after, sigma)
+        return self.window(frame.image, around.before, around.after, sigma, around.warp)
 
     def average_input(self, frame: Frame, sigma: float) -> tuple[np.ndarray, np.ndarray | None]:
         """What the denoiser gets for ``frame`` (called by the processor before the engine

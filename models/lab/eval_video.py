@@ -40,8 +40,8 @@ from ..data import DEFAULT_DATA
 from ..metrics import psnr, ssim
 from ..registry import UnknownModelError, create_model, get_spec, load_metadata, model_names
 from ..temporal_filter import MODES
-from .video_clips import SUITE, load_frames, suite_frames
 from ..window_average import RADIUS
+from .video_clips import SUITE, load_frames, suite_frames
 from .video_methods import nlm_multi, run_auto, run_model, run_twin_auto, run_window, smooth
 
 SMOOTHING = ("auto", *MODES)  # auto: the still-camera aware filter (``--temporal auto``)

@@ -10,7 +10,7 @@ from ..align import FlowAligner
 from ..input_average import InputAverage
 from ..still_camera import StillCameraFilter
 from ..temporal_filter import RecursiveFilter
-from ..window_average import WindowAverage
+from ..window_average import PAST, WindowAverage
 
 
 def _tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -80,8 +80,8 @@ def run_window(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
     outs: list[np.ndarray] = []
     with torch.inference_mode():
         for t, img in enumerate(noisy):
-            before = noisy[max(0, t - radius):t][::-1]
-            x8, scale = window(img, before, noisy[t + 1:t + 1 + radius], sigma)
+            before = noisy[max(0, t - max(radius, PAST)):t][::-1]
+            x8, scale = window(img, before, noisy[t + 1:t + 1 + radius], sigma, radius)
             x = _tensor(x8, device)
             smap = (torch.full_like(x[:, :1], sigma / 255) if scale is None
                     else torch.from_numpy(scale * np.float32(sigma / 255))[None, None].to(device))
