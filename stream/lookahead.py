@@ -13,14 +13,22 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from models.window_average import PAST
 
 from .frame import Frame
-from .processor import Window
+
+
+class Window(NamedTuple):
+    """The noisy frames around a frame, nearest first; those up to ``warp`` frames away are
+    also tried warped along the flow (``models.window_average``)."""
+
+    before: list[np.ndarray]
+    after: list[np.ndarray]
+    warp: int
 
 
 class LookAhead:

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,16 +27,11 @@ from .scenecut import SceneCuts
 if TYPE_CHECKING:
     from models.align import FlowAligner
 
+    from .lookahead import Window
+
 log = logging.getLogger(__name__)
 
 TemporalStage = Callable[[Frame], Frame]
-class Window(NamedTuple):
-    """The noisy frames around a frame (``stream.lookahead``), nearest first; those up to
-    ``warp`` frames away are also tried warped along the flow (``models.window_average``)."""
-
-    before: list[np.ndarray]
-    after: list[np.ndarray]
-    warp: int
 TEMPORAL_MODES = ("off", "auto", "light", "strong")
 # Smoothing modes that ``stream.temporal.plan`` may choose for ``--temporal auto`` (not asked
 # for by name): ``switch`` is the ``auto`` smoothing after a recurrent twin that is fed its

@@ -45,7 +45,7 @@ from models.window_average import WindowAverage
 from .frame import Frame
 
 if TYPE_CHECKING:
-    from .processor import Window
+    from .lookahead import Window
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class SmoothingStage:
     def average_window(self, frame: Frame, sigma: float,
                        around: Window) -> tuple[np.ndarray, np.ndarray | None]:
         """What the denoiser gets for ``frame`` in a file job (``window``): its noisy input
-        averaged with the frames ``around`` it (``stream.processor.Window``) where they
+        averaged with the frames ``around`` it (``stream.lookahead.Window``) where they
         match, and per pixel the factor by which its noise is lower
         (``models.window_average.WindowAverage``); without a window, ``average_input``."""
         if self.window is None or frame.image.ndim != 3:
