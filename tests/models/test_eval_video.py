@@ -105,20 +105,24 @@ def test_suite_of_moving_and_still_cameras(data_dir, tmp_path, capsys):
     res = {c["frames"]: {r["method"]: r for r in c["rows"]} for c in json.loads(out.read_text())["clips"]}
     assert set(res) == {"still", "carphone"}
     for clip in res.values():
-        assert clip["fast + auto smoothing"]["psnr"] > clip["fast per frame"]["psnr"]
-        assert clip["fast + auto smoothing"]["flicker"] < clip["fast per frame"]["flicker"]
+        for row in ("fast + auto smoothing", "fast + auto, look-ahead 4"):
+            assert clip[row]["psnr"] > clip["fast per frame"]["psnr"]
+            assert clip[row]["flicker"] < clip["fast per frame"]["flicker"]
     assert "Against fast per frame" in capsys.readouterr().out
 
 
 @pytest.mark.slow
 def test_product_gives_the_measured_numbers(frames_dir, tmp_path):
-    """``--product off,auto``: the same noisy frames as PNGs through ``python -m stream``
-    score what the in-process rows score (ONNX Runtime against torch: within 0.05 dB)."""
+    """``--product off,auto,causal``: the same noisy frames as PNGs through ``python -m
+    stream`` score what the in-process rows score (ONNX Runtime against torch: within 0.05
+    dB): a file job's ``auto`` looks ahead, ``--lookahead 0`` is the causal one."""
     out = tmp_path / "p.json"
     assert main(["--frames", str(frames_dir), "--model", "fast", "--device", "cpu", "--no-nlm",
-                 "--smoothing", "auto", "--product", "off,auto", "--json", str(out)]) == 0
+                 "--smoothing", "auto", "--product", "off,auto,causal", "--json", str(out)]) == 0
     rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
-    for product, measured in (("off", "fast per frame"), ("auto", "fast + auto smoothing")):
-        got = rows[f"python -m stream --model fast --temporal {product}"]
+    for product, measured in (("--temporal off", "fast per frame"),
+                              ("--temporal auto", "fast + auto, look-ahead 4"),
+                              ("--temporal auto --lookahead 0", "fast + auto smoothing")):
+        got = rows[f"python -m stream --model fast {product}"]
         assert got["psnr"] == pytest.approx(rows[measured]["psnr"], abs=0.05)
         assert got["flicker"] == pytest.approx(rows[measured]["flicker"], rel=0.02)

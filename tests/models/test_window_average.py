@@ -129,3 +129,26 @@ def test_nothing_around_gives_the_frame_back():
     frames = noisy(pan(1, 0.0))
     image, scale = WindowAverage()(frames[0], [], [], SIGMA)
     assert image is frames[0] and scale is None
+
+
+def test_a_square_over_a_slow_pan_leaves_no_trail():
+    """The camera pans 0.5 px a frame while a square crosses at 5 px a frame: where the
+    square was one frame before and will be one frame after, the mean shows the (moved)
+    scene, and inside it the square keeps its colour."""
+    scene = pan(9, 0.5)
+    clean, masks = [], []
+    for t, img in enumerate(scene):
+        img, m = img.copy(), np.zeros(img.shape[:2], bool)
+        m[40:60, 20 + 5 * t:40 + 5 * t] = True
+        img[m] = (235, 220, 40)
+        clean.append(img)
+        masks.append(m)
+    frames = noisy(clean, seed=4)
+    image, _ = WindowAverage()(frames[4], *around(frames, 4, 4), SIGMA)
+    gone = (masks[3] | masks[5]) & ~masks[4]
+    # measured: mean error 0.9, rms 12.2 against the noisy frame's 21.0 there
+    assert abs(float((image.astype(np.float32) - scene[4])[gone].mean())) < 4.0
+    assert rms(image, scene[4], gone) < 0.7 * SIGMA
+    inner = np.zeros_like(masks[4])
+    inner[44:56, 44:56] = True
+    assert np.abs(image[inner].astype(np.float32).mean(0) - np.float32([235, 220, 40])).max() < 4.0
