@@ -47,8 +47,9 @@ def test_eval_video_all_methods(frames_dir, tmp_path, capsys):
                  "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     methods = [r["method"] for r in res["rows"]]
-    assert methods[:5] == ["noisy input", "base per frame", "base + auto smoothing",
-                           "base + light smoothing", "base + strong smoothing"]
+    assert methods[:6] == ["noisy input", "base per frame", "base + auto smoothing",
+                           "base + auto, look-ahead 4", "base + light smoothing",
+                           "base + strong smoothing"]
     assert "base-temporal (recurrent)" in methods
     assert any(m.startswith("OpenCV NLM multi") for m in methods)
     assert res["count"] == 5 and res["size"] == [56, 40]
