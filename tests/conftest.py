@@ -68,6 +68,22 @@ def add_noise(frames: list[np.ndarray], sigma: float, seed: int = 1) -> list[np.
             for f in frames]
 
 
+def write_folder(folder: Path, images: list[np.ndarray]) -> None:
+    """RGB frames as ``000.png``, ``001.png``... in a new folder."""
+    import cv2
+
+    folder.mkdir()
+    for i, img in enumerate(images):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+
+
+def read_folder(folder: Path) -> list[np.ndarray]:
+    """A folder's images in name order, RGB."""
+    import cv2
+
+    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.iterdir())]
+
+
 @dataclass
 class Clip:
     path: Path

@@ -72,25 +72,33 @@ def test_a_pan_is_followed():
     assert rms(image, clean[4], inner) < 0.4 * rms(frames[4], clean[4], inner)
 
 
+SQUARE = np.float32([235, 220, 40])
+
+
+def square_over(scene: list[np.ndarray], x0: int, step: int) -> tuple[list, list]:
+    """A yellow square crossing the frames of ``scene`` ``step`` px a frame, and its masks."""
+    clean, masks = [], []
+    for t, img in enumerate(scene):
+        img, m = img.copy(), np.zeros(img.shape[:2], bool)
+        m[40:60, x0 + step * t:x0 + 20 + step * t] = True
+        img[m] = SQUARE
+        clean.append(img)
+        masks.append(m)
+    return clean, masks
+
+
 def test_a_moving_square_leaves_no_trail():
     """A square moving 6 px a frame over a still scene: inside it the neighbours are taken
     along its motion (the flow follows it), never washed out by the scene; where it was and
     will be, the scene is averaged, with no trace of the square."""
-    clean, masks = [], []
     bg = pan(1, 0.0)[0]
-    for t in range(9):
-        img, m = bg.copy(), np.zeros(bg.shape[:2], bool)
-        m[40:60, 10 + 6 * t:30 + 6 * t] = True
-        img[m] = (235, 220, 40)
-        clean.append(img)
-        masks.append(m)
+    clean, masks = square_over([bg] * 9, 10, 6)
     frames = noisy(clean, seed=3)
     image, scale = WindowAverage()(frames[4], *around(frames, 4, 4), SIGMA)
     assert scale is not None
     inner = np.zeros_like(masks[4])
     inner[44:56, 38:50] = True  # inside the square, off its edges
-    colour = np.float32([235, 220, 40])
-    assert np.abs(image[inner].astype(np.float32).mean(0) - colour).max() < 4.0
+    assert np.abs(image[inner].astype(np.float32).mean(0) - SQUARE).max() < 4.0
     assert rms(image, clean[4], inner) < rms(frames[4], clean[4], inner)
     gone = (masks[3] | masks[5]) & ~masks[4]  # where the square was and will be
     # measured: mean error 0.6, rms 12.5 against the noisy frame's 19.2 there
@@ -137,13 +145,7 @@ def test_a_square_over_a_slow_pan_leaves_no_trail():
     square was one frame before and will be one frame after, the mean shows the (moved)
     scene, and inside it the square keeps its colour."""
     scene = pan(9, 0.5)
-    clean, masks = [], []
-    for t, img in enumerate(scene):
-        img, m = img.copy(), np.zeros(img.shape[:2], bool)
-        m[40:60, 20 + 5 * t:40 + 5 * t] = True
-        img[m] = (235, 220, 40)
-        clean.append(img)
-        masks.append(m)
+    clean, masks = square_over(scene, 20, 5)
     frames = noisy(clean, seed=4)
     image, _ = WindowAverage()(frames[4], *around(frames, 4, 4), SIGMA)
     gone = (masks[3] | masks[5]) & ~masks[4]
@@ -152,4 +154,4 @@ def test_a_square_over_a_slow_pan_leaves_no_trail():
     assert rms(image, scene[4], gone) < 0.7 * SIGMA
     inner = np.zeros_like(masks[4])
     inner[44:56, 44:56] = True
-    assert np.abs(image[inner].astype(np.float32).mean(0) - np.float32([235, 220, 40])).max() < 4.0
+    assert np.abs(image[inner].astype(np.float32).mean(0) - SQUARE).max() < 4.0

@@ -6,6 +6,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from conftest import read_folder, write_folder
 
 from models.metrics import psnr
 from stream.cli import main
@@ -116,16 +117,6 @@ def test_the_pipeline_writes_every_frame_read_also_after_ctrl_c():
     assert written == list(range(len(written))) and len(written) >= 9  # 0..8 were read
 
 
-def _write_folder(folder, images):
-    folder.mkdir()
-    for i, img in enumerate(images):
-        cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-
-
-def _read_folder(folder):
-    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.iterdir())]
-
-
 def still_clip(n: int = 12, seed: int = 5) -> tuple[list[np.ndarray], list[np.ndarray]]:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:96, 0:128].astype(np.float32)
@@ -143,13 +134,13 @@ def test_a_file_job_averages_with_the_frames_after_too(tmp_path):
     every frame is better than with ``--lookahead 0`` (the causal ``auto`` of a live run),
     the first ones, which have no past, as much as the others."""
     clean, noisy = still_clip()
-    _write_folder(tmp_path / "in", noisy)
+    write_folder(tmp_path / "in", noisy)
     runs = {}
     for la in ("4", "0"):
         out = tmp_path / f"out{la}"
         assert main([str(tmp_path / "in"), f"{out}/", "--sigma", "20", "--model", "fast",
                      "--lookahead", la, "-q"]) == 0
-        runs[la] = _read_folder(out)
+        runs[la] = read_folder(out)
         assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (tmp_path / "in").iterdir())
     gains = [psnr(a, c, 255.0) - psnr(b, c, 255.0) for a, b, c in zip(runs["4"], runs["0"], clean)]
     # measured: +1.6 to +2.1 dB a frame (32.42 against 30.69 dB at the first), +1.9 on average
@@ -162,7 +153,7 @@ def test_a_file_job_averages_with_the_frames_after_too(tmp_path):
 ])
 def test_lookahead_where_it_cannot_apply_is_one_line(tmp_path, capsys, extra, says):
     _, noisy = still_clip(3)
-    _write_folder(tmp_path / "in", noisy)
+    write_folder(tmp_path / "in", noisy)
     out = tmp_path / "out.mp4"
     code = main([str(tmp_path / "in"), str(out), "--lookahead", "2", "--sigma", "20", *extra])
     err = capsys.readouterr().err.strip().splitlines()

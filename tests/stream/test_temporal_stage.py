@@ -6,6 +6,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from conftest import read_folder, write_folder
 
 from models.metrics import psnr
 from models.still_camera import StillCameraFilter
@@ -219,20 +220,6 @@ def test_eval_video_measures_the_same_smoothing():
         np.testing.assert_array_equal(a, b)
 
 
-def _write_folder(folder, images):
-    import cv2
-
-    folder.mkdir()
-    for i, img in enumerate(images):
-        cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-
-
-def _read_folder(folder):
-    import cv2
-
-    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.iterdir())]
-
-
 def test_cli_folder_smoothing_and_auto(tmp_path, monkeypatch, identity_engine):
     """Through ``python -m stream frames/ out/``: the stage runs per folder sequence, and
     ``--temporal auto`` opens the recurrent twin when it has trained weights."""
@@ -249,10 +236,10 @@ def test_cli_folder_smoothing_and_auto(tmp_path, monkeypatch, identity_engine):
     monkeypatch.setattr(stream.session, "open_engine", fake_open)
     clean = [background()] * 6
     noisy = residual_noise(clean, seed=2)
-    _write_folder(tmp_path / "in", noisy)
+    write_folder(tmp_path / "in", noisy)
     args = ["--model", "fast", "--sigma", "20", "--quiet"]
     assert stream.cli.main([str(tmp_path / "in"), str(tmp_path / "out/"), *args, "--temporal", "strong"]) == 0
-    outs = _read_folder(tmp_path / "out")
+    outs = read_folder(tmp_path / "out")
     np.testing.assert_array_equal(outs[0], noisy[0])
     assert psnr(outs[5], clean[5], 255.0) > psnr(noisy[5], clean[5], 255.0) + 3.0
     real = models.load_metadata
