@@ -4,10 +4,11 @@ it have arrived, so ``--temporal auto`` can average it with the frames on both s
 
 ``LookAhead(processor, radius)`` is what the pipeline calls instead of the processor: it takes
 one frame and returns the frames now denoised (none while the first ``radius`` are read, then
-one a frame, in order), and ``drain()`` denoises the ones still waiting (the pipeline calls
-it at the end of the input, and when a run is interrupted: every frame read is written).  A new sequence (another
-input, a size change) flushes the last one first, so no window spans two.  Only where there is
-no pace to keep: a live run (camera, ``--realtime``, the window) stays causal.
+one a frame, in order), and ``drain()`` denoises the ones still waiting (the pipeline calls it
+at the end of the input, and when a run is interrupted: every frame read is written).  A new
+sequence (another input, a size change) finishes the last one first, so no window spans two.
+Only where there is no pace to keep: a live run (camera, ``--realtime``, the window) stays
+causal (``stream.session.lookahead_for``).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class Window(NamedTuple):
 
 
 class LookAhead:
-    """Frame -> list of denoised Frames, ``radius`` frames behind; ``flush()`` the rest."""
+    """Frame -> list of denoised Frames, ``radius`` frames behind; ``drain()`` the rest."""
 
     def __init__(self, processor: Any, radius: int) -> None:
         if radius < 1:
@@ -67,7 +68,7 @@ class LookAhead:
 
     def _next(self) -> Frame:
         """Denoise the oldest waiting frame; it leaves the queue only once denoised (an
-        interruption inside leaves it for ``flush``)."""
+        interruption inside leaves it for ``drain``)."""
         frame = self._waiting[0]
         after = [f.image for f in list(self._waiting)[1:self.radius + 1]]
         before = list(reversed(self._past))

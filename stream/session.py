@@ -83,13 +83,10 @@ def smoothing_device(engine: Any) -> str:
     return device if device.startswith("cuda") else "cpu"
 
 
-def lookahead_for(options: RunOptions, denoise: DenoiseOptions, engine: Any) -> int:
-    """Frames a run looks ahead (``stream.lookahead``): ``--lookahead`` (default
-    ``models.window_average.RADIUS``) in a file job whose ``--temporal auto`` runs the
-    still-camera smoothing after a per-frame model; 0 otherwise.  A live run never waits for
-    frames to come: ``--lookahead`` there is one line, exit 2, as with another ``--temporal``."""
-    from models.window_average import RADIUS
-
+def check_lookahead(options: RunOptions) -> None:
+    """``--lookahead N`` where it cannot apply, one line (exit 2) before anything is opened: a
+    live run never waits for the frames after each one, and only ``--temporal auto`` averages
+    them."""
     from .openers import is_live_run
 
     asked = options.denoise.lookahead
@@ -100,8 +97,19 @@ def lookahead_for(options: RunOptions, denoise: DenoiseOptions, engine: Any) -> 
     if asked and options.denoise.temporal != "auto":
         raise UserError(f"--lookahead {asked} averages frames for --temporal auto, not "
                         f"--temporal {options.denoise.temporal}")
+
+
+def lookahead_for(options: RunOptions, denoise: DenoiseOptions, engine: Any) -> int:
+    """Frames a run looks ahead (``stream.lookahead``): ``--lookahead`` (default
+    ``models.window_average.RADIUS``) in a file job whose ``--temporal auto`` runs the
+    still-camera smoothing after a per-frame model; 0 otherwise."""
+    from models.window_average import RADIUS
+
+    from .openers import is_live_run
+
     if is_live_run(options) or denoise.temporal != "auto" or getattr(engine, "temporal", False):
         return 0
+    asked = options.denoise.lookahead
     return RADIUS if asked is None else asked
 
 
@@ -213,6 +221,7 @@ def open_session(options: RunOptions, outputs: tuple[str, ...] | None = None, *,
     stays open); on any failure what was opened is closed again (a file output's partial
     file removed)."""
     owns_engine = engine is None
+    check_lookahead(options)
     denoise = plan(options.denoise) if owns_engine else options.denoise
     reading = options.reading
     if reading.duration == 0:
