@@ -161,11 +161,12 @@ def blend(outputs: list[np.ndarray], weights: list[float]) -> np.ndarray:
 
 
 def run(infer: Infer, frames: np.ndarray, sigma: np.ndarray, mode: str, factor: float = 1.0,
-        helper: Infer | None = None, split_sigma: float | None = None) -> np.ndarray:
+        helper: Infer | None = None, split_sigma: float | np.ndarray | None = None) -> np.ndarray:
     """``infer`` under a resolved mode: ``off`` (the frame as it is) or ``blend`` (the frame's
     output and its split's; with a ``helper`` network, also its split output).  The sub-images
     are told ``factor`` times the frame's level (the helper's: ``LEVEL["net"]`` times); where
-    ``split_sigma`` is given (``split_level`` of a learned reading), both are told it, or
+    ``split_sigma`` is given (``split_level`` of a learned reading; a (1, H, W) map where the
+    frame is the mean of several, each pixel's share of the noise left), both are told it, or
     ``factor`` times the frame's level if that is more (``base`` reads its own level by PCA,
     which reads coarse noise high: on the tune half at twice the PolyU noise 33.51 dB with the
     higher of the two, 33.14 with the learned one's).  The frame's own output weighs

@@ -46,6 +46,11 @@ INTERP = cv2.INTER_CUBIC
 # a neighbour, taken as it is, is preferred to its warp unless the warp fits better by this much
 # (in units of the noise): on a still camera the flow is noise
 ZERO_MARGIN = 0.5
+# a cell that differs from the frame by less than this (in the same units; fresh noise gives
+# about 1) carries the same noise, not new: a frame repeated with a shift, or a compressed
+# video's skipped blocks, which copy the noise from the frame before; averaging it in would
+# tell the network less noise than is left, so it is not
+FROZEN = 0.3
 
 
 def same_frame(a: np.ndarray, b: np.ndarray) -> bool:
@@ -62,8 +67,8 @@ class WindowAverage:
     which its noise std is below the frame's (float32, None when nothing was averaged): the
     denoiser is told ``scale`` times the frame's level.
 
-    A neighbour in which most cells moved (a cut, a pan the flow missed) is left out, and so
-    are the ones beyond it on that side; a neighbour identical to the one before it (a source
+    A neighbour in which most cells moved (a cut, a pan the flow missed), or carry the frame's
+    own noise (``FROZEN``), is left out, and so are the ones beyond it on that side; a neighbour identical to the one before it (a source
     repeating frames) brings no new noise and is skipped.  The level used is at most ``GUARD``
     times a robust reading from the frame's differences to its nearest neighbour, so
     ``--strength 3`` does not average across motion."""
@@ -144,8 +149,9 @@ class WindowAverage:
                         cv2.copyTo(warped, cv2.resize(better.astype(np.uint8), (w, h),
                                                       interpolation=cv2.INTER_NEAREST), taken)
                 static = np.clip((z - p.hi) / (p.lo - p.hi), 0, 1)
+                static[z < FROZEN] = 0  # the same noise: nothing new to average
                 static = cv2.erode(static, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
-                if float((static == 0).mean()) > p.cut:  # a cut: nothing beyond it on this side
+                if float((static == 0).mean()) > p.cut:  # a cut (or a copy): nothing beyond it
                     break
                 wp = cv2.resize(static, (w, h), interpolation=cv2.INTER_LINEAR)
                 if mean is None:

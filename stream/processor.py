@@ -340,6 +340,7 @@ class Processor:
             warped = self._aligner(frame.image, None if prev is None else prev[0])
             prev = None if warped is None else warped[None]
         image, level = frame.image, np.array([sigma], np.float32)
+        averaged: np.ndarray | None = None  # per pixel, the noise left by the inputs' mean
         average = getattr(self._temporal, "average_input", None)
         # a fusion twin (``aligned``) run without its previous output (``switch`` on a still
         # camera) is exactly its per-frame net, and takes the inputs' mean like one; the mean
@@ -356,6 +357,7 @@ class Processor:
                 level_map = getattr(self.engine, "level_map", None)  # a profile's NLF
                 base = level_map(image, sigma) if level_map is not None else np.float32(sigma)
                 level = (base * scale)[None].astype(np.float32)
+                averaged = scale
         prepare = getattr(self._temporal, "prepare", None)
         try:
             if prepare is not None:  # the smoothing reads the motion while the engine runs
@@ -366,9 +368,14 @@ class Processor:
             else:
                 from engines import phase_split
 
+                # the split's level is read from the frame as it came; where its inputs were
+                # averaged, times the share of the noise left (a coarse camera noise averaged
+                # over frames stays coarse, only weaker)
+                split = self.split_sigma(frame.image, np.array([sigma], np.float32))
+                if split is not None and averaged is not None:
+                    split = (split * averaged)[None].astype(np.float32)
                 out = phase_split.run(self.engine.infer, image[None], level, mode, self.split_factor,
-                                      self._helper_infer() if mode == "blend" else None,
-                                      self.split_sigma(frame.image, level))[0]
+                                      self._helper_infer() if mode == "blend" else None, split)[0]
                 self.coarse_frames += 1
             if getattr(self.engine, "temporal", False):
                 self._prev = out

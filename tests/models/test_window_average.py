@@ -155,3 +155,20 @@ def test_a_square_over_a_slow_pan_leaves_no_trail():
     inner = np.zeros_like(masks[4])
     inner[44:56, 44:56] = True
     assert np.abs(image[inner].astype(np.float32).mean(0) - SQUARE).max() < 4.0
+
+
+def test_a_copy_of_the_frames_noise_is_not_averaged():
+    """A neighbour that carries the frame's own noise (the same noisy picture shifted a pixel,
+    as a source repeating a frame with an offset, or a compressed video's skipped blocks,
+    copies) brings nothing new: it is not averaged in, and the level told stays the frame's;
+    fresh neighbours beside it on the other side still are."""
+    clean = pan(6, 0.0)
+    frames = noisy(clean, seed=8)
+    copy = np.ascontiguousarray(np.roll(frames[2], (1, 1), axis=(0, 1)))
+    avg = WindowAverage()
+    image, scale = avg(frames[2], [copy], [], SIGMA)
+    assert avg.last_used == 0 and scale is None and image is frames[2]
+    _, scale = avg(frames[2], [copy], frames[3:5], SIGMA)
+    assert avg.last_used == 2 and scale is not None
+    inner = (slice(8, -8), slice(8, -8))
+    assert float(scale[inner].mean()) > 0.55  # three frames' worth at most: 1 / sqrt(3)
