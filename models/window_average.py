@@ -112,7 +112,8 @@ class WindowAverage:
         grid = pixel_grid(h, w)
         flows = min(grey.shape) >= 16  # big enough for the flow's patches
         mean: np.ndarray | None = None  # (H, W, 3) float32, the weighted mean so far
-        wsum = w2 = np.ones((h, w), np.float32)  # its weights' sum and sum of squares
+        wsum = np.ones((h, w), np.float32)  # its weights' sum
+        w2 = np.ones((h, w), np.float32)  # and their sum of squares
         std: float | None = None
         for side in sides:
             last = frame
@@ -157,8 +158,8 @@ class WindowAverage:
                 if mean is None:
                     mean = np.asarray(frame, np.float32)
                 mean = cv2.blendLinear(mean, np.asarray(taken, np.float32), wsum, wp)
-                wsum = wsum + wp
-                w2 = w2 + wp * wp
+                wsum += wp
+                w2 += wp * wp
                 self.last_used += 1
         if mean is None:
             return frame, None

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.window_average import same_frame
+
 from .errors import UserError
 from .frame import Frame
 from .scenecut import SceneCuts
@@ -114,12 +116,6 @@ class TwoScaleReading:
         """NaN for a frame too small to read (``AutoSigma`` keeps what it had: nothing, so the
         split's level is the learned reading's alone)."""
         return self._read(image)[1]
-
-
-def _same_frame(a: np.ndarray, b: np.ndarray) -> bool:
-    """Byte-identical frames (a sparse look first, so most frames cost next to nothing)."""
-    return a is b or (a.shape == b.shape and np.array_equal(a[::17, ::13], b[::17, ::13])
-                      and np.array_equal(a, b))
 
 
 class AutoSigma:
@@ -223,12 +219,16 @@ class Processor:
         self.cuts = SceneCuts()
         self.shots = 0  # sequences and scene cuts seen: each got its own noise estimate
 
-    def split_sigma(self, image: np.ndarray, level: np.ndarray) -> float | None:
+    def split_sigma(self, image: np.ndarray, level: np.ndarray,
+                    averaged: np.ndarray | None = None) -> float | np.ndarray | None:
         """The level the phase split's sub-images are told (``phase_split.split_level`` of the
         learned and the PCA readings, times ``strength``, capped as ``noise_level`` caps) where
         the level is estimated and one number; None (``factor`` times the level) where it is
-        told or a map."""
-        if self.sigma is not None or level.ndim != 1:
+        told or a map.  ``averaged``: ``image`` is the noisy frame whose inputs were averaged
+        (the level a map of the share of noise left, per pixel): the level read from it times
+        that share, as a (1, H, W) map (a coarse noise averaged over frames stays coarse, only
+        weaker)."""
+        if self.sigma is not None or (level.ndim != 1 and averaged is None):
             return None
         if self._reads_learned:
             reading = self.last_estimate
@@ -241,7 +241,8 @@ class Processor:
         from engines.phase_split import split_level
 
         pca = self._pca(image) if self._pca is not None else None
-        return min(split_level(reading, pca) * self.strength, 75.0)
+        split = min(split_level(reading, pca) * self.strength, 75.0)
+        return split if averaged is None else (split * averaged)[None].astype(np.float32)
 
     def _new_sequence(self, sequence: int) -> None:
         self._sequence = sequence
@@ -316,7 +317,7 @@ class Processor:
         if self._last is None or frame.sequence != self._sequence or getattr(self.engine, "temporal", False):
             return None  # a recurrent model refines its previous output: it runs again
         image, strength, sigma, result = self._last
-        if strength != self.strength or sigma != self.sigma or not _same_frame(image, frame.image):
+        if strength != self.strength or sigma != self.sigma or not same_frame(image, frame.image):
             return None
         self.sigma_sum += result.sigma or 0.0
         self.count += 1
@@ -368,14 +369,9 @@ class Processor:
             else:
                 from engines import phase_split
 
-                # the split's level is read from the frame as it came; where its inputs were
-                # averaged, times the share of the noise left (a coarse camera noise averaged
-                # over frames stays coarse, only weaker)
-                split = self.split_sigma(frame.image, np.array([sigma], np.float32))
-                if split is not None and averaged is not None:
-                    split = (split * averaged)[None].astype(np.float32)
                 out = phase_split.run(self.engine.infer, image[None], level, mode, self.split_factor,
-                                      self._helper_infer() if mode == "blend" else None, split)[0]
+                                      self._helper_infer() if mode == "blend" else None,
+                                      self.split_sigma(frame.image, level, averaged))[0]
                 self.coarse_frames += 1
             if getattr(self.engine, "temporal", False):
                 self._prev = out
