@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": "lab.train", "eval": "lab.evaluate", "list": "listing", "eval-video": "lab.eval_video",
                 "noise-fit": "lab.noise_fit", "explain": "lab.explain", "train-estimator": "lab.train_estimator",
-                "eval-downstream": "lab.eval_downstream"}
+                "eval-downstream": "lab.eval_downstream", "wiener-curve": "lab.wiener_curve"}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m models {{{','.join(commands)}}} ...", file=sys.stderr)
         return 2

@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="coarse camera noise: blend the frame's denoising with that of its "
                         "2x2 phase sub-images (twice the network's time), off, or auto (the "
                         "default: blend where the noise reads coarse)")
+    g.add_argument("--wiener", default="auto", choices=("auto", "on", "off"),
+                   help="a second pass where the noise reads white: the network's output as the "
+                        "pilot of a Wiener filter in 8x8 DCT blocks, which keeps the detail a "
+                        "small network smooths (auto, the default: in file and image jobs; on: "
+                        "live too, about 60 ms a 640x360 frame on 2 CPU cores; off)")
     e = p.add_argument_group("encoding")
     e.add_argument("--codec", default=None,
                    help="video codec: h264 (default), hevc, ffv1 (lossless), vp9, mpeg4...")

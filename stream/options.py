@@ -29,6 +29,9 @@ class DenoiseOptions:
     # file jobs: frames after each one that ``--temporal auto`` averages it with (and as many
     # before); None: ``stream.session.lookahead_for`` decides (4 in a file job, 0 live)
     lookahead: int | None = None
+    # the Wiener pass after the network (``models.wiener``): auto|on|off; ``auto`` runs it in
+    # file and image jobs, not live (``stream.session.wiener_for``)
+    wiener: str = "auto"
     weights: str | None = None  # set by the session from the profile: the tuned weights
 
 
@@ -102,7 +105,8 @@ class RunOptions:
                                    temporal=ns.temporal,
                                    coarse=getattr(ns, "coarse_noise", "auto"),
                                    profile=getattr(ns, "profile", None),
-                                   lookahead=getattr(ns, "lookahead", None)),
+                                   lookahead=getattr(ns, "lookahead", None),
+                                   wiener=getattr(ns, "wiener", "auto")),
             reading=InputOptions(timeout=ns.timeout, start=ns.start, duration=ns.duration,
                                  video_stream=ns.video_stream, no_audio=ns.no_audio,
                                  frames=ns.frames),

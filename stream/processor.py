@@ -162,7 +162,7 @@ class Processor:
                  temporal: Callable[[], TemporalStage] | None = None,
                  estimator: Callable[[np.ndarray], float] | None = None,
                  estimate_every: int = 15, coarse: str = "auto",
-                 coarse_helper: Callable[[], Any] | None = None) -> None:
+                 coarse_helper: Callable[[], Any] | None = None, wiener: bool = False) -> None:
         from engines import phase_split
 
         if coarse not in phase_split.MODES:
@@ -218,6 +218,10 @@ class Processor:
         self._aligner = _aligner_for(getattr(engine, "model", None))
         self.cuts = SceneCuts()
         self.shots = 0  # sequences and scene cuts seen: each got its own noise estimate
+        # the Wiener pass after the network where the noise reads white (``models.wiener``;
+        # ``--wiener``), for a model with a measured share; frames it ran on
+        self.wiener = wiener and not getattr(engine, "temporal", False)
+        self.wiener_frames = 0
 
     def split_sigma(self, image: np.ndarray, level: np.ndarray,
                     averaged: np.ndarray | None = None) -> float | np.ndarray | None:
@@ -366,6 +370,8 @@ class Processor:
             mode = "off" if getattr(self.engine, "temporal", False) else self.coarse_mode(frame.image)
             if mode == "off":
                 out = self.engine.infer(image[None], level, prev)[0]
+                if self.wiener:
+                    out = self._second_pass(image, out, level)
             else:
                 from engines import phase_split
 
@@ -385,6 +391,18 @@ class Processor:
         self.sigma_sum += sigma
         self.count += 1
         return result
+
+    def _second_pass(self, image: np.ndarray, out: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """``out`` refined by the Wiener pass with it as the pilot (``models.wiener``), told
+        the level the network was told (a number, or per pixel after a window's average)."""
+        from models.wiener import refine, share_for
+
+        told = float(level[0]) if level.ndim == 1 else level[0]
+        share = share_for(getattr(self.engine, "model", None), float(np.mean(told)))
+        if share <= 0:
+            return out
+        self.wiener_frames += 1
+        return refine(image, out, told, share)
 
     def coarse_mode(self, image: np.ndarray) -> str:
         """How the engine runs this frame: ``off`` or ``blend`` (``--coarse-noise``; ``auto``:

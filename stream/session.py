@@ -113,16 +113,27 @@ def lookahead_for(options: RunOptions, denoise: DenoiseOptions, engine: Any) -> 
     return RADIUS if asked is None else asked
 
 
-def make_processor(denoise: DenoiseOptions, engine: Any, window: bool = False) -> Processor:
+def wiener_for(options: RunOptions) -> bool:
+    """Whether the Wiener pass follows the network (``models.wiener``): ``--wiener on``, or
+    ``auto`` in a file or image job (live it costs about as much as ``fast`` itself)."""
+    from .openers import is_live_run
+
+    asked = options.denoise.wiener
+    return asked == "on" or (asked == "auto" and not is_live_run(options))
+
+
+def make_processor(denoise: DenoiseOptions, engine: Any, window: bool = False,
+                   wiener: bool = False) -> Processor:
     """The processing stage for planned options and an open engine; ``window``: it will be run
-    through a ``stream.lookahead.LookAhead`` (a file job)."""
+    through a ``stream.lookahead.LookAhead`` (a file job); ``wiener``: the Wiener pass follows
+    the network (``wiener_for``)."""
     estimator = None
     if isinstance(engine, NlfEngine):  # the profile's level, shaped per pixel by the engine
         estimator = nlf_level(load_profile(denoise.profile, denoise.model))
     return Processor(engine, sigma=denoise.sigma, strength=denoise.strength,
                      temporal=load_temporal(denoise.temporal, smoothing_device(engine), window),
                      estimator=estimator, coarse=denoise.coarse,
-                     coarse_helper=coarse_helper(denoise, engine))
+                     coarse_helper=coarse_helper(denoise, engine), wiener=wiener)
 
 
 def coarse_helper(denoise: DenoiseOptions, engine: Any = None) -> Callable[[], Any] | None:
@@ -254,7 +265,7 @@ def open_session(options: RunOptions, outputs: tuple[str, ...] | None = None, *,
         raise
     try:
         lookahead = lookahead_for(options, denoise, engine)
-        processor = make_processor(denoise, engine, window=lookahead > 0)
+        processor = make_processor(denoise, engine, window=lookahead > 0, wiener=wiener_for(options))
     except BaseException:
         if owns_engine:
             engine.close()

@@ -89,7 +89,8 @@ class TierSwitcher:
         try:
             planned = plan(dataclasses.replace(self.asked, model=model))
             engine = open_engine(planned)
-            processor = make_processor(planned, engine)
+            # tiers switch live only, where the Wiener pass runs when asked for (``--wiener on``)
+            processor = make_processor(planned, engine, wiener=planned.wiener == "on")
             if self.last is not None:  # its first run allocates: not on the frame thread
                 engine.infer(np.zeros_like(self.last)[None], np.array([10.0], np.float32))
         except Exception as exc:  # noqa: BLE001 - told to the policy on the frame thread

@@ -1,0 +1,146 @@
+"""The second pass on white noise: the network's output as the pilot of an empirical Wiener filter.
+
+BM3D's second step (Dabov et al., 2007) without its grouping: the noisy frame and the network's
+output (the pilot) are both taken into 8 x 8 DCT blocks every 4 pixels, in an orthonormal
+opponent colour space (where white noise stays white, with the same std); each noisy
+coefficient is kept in the share ``pilot² / (pilot² + noise²)``, and the blocks are put back,
+each weighted by the inverse of the noise it lets through.  Where the pilot shows picture the
+noisy frame's own detail is kept, which a narrow network cannot carry through (it predicts the
+clean picture and smooths what it cannot tell from noise); where it shows none, the noise goes.
+
+Told the right level it gains most where the network is weakest and the noise light
+(``python -m models wiener-curve``, 12 CBSD432 training photos): ``fast`` +1.5 dB at sigma 5,
++0.6 at 15; ``base`` +0.7 at 5.  On heavy noise the single block has too little to go on, and
+the network's output is better: the result is the pilot plus ``share`` times the Wiener
+estimate's difference from it, ``share`` falling with the level as measured per model
+(``SHARE``).  It assumes white noise: on coarse real camera noise (PolyU) it puts back the
+low-frequency noise the network removed, so the processor runs it only where the frame's
+noise does not read coarse (``engines.phase_split``).
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+BLOCK = 8  # DCT block side
+STEP = 4  # pixels between blocks (4: each pixel in four blocks along each axis)
+
+# Per model, (level, share) points, linear in between and flat beyond: the least-squares share
+# of the Wiener estimate's difference from the pilot over 12 CBSD432 training photos (every
+# 36th of the list; never the CBSD68 test photos) with white noise of that level, capped at 1
+# (``python -m models wiener-curve --model NAME``).
+SHARE: dict[str, tuple[tuple[float, float], ...]] = {
+    "fast": ((2.0, 1.0), (5.0, 1.0), (10.0, 1.0), (15.0, 0.91), (20.0, 0.75), (25.0, 0.59), (35.0, 0.35), (50.0, 0.19)),
+    "base": ((2.0, 1.0), (5.0, 0.96), (10.0, 0.68), (15.0, 0.52), (20.0, 0.41), (25.0, 0.33), (35.0, 0.22), (50.0, 0.14)),
+    "tiny": ((2.0, 1.0), (5.0, 1.0), (10.0, 1.0), (15.0, 1.0), (20.0, 1.0), (25.0, 0.97), (35.0, 0.69), (50.0, 0.38)),
+    "nano": ((2.0, 1.0), (5.0, 1.0), (10.0, 1.0), (15.0, 1.0), (20.0, 1.0), (25.0, 0.94), (35.0, 0.7), (50.0, 0.34)),
+    "pico": ((2.0, 1.0), (5.0, 1.0), (10.0, 1.0), (15.0, 1.0), (20.0, 1.0), (25.0, 1.0), (35.0, 0.73), (50.0, 0.4)),
+}
+
+# orthonormal opponent colours: (R + G + B) / sqrt 3, (R - B) / sqrt 2, (R - 2G + B) / sqrt 6
+_OPP = np.array([[1 / math.sqrt(3)] * 3,
+                 [1 / math.sqrt(2), 0.0, -1 / math.sqrt(2)],
+                 [1 / math.sqrt(6), -2 / math.sqrt(6), 1 / math.sqrt(6)]], np.float32)
+
+
+@lru_cache(maxsize=2)
+def _dct(n: int) -> torch.Tensor:
+    """The orthonormal DCT-II matrix (n x n): row k is the k-th basis vector."""
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    m[0] /= math.sqrt(2.0)
+    return torch.from_numpy(m.astype(np.float32))
+
+
+def share_for(model: str | None, level: float) -> float:
+    """The share of the Wiener estimate taken for ``model`` at ``level`` (0: none)."""
+    points = SHARE.get(model or "")
+    if not points or level <= 0:
+        return 0.0
+    levels, shares = zip(*points)
+    return float(np.interp(level, levels, shares))
+
+
+@lru_cache(maxsize=2)
+def _basis(n: int) -> torch.Tensor:
+    """The n x n blocks' 2-D DCT basis: (n * n) filters of n x n, row-major (u, v) over (y, x)."""
+    d = _dct(n)
+    return torch.kron(d, d).reshape(n * n, 1, n, n).contiguous()
+
+
+def _blocks(x: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) -> (C, 64, H', W') DCT coefficients of the 8 x 8 blocks every ``STEP`` pixels
+    (channels-last: one convolution, which runs several times faster so on the CPU)."""
+    c, h, w = x.shape
+    # (C, 1, H, W) with channels-last strides (``contiguous`` leaves a single channel's as
+    # they are, and the convolution then takes its slow path)
+    x = x.contiguous().reshape(c, h, w, 1).permute(0, 3, 1, 2)
+    return F.conv2d(x, _basis(BLOCK), stride=STEP)
+
+
+def _unblocks(coef: torch.Tensor) -> torch.Tensor:
+    """The blocks' inverse DCTs, each added back where it came from: (C, H, W), the sum over
+    the (BLOCK / STEP)² blocks that cover each pixel."""
+    c, n, hb, wb = coef.shape
+    inverse = _basis(BLOCK).reshape(n, n).T.reshape(n, n, 1, 1)
+    pixels = F.conv2d(coef, inverse).permute(0, 2, 3, 1)  # (C, H', W', 64), contiguous
+    k = BLOCK // STEP
+    pixels = pixels.reshape(c, hb, wb, k, STEP, k, STEP)
+    out = torch.zeros(c, hb + k - 1, wb + k - 1, STEP, STEP)
+    for i in range(k):
+        for j in range(k):
+            out[:, i:i + hb, j:j + wb] += pixels[:, :, :, i, :, j, :]
+    return out.permute(0, 1, 3, 2, 4).reshape(c, (hb + k - 1) * STEP, (wb + k - 1) * STEP)
+
+
+def _box(weights: torch.Tensor) -> torch.Tensor:
+    """Each block's weight (H', W') spread over its 8 x 8 pixels and summed: (H, W)."""
+    ones = torch.ones(1, 1, BLOCK, BLOCK)
+    return F.conv_transpose2d(weights[None, None], ones, stride=STEP)[0, 0]
+
+
+def wiener(noisy: np.ndarray, pilot: np.ndarray, level: np.ndarray | float) -> np.ndarray:
+    """The Wiener estimate: ``noisy`` and ``pilot`` (H, W, 3) uint8 or float in 0..255,
+    ``level`` the noise std in the same units, a number or per pixel (H, W); float32 (H, W, 3)."""
+    h, w = noisy.shape[:2]
+    ph, pw = -(h - BLOCK) % STEP, -(w - BLOCK) % STEP  # pad so the blocks reach the edges
+    if h < BLOCK or w < BLOCK:
+        return np.asarray(pilot, np.float32)
+    opp = torch.from_numpy(_OPP)
+
+    def prepare(img: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(img, np.float32)).reshape(-1, 3) @ opp.T
+        x = x.reshape(h, w, 3).permute(2, 0, 1)
+        return F.pad(x[None], (0, pw, 0, ph), mode="reflect")[0]
+
+    with torch.inference_mode():
+        cn, cp = _blocks(prepare(noisy)), _blocks(prepare(pilot))
+        var = torch.as_tensor(np.square(np.asarray(level, np.float32)))
+        if var.ndim == 2:  # per pixel: each block's mean variance
+            var = F.pad(var[None, None], (0, pw, 0, ph), mode="replicate")
+            var = F.avg_pool2d(var, BLOCK, stride=STEP)[0, 0]
+        var = var.clamp_min(1e-4)
+        gain = cp * cp
+        gain /= gain + var
+        # each block weighted by the inverse of the noise it lets through (BM3D's aggregation)
+        weight = 1.0 / ((gain * gain).sum(dim=(0, 1)) * var + 1e-6)  # (H', W')
+        gain *= cn
+        gain *= weight
+        out = _unblocks(gain) / _box(weight)
+        out = out[:, :h, :w].permute(1, 2, 0).reshape(-1, 3) @ opp
+    return out.reshape(h, w, 3).numpy()
+
+
+def refine(noisy: np.ndarray, pilot: np.ndarray, level: np.ndarray | float, share: float) -> np.ndarray:
+    """``pilot`` moved ``share`` of the way to the Wiener estimate, uint8 (H, W, 3)."""
+    if share <= 0:
+        return pilot
+    est = wiener(noisy, pilot, level)
+    out = pilot.astype(np.float32)
+    out += share * (est - out)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
