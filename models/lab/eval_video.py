@@ -95,7 +95,8 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
              smoothing: list[str], nlm: bool = True, seed: int = 0,
              twin_weights: Path | None = None,
              model_weights: Path | None = None, twin: bool = True,
-             twin_name: str | None = None, lookahead: int = RADIUS) -> list[dict[str, object]]:
+             twin_name: str | None = None, lookahead: int = RADIUS,
+             wiener: bool = True) -> list[dict[str, object]]:
     noisy = add_noise(clean, sigma, seed)
     rows = [score("noisy input", noisy, clean, 0.0)]
     for name in models:
@@ -108,14 +109,15 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
         model = create_model(name, weights=own).to(device)
         if own is not None:
             tag = f"weights {own.name}"
-        out, sec = _timed(lambda: run_model(model, noisy, sigma, device, False))  # noqa: B023
+        second = name if wiener else None  # the Wiener pass after it, as a file job has it
+        out, sec = _timed(lambda: run_model(model, noisy, sigma, device, False, wiener=second))  # noqa: B023
         rows.append(score(f"{name} per frame", out, clean, sec, tag))
         for mode in smoothing:
             if mode == "auto":  # the inputs averaged on a still camera, then the smoothing
-                sm, s2 = _timed(lambda: run_auto(model, noisy, sigma, device))  # noqa: B023
+                sm, s2 = _timed(lambda: run_auto(model, noisy, sigma, device, second))  # noqa: B023
                 rows.append(score(f"{name} + auto smoothing", sm, clean, s2, tag, max(s2 - sec, 0.0)))
                 if lookahead:  # a file job's: the inputs averaged with the frames around them
-                    sm, s2 = _timed(lambda: run_window(model, noisy, sigma, device, lookahead))  # noqa: B023
+                    sm, s2 = _timed(lambda: run_window(model, noisy, sigma, device, lookahead, second))  # noqa: B023
                     rows.append(score(f"{name} + auto, look-ahead {lookahead}", sm, clean, s2, tag,
                                       max(s2 - sec, 0.0)))
                 continue
@@ -151,7 +153,7 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
 
 
 def through_product(clean: list[np.ndarray], sigma: float, model: str, modes: list[str],
-                    seed: int = 0) -> list[dict[str, object]]:
+                    seed: int = 0, wiener: bool = True) -> list[dict[str, object]]:
     """The same noisy frames as PNG files through ``python -m stream noisy/ out/ --sigma S
     --model M --temporal MODE`` (a subprocess: ``models`` does not import ``stream``), one row
     per mode; the time is the whole command's, start-up included."""
@@ -172,7 +174,7 @@ def through_product(clean: list[np.ndarray], sigma: float, model: str, modes: li
             # ``causal``: ``auto`` without the look-ahead, as a live run has it
             flags = ["--temporal", "auto", "--lookahead", "0"] if mode == "causal" else ["--temporal", mode]
             cmd = [sys.executable, "-m", "stream", str(src), f"{dst}/", "--sigma", f"{sigma:g}",
-                   "--model", model, *flags, "-q", "-y"]
+                   "--model", model, *flags, *([] if wiener else ["--wiener", "off"]), "-q", "-y"]
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[2])
             sec = time.perf_counter() - t0
@@ -251,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lookahead", type=int, default=RADIUS, metavar="N",
                    help=f"also measure auto as a file job runs it, looking N frames ahead "
                         f"(default {RADIUS}; 0: not)")
+    p.add_argument("--wiener", choices=("auto", "off"), default="auto",
+                   help="the Wiener pass after a per-frame model (models.wiener), as a file job "
+                        "runs it (auto, the default), or not (off), in-process and --product rows")
     p.add_argument("--json", type=Path, help="also write the results here")
     return p
 
@@ -301,13 +306,14 @@ def main(argv: list[str] | None = None) -> int:
             rows = evaluate(clean, args.sigma, models, torch.device(dev), smoothing,
                             nlm=not args.no_nlm, seed=args.seed, twin_weights=args.temporal_weights,
                             model_weights=args.model_weights, twin=not args.no_twin,
-                            twin_name=args.twin, lookahead=args.lookahead)
+                            twin_name=args.twin, lookahead=args.lookahead,
+                            wiener=args.wiener == "auto")
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         if args.product:
             rows += through_product(clean, args.sigma, models[0], args.product.split(","),
-                                    args.seed)
+                                    args.seed, args.wiener == "auto")
         results[name] = rows
         what = next((f" ({c[1]}; {c[2]} from frame {c[3]})" for c in SUITE if c[0] == name), "")
         print(f"{name}{what}: {len(clean)} frames {w}x{h}, Gaussian sigma {args.sigma:g} "

@@ -10,6 +10,7 @@ from ..align import FlowAligner
 from ..input_average import InputAverage
 from ..still_camera import StillCameraFilter
 from ..temporal_filter import RecursiveFilter
+from ..wiener import refine, share_for
 from ..window_average import PAST, WindowAverage
 
 
@@ -30,10 +31,18 @@ def _denoise(model: torch.nn.Module, x: torch.Tensor, smap: torch.Tensor,
     return (y.clamp(0, 1) * 255).round()
 
 
+def _wiener(name: str | None, image: np.ndarray, out: np.ndarray, level: float | np.ndarray) -> np.ndarray:
+    """The Wiener pass a file job runs after a per-frame model ``name`` (``models.wiener``;
+    None: none), told the level the network was told."""
+    share = share_for(name, float(np.mean(level))) if name else 0.0
+    return refine(image, out, level, share) if share > 0 else out
+
+
 def run_model(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float, device: torch.device,
-              recurrent: bool, aligned: bool = False) -> list[np.ndarray]:
+              recurrent: bool, aligned: bool = False, wiener: str | None = None) -> list[np.ndarray]:
     """Denoise a sequence; a recurrent model gets its previous 8-bit output as ``prev``
-    (``aligned``: warped onto the frame along the flow, as the processor does)."""
+    (``aligned``: warped onto the frame along the flow, as the processor does); ``wiener``:
+    the model's name, for the Wiener pass after it (a per-frame model in a file job)."""
     outs: list[np.ndarray] = []
     prev: torch.Tensor | None = None
     aligner = FlowAligner() if recurrent and aligned else None
@@ -48,12 +57,12 @@ def run_model(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float, dev
             y8 = _denoise(model, x, torch.full_like(x[:, :1], sigma / 255), prev, recurrent)
             if recurrent:
                 prev = y8 / 255
-            outs.append(_frame(y8))
+            outs.append(_wiener(wiener, img, _frame(y8), sigma))
     return outs
 
 
 def run_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
-             device: torch.device) -> list[np.ndarray]:
+             device: torch.device, wiener: str | None = None) -> list[np.ndarray]:
     """A per-frame model with ``--temporal auto`` as the product's processor runs it: on a
     still camera (as the smoothing read it at the frame before) the model gets the noisy
     inputs averaged over time with their per-pixel noise level (``InputAverage``), and the
@@ -66,12 +75,13 @@ def run_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
             x = _tensor(x8, device)
             smap = (torch.full_like(x[:, :1], sigma / 255) if scale is None
                     else torch.from_numpy(scale * np.float32(sigma / 255))[None, None].to(device))
-            outs.append(filt(_frame(_denoise(model, x, smap)), sigma, img))
+            y = _wiener(wiener, x8, _frame(_denoise(model, x, smap)), sigma if scale is None else scale * sigma)
+            outs.append(filt(y, sigma, img))
     return outs
 
 
 def run_window(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
-               device: torch.device, radius: int) -> list[np.ndarray]:
+               device: torch.device, radius: int, wiener: str | None = None) -> list[np.ndarray]:
     """A per-frame model with ``--temporal auto`` as a file job runs it (``stream.lookahead``):
     each noisy input averaged with up to ``radius`` frames on each side along the motion,
     with its per-pixel noise level (``WindowAverage``); the still-camera smoothing after the
@@ -85,7 +95,7 @@ def run_window(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
             x = _tensor(x8, device)
             smap = (torch.full_like(x[:, :1], sigma / 255) if scale is None
                     else torch.from_numpy(scale * np.float32(sigma / 255))[None, None].to(device))
-            y = _frame(_denoise(model, x, smap))
+            y = _wiener(wiener, x8, _frame(_denoise(model, x, smap)), sigma if scale is None else scale * sigma)
             smoothed = filt(y, sigma, img)
             outs.append(smoothed if filt.scene_still else y)
     return outs
