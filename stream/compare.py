@@ -140,6 +140,21 @@ def run_tier(model: str, noisy: list[np.ndarray], sigma: float, backend: str, de
     return out, fps, engine.name
 
 
+def with_wiener(model: str, noisy: list[np.ndarray], outs: list[np.ndarray], sigma: float,
+                engine_fps: float) -> tuple[list[np.ndarray], float] | None:
+    """A tier's outputs after the Wiener pass a file job runs on white noise (``models.wiener``)
+    and the fps of both together; None where the model takes no share at this level."""
+    from models.wiener import refine, share_for
+
+    share = share_for(model, sigma)
+    if share <= 0:
+        return None
+    t0 = time.perf_counter()
+    refined = [refine(n, o, sigma, share) for n, o in zip(noisy, outs)]
+    seconds = len(noisy) / engine_fps + time.perf_counter() - t0
+    return refined, len(noisy) / max(seconds, 1e-9)
+
+
 def compare(clean: list[np.ndarray], sigmas: list[float], models: list[str],
             filters: list[str], ffmpeg: str | None, backend: str = "auto",
             device: str = "auto", seed: int = 0,
@@ -167,6 +182,10 @@ def compare(clean: list[np.ndarray], sigmas: list[float], models: list[str],
                     out, fps, name = run_tier(model, noisy, sigma, backend, device, engines)
                     rows.append(row(sigma, model, "tier", f"{name}, sigma {sigma:g}, temporal off",
                                     out, fps))
+                    second = with_wiener(model, noisy, out, sigma, fps)
+                    if second is not None:  # what a file job writes (``--wiener auto``)
+                        rows.append(row(sigma, f"{model} + Wiener", "tier",
+                                        f"{name}, sigma {sigma:g}, temporal off, Wiener pass", *second))
                 raw = Path(tmp) / f"noisy-{sigma:g}.rgb"
                 raw.write_bytes(b"".join(np.ascontiguousarray(f).tobytes() for f in noisy))
                 for name in filters:

@@ -46,7 +46,7 @@ def test_compare_rows_and_json(tiny_clip, tmp_path):
     assert data["frames"] == 4 and data["size"] == [96, 64] and data["sigmas"] == [15.0, 30.0]
     assert data["notes"] == notes
     rows = {(r["method"], r["sigma"]): r for r in data["rows"]}
-    expected = {"noisy input", "fast", *filters}
+    expected = {"noisy input", "fast", "fast + Wiener", *filters}
     assert {m for m, _ in rows} == expected
     for sigma in (15.0, 30.0):
         noisy, fast = rows["noisy input", sigma], rows["fast", sigma]
@@ -54,6 +54,9 @@ def test_compare_rows_and_json(tiny_clip, tmp_path):
         assert fast["psnr"] > noisy["psnr"] + 3 and fast["ssim"] > noisy["ssim"]
         assert fast["flicker"] < noisy["flicker"] and fast["fps"] > 0
         assert "torch-cpu" in fast["setting"]
+        second = rows["fast + Wiener", sigma]  # what a file job writes: the pass costs time
+        assert second["psnr"] > noisy["psnr"] + 3 and 0 < second["fps"] < fast["fps"]
+        assert second["setting"].endswith("Wiener pass")
         for name in filters:
             r = rows[name, sigma]
             assert r["setting"] in FILTERS[name](sigma)  # the best of its grid, named
@@ -73,7 +76,7 @@ def test_compare_json_to_stdout_without_ffmpeg(tiny_clip, tmp_path, capsys):
                  "--models", "fast", "--backend", "torch", "--device", "cpu",
                  "--filters", "none", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert [r["method"] for r in data["rows"]] == ["noisy input", "fast"]
+    assert [r["method"] for r in data["rows"]] == ["noisy input", "fast", "fast + Wiener"]
     assert main(["--compare", "--clip", str(tiny_clip), "--ffmpeg", missing]) == 2
 
 
