@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -121,11 +122,9 @@ def wiener(noisy: np.ndarray, pilot: np.ndarray, level: np.ndarray | float) -> n
     ph, pw = -(h - BLOCK) % STEP, -(w - BLOCK) % STEP  # pad so the blocks reach the edges
     if h < BLOCK or w < BLOCK:
         return np.asarray(pilot, np.float32)
-    opp = torch.from_numpy(_OPP)
 
     def prepare(img: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(img, np.float32)).reshape(-1, 3) @ opp.T
-        x = x.reshape(h, w, 3).permute(2, 0, 1)
+        x = torch.from_numpy(cv2.transform(np.asarray(img, np.float32), _OPP)).permute(2, 0, 1)
         return F.pad(x[None], (0, pw, 0, ph), mode="reflect")[0]
 
     with torch.inference_mode():
@@ -144,8 +143,8 @@ def wiener(noisy: np.ndarray, pilot: np.ndarray, level: np.ndarray | float) -> n
         gain[:, 0] = cp[:, 0]
         gain *= weight
         out = _unblocks(gain) / _box(weight)
-        out = out[:, :h, :w].permute(1, 2, 0).reshape(-1, 3) @ opp
-    return out.reshape(h, w, 3).numpy()
+        out = np.ascontiguousarray(out[:, :h, :w].permute(1, 2, 0).numpy())
+    return cv2.transform(out, _OPP.T.copy())  # back to RGB (the transform is orthonormal)
 
 
 def refine(noisy: np.ndarray, pilot: np.ndarray, level: np.ndarray | float, share: float) -> np.ndarray:
