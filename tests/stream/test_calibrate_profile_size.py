@@ -124,7 +124,8 @@ def test_profile_through_the_live_path(desk: dict, tmp_path: Path, cache: Path, 
     for noise_map in ("nlf", "estimate"):
         (cache / "desk" / "profile.json").write_text(json.dumps({**desk, "noise_map": noise_map}))
         results[noise_map] = run(f"live-{noise_map}", "--realtime", "--profile", "desk")
-        results[f"file-{noise_map}"] = run(f"file-{noise_map}", "--profile", "desk")
+        # (the Wiener pass a file job adds after the network is not run live: left out here)
+        results[f"file-{noise_map}"] = run(f"file-{noise_map}", "--profile", "desk", "--wiener", "off")
     results["none"] = run("live-none", "--realtime")
     for noise_map in ("nlf", "estimate"):
         live, file = results[noise_map], results[f"file-{noise_map}"]
