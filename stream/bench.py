@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lookahead", type=int, choices=range(17), default=None, metavar="N",
                    help="as python -m stream: frames --temporal auto averages each one with, "
                         "0..16 (default 4; 0: the causal path)")
+    p.add_argument("--wiener", choices=("auto", "on", "off"), default="auto",
+                   help="as python -m stream: the Wiener pass after the network where the noise "
+                        "reads white (auto: on in these file jobs; off: the path without it)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log messages")
     p.add_argument("--compare", action="store_true",
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     denoise = DenoiseOptions(model=args.model, sigma=args.sigma, backend=args.backend,
                              device=args.device, precision=args.precision,
-                             temporal=args.temporal, lookahead=args.lookahead)
+                             temporal=args.temporal, lookahead=args.lookahead, wiener=args.wiener)
     try:
         denoise = plan(denoise)
         engine = open_engine(denoise)
