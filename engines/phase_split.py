@@ -161,7 +161,8 @@ def blend(outputs: list[np.ndarray], weights: list[float]) -> np.ndarray:
 
 
 def run(infer: Infer, frames: np.ndarray, sigma: np.ndarray, mode: str, factor: float = 1.0,
-        helper: Infer | None = None, split_sigma: float | np.ndarray | None = None) -> np.ndarray:
+        helper: Infer | None = None, split_sigma: float | np.ndarray | None = None,
+        split_infer: Infer | None = None) -> np.ndarray:
     """``infer`` under a resolved mode: ``off`` (the frame as it is) or ``blend`` (the frame's
     output and its split's; with a ``helper`` network, also its split output).  The sub-images
     are told ``factor`` times the frame's level (the helper's: ``LEVEL["net"]`` times); where
@@ -171,7 +172,10 @@ def run(infer: Infer, frames: np.ndarray, sigma: np.ndarray, mode: str, factor: 
     which reads coarse noise high: on the tune half at twice the PolyU noise 33.51 dB with the
     higher of the two, 33.14 with the learned one's).  The frame's own output weighs
     ``full_weight`` of the split's level, and is not run where that is 0; the share it gives
-    up goes to the 4 x 4 split (``run_deep``, told the same), not run where that is 0."""
+    up goes to the 4 x 4 split (``run_deep``, told the same), not run where that is 0.
+    ``split_infer``: what denoises the sub-images instead of ``infer`` (the network and the
+    Wiener pass after it, where the sub-images' noise is about white), the frame's own pass
+    still ``infer``."""
     if mode == "off":
         return infer(frames, sigma)
     if mode != "blend":
@@ -183,13 +187,14 @@ def run(infer: Infer, frames: np.ndarray, sigma: np.ndarray, mode: str, factor: 
     views = 3 if helper is not None else 2
     share = full_weight(float(np.mean(own)), views)
     outputs, weights = ([infer(frames, sigma)], [share]) if share > 0 else ([], [])
-    outputs.append(run_split(infer, frames, own))
+    sub = split_infer or infer
+    outputs.append(run_split(sub, frames, own))
     weights.append(1.0 / views)
     if helper is not None:
         outputs.append(run_split(helper, frames, helper_level))
         weights.append(1.0 / views)
     if share < 1.0 / views:  # the deeper split takes the share the frame's own output gave up
-        outputs.append(run_deep(infer, frames, own))
+        outputs.append(run_deep(sub, frames, own))
         weights.append(1.0 / views - share)
     return blend(outputs, weights)
 

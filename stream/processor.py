@@ -375,9 +375,15 @@ class Processor:
             else:
                 from engines import phase_split
 
+                helper = self._helper_infer() if mode == "blend" else None
+                split_infer = None
+                if self.wiener:  # the sub-images' noise is about white: the pass after each
+                    split_infer = self._split_wiener(self.engine.infer, getattr(self.engine, "model", None))
+                    if helper is not None:
+                        helper = self._split_wiener(helper, getattr(self._helper, "model", None))
                 out = phase_split.run(self.engine.infer, image[None], level, mode, self.split_factor,
-                                      self._helper_infer() if mode == "blend" else None,
-                                      self.split_sigma(frame.image, level, averaged))[0]
+                                      helper, self.split_sigma(frame.image, level, averaged),
+                                      split_infer)[0]
                 self.coarse_frames += 1
             if getattr(self.engine, "temporal", False):
                 self._prev = out
@@ -403,6 +409,22 @@ class Processor:
             return out
         self.wiener_frames += 1
         return refine(image, out, told, share)
+
+    def _split_wiener(self, infer: Callable[..., np.ndarray], model: str | None) -> Callable[..., np.ndarray]:
+        """``infer`` for the phase split's sub-images with the Wiener pass after it, told
+        ``models.wiener.SPLIT`` times the level the sub-images were told."""
+        from models.wiener import SPLIT, refine, share_for
+
+        def run(frames: np.ndarray, level: np.ndarray) -> np.ndarray:
+            out = infer(frames, level)
+            told = np.asarray(level, np.float32) * np.float32(SPLIT)
+            refined = []
+            for i, (frame, result) in enumerate(zip(frames, out)):
+                lv = told[i] if told.ndim > 1 else float(told[min(i, told.size - 1)])
+                share = share_for(model, float(np.mean(lv)))
+                refined.append(refine(frame, result, lv, share) if share > 0 else result)
+            return np.stack(refined)
+        return run
 
     def coarse_mode(self, image: np.ndarray) -> str:
         """How the engine runs this frame: ``off`` or ``blend`` (``--coarse-noise``; ``auto``:
