@@ -31,7 +31,7 @@ from ..data import DEFAULT_DATA, folder_paths, pair_paths, read_rgb, split_paths
 from ..estimate import coarseness, combine, estimate, estimate_sigma, method_for
 from ..metrics import psnr, ssim
 from ..registry import get_spec
-from ..wiener import refine, share_for
+from ..wiener import SPLIT, refine, share_for
 
 log = logging.getLogger("models.eval")
 
@@ -56,24 +56,37 @@ def denoise(net: Engine | torch.nn.Module, noisy: np.ndarray, sigma: float | np.
 
 
 def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, sigma: float,
-                   learned: float | None = None) -> tuple[np.ndarray, str]:
+                   learned: float | None = None, wiener: bool = True) -> tuple[np.ndarray, str]:
     """``denoise`` as ``python -m stream`` runs it with ``--coarse-noise auto``: blended with
     the 2 x 2 phase split (and the helper network's split) where the frame's noise reads
     coarse (``engines.phase_split``), the sub-images told ``split_level`` of the ``learned``
-    reading (and the frame's PCA reading) where given (an estimated level).  Returns the
-    output and the mode used."""
+    reading (and the frame's PCA reading) where given (an estimated level); ``wiener``: with
+    the Wiener pass a file job runs (``models.wiener``: after the network on white noise,
+    after the sub-images' on coarse).  Returns the output and the mode used."""
     mode = phase_split.auto_mode(coarseness(noisy))
     if mode == "off":
-        return denoise(net, noisy, sigma), mode
+        out = denoise(net, noisy, sigma)
+        share = share_for(name, sigma) if wiener else 0.0
+        return (refine(noisy, out, sigma, share) if share > 0 else out), mode
 
-    def infer_with(engine: Engine | torch.nn.Module) -> phase_split.Infer:
-        return lambda frames, level: np.stack([denoise(engine, f, lv) for f, lv in zip(frames, level)])
+    def infer_with(engine: Engine | torch.nn.Module, model: str | None = None) -> phase_split.Infer:
+        """The network on each frame; with ``model``, the Wiener pass after it, told
+        ``SPLIT`` times the level (the product's sub-images, ``stream.processor``)."""
+        def run(frames: np.ndarray, level: np.ndarray) -> np.ndarray:
+            outs = []
+            for f, lv in zip(frames, level):
+                out = denoise(engine, f, lv)
+                share = share_for(model, float(np.mean(lv)) * SPLIT) if model and wiener else 0.0
+                outs.append(refine(f, out, lv * SPLIT, share) if share > 0 else out)
+            return np.stack(outs)
+        return run
 
     helper = phase_split.helper_for(name)
     factor = phase_split.level_factor(method_for(name))
     split = None if learned is None else phase_split.split_level(learned, estimate(noisy, "pca"))
     return phase_split.run(infer_with(net), noisy[None], np.array([sigma], np.float32), mode, factor,
-                           infer_with(_helper(helper)) if helper else None, split)[0], mode
+                           infer_with(_helper(helper), helper) if helper else None, split,
+                           infer_with(net, name))[0], mode
 
 
 @functools.cache

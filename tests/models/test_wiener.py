@@ -121,10 +121,28 @@ def test_the_processor_runs_it_on_white_noise_only_when_asked() -> None:
     assert psnr(refined, clean, 255.0) > psnr(plain, clean, 255.0) + 1.0
     share = W.share_for("fast", 10.0)
     assert np.array_equal(refined, W.refine(noisy, plain, 10.0, share))
-    # coarse camera noise: the phase split runs, and the Wiener pass (white noise) does not
+    # coarse camera noise: the phase split runs, and the Wiener pass runs on its sub-images
+    # only (where the noise is about white), never on the frame's own pass
     coarse = Frame(image=_camera_like(clean), index=0, pts=None, sequence=1)
-    proc(coarse)
+    seen: list[tuple[tuple[int, ...], float]] = []
+    real_refine = W.refine
+
+    def spy(noisy: np.ndarray, pilot: np.ndarray, level: object, share: float) -> np.ndarray:
+        seen.append((noisy.shape, float(np.mean(level))))
+        return real_refine(noisy, pilot, level, share)
+    W.refine = spy  # type: ignore[assignment]
+    try:
+        split = proc(coarse)
+    finally:
+        W.refine = real_refine  # type: ignore[assignment]
     assert proc.coarse_frames == 1 and proc.wiener_frames == 1
+    h, w = clean.shape[:2]
+    assert seen and all(shape[0] < h and shape[1] < w for shape, _ in seen)
+    assert {shape for shape, _ in seen} <= {(h // 2, w // 2, 3), (h // 4, w // 4, 3)}
+    # told SPLIT times what the sub-images were told (the split's factor times the level)
+    assert {round(level, 3) for _, level in seen} == {round(10.0 * proc.split_factor * W.SPLIT, 3)}
+    off = Processor(Smoother(), sigma=10.0)(coarse).image
+    assert not np.array_equal(split.image, off)
     # a recurrent model refines its previous output: never
     twin = Smoother()
     twin.temporal = True  # type: ignore[misc]
