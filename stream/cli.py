@@ -283,6 +283,8 @@ def run(options: RunOptions) -> int:
         temporal_note = f", temporal {smoothing}" if smoothing != "off" else ""
         if processor.coarse_frames:
             temporal_note += f", coarse noise ({processor.coarse_frames} frames split)"
+        if getattr(processor, "wiener_frames", 0):
+            temporal_note += f", Wiener pass ({processor.wiener_frames} frames)"
         print(f"{state} {result.frames} frames in {result.seconds:.1f} s "
               f"({result.fps:.1f} fps), model {engine.model}, backend {engine.name}, "
               f"sigma {sigma}{temporal_note} -> {', '.join(options.outputs)}", file=sys.stderr)

@@ -379,6 +379,7 @@ class Processor:
                 split_infer = None
                 if self.wiener:  # the sub-images' noise is about white: the pass after each
                     split_infer = self._split_wiener(self.engine.infer, getattr(self.engine, "model", None))
+                    self.wiener_frames += 1
                     if helper is not None:
                         helper = self._split_wiener(helper, getattr(self._helper, "model", None))
                 out = phase_split.run(self.engine.infer, image[None], level, mode, self.split_factor,

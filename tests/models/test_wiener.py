@@ -135,7 +135,7 @@ def test_the_processor_runs_it_on_white_noise_only_when_asked() -> None:
         split = proc(coarse)
     finally:
         W.refine = real_refine  # type: ignore[assignment]
-    assert proc.coarse_frames == 1 and proc.wiener_frames == 1
+    assert proc.coarse_frames == 1 and proc.wiener_frames == 2
     h, w = clean.shape[:2]
     assert seen and all(shape[0] < h and shape[1] < w for shape, _ in seen)
     assert {shape for shape, _ in seen} <= {(h // 2, w // 2, 3), (h // 4, w // 4, 3)}
