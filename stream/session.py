@@ -113,13 +113,16 @@ def lookahead_for(options: RunOptions, denoise: DenoiseOptions, engine: Any) -> 
     return RADIUS if asked is None else asked
 
 
-def wiener_for(options: RunOptions) -> bool:
+def wiener_for(options: RunOptions, engine: Any = None) -> bool:
     """Whether the Wiener pass follows the network (``models.wiener``): ``--wiener on``, or
-    ``auto`` in a file or image job (live it costs about as much as ``fast`` itself)."""
+    ``auto`` in a file or image job whose engine runs on the CPU (live it costs about as much
+    as ``fast`` itself; beside a CUDA engine it would run on the CPU, many times the engine's
+    time)."""
     from .openers import is_live_run
 
     asked = options.denoise.wiener
-    return asked == "on" or (asked == "auto" and not is_live_run(options))
+    return asked == "on" or (asked == "auto" and not is_live_run(options)
+                             and smoothing_device(engine) == "cpu")
 
 
 def make_processor(denoise: DenoiseOptions, engine: Any, window: bool = False,
@@ -265,7 +268,8 @@ def open_session(options: RunOptions, outputs: tuple[str, ...] | None = None, *,
         raise
     try:
         lookahead = lookahead_for(options, denoise, engine)
-        processor = make_processor(denoise, engine, window=lookahead > 0, wiener=wiener_for(options))
+        processor = make_processor(denoise, engine, window=lookahead > 0,
+                                   wiener=wiener_for(options, engine))
     except BaseException:
         if owns_engine:
             engine.close()

@@ -40,6 +40,11 @@ def test_it_runs_in_file_jobs_and_live_only_when_asked() -> None:
     assert wiener_for(run("on", realtime=True))
     assert not wiener_for(run("off"))
 
+    class Cuda:
+        device = "cuda:0"
+    assert not wiener_for(run("auto"), Cuda())  # it would run on the CPU beside the GPU
+    assert wiener_for(run("on"), Cuda())
+
 
 def test_an_unknown_choice_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main([str(PHOTO), str(tmp_path / "out.png"), "--wiener", "sometimes"])
