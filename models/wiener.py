@@ -9,13 +9,15 @@ noisy frame's own detail is kept, which a narrow network cannot carry through (i
 clean picture and smooths what it cannot tell from noise); where it shows none, the noise goes.
 
 Told the right level it gains most where the network is weakest and the noise light
-(``python -m models wiener-curve``, 12 CBSD432 training photos): ``fast`` +1.5 dB at sigma 5,
-+0.6 at 15; ``base`` +0.7 at 5.  On heavy noise the single block has too little to go on, and
+(``python -m models wiener-curve``, 12 CBSD432 training photos): ``fast`` +1.8 dB at sigma 5,
++0.7 at 15; ``base`` +0.7 at 5.  On heavy noise the single block has too little to go on, and
 the network's output is better: the result is the pilot plus ``share`` times the Wiener
 estimate's difference from it, ``share`` falling with the level as measured per model
-(``SHARE``).  It assumes white noise: on coarse real camera noise (PolyU) it puts back the
-low-frequency noise the network removed, so the processor runs it only where the frame's
-noise does not read coarse (``engines.phase_split``).
+(``SHARE``).  It assumes white noise: on coarse real camera noise (PolyU) it would put back
+the low-frequency noise the network removed, so the processor runs it after the network only
+where the frame's noise does not read coarse, and where it does, after the network's pass on
+each phase sub-image instead, where that noise is about white (``engines.phase_split``,
+``SPLIT``).
 """
 from __future__ import annotations
 
