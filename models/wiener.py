@@ -56,7 +56,7 @@ _TOLD = torch.tensor([1.0, CHROMA, CHROMA]).reshape(3, 1, 1, 1)
 
 # The phase split's sub-images (``engines.phase_split``), where coarse camera noise is about as
 # fine as white noise, get the pass too, told this many times the level the sub-images were
-# told: their noise is not quite white (the PolyU tune half through ``python -m stream``,
+# told: their noise is not quite white (the PolyU tune half through the processor, in-process,
 # ``fast``: 38.10 dB without the pass, 38.36 / 38.44 / 38.44 at 1 / 1.4 / 2 times).
 SPLIT = math.sqrt(2.0)
 
