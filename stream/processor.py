@@ -218,8 +218,9 @@ class Processor:
         self._aligner = _aligner_for(getattr(engine, "model", None))
         self.cuts = SceneCuts()
         self.shots = 0  # sequences and scene cuts seen: each got its own noise estimate
-        # the Wiener pass after the network where the noise reads white (``models.wiener``;
-        # ``--wiener``), for a model with a measured share; frames it ran on
+        # the Wiener pass (``models.wiener``; ``--wiener``) after the network where the noise
+        # reads white, after the phase split's sub-images where it reads coarse, for a model
+        # with a measured share; frames it ran on
         self.wiener = wiener and not getattr(engine, "temporal", False)
         self.wiener_frames = 0
 
