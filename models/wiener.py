@@ -163,3 +163,18 @@ def refine(noisy: np.ndarray, pilot: np.ndarray, level: np.ndarray | float, shar
     out = pilot.astype(np.float32)
     out += share * (est - out)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def second_pass(model: str | None, noisy: np.ndarray, pilot: np.ndarray,
+                level: np.ndarray | float) -> np.ndarray:
+    """The pass after ``model``'s output ``pilot``, told ``level`` (a number or per pixel), with
+    the share the model takes at its mean; ``pilot`` itself where it takes none."""
+    return refine(noisy, pilot, level, share_for(model, float(np.mean(level))))
+
+
+def split_pass(model: str | None, frames: np.ndarray, outputs: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """``second_pass`` on each of a batch of phase sub-images (B, h, w, 3) and ``model``'s
+    outputs for them, told ``SPLIT`` times the level they were told ((B,) or (B, h, w))."""
+    told = np.asarray(level, np.float32) * np.float32(SPLIT)
+    return np.stack([second_pass(model, f, o, told[i] if told.ndim > 1 else float(told[min(i, told.size - 1)]))
+                     for i, (f, o) in enumerate(zip(frames, outputs))])

@@ -144,13 +144,12 @@ def with_wiener(model: str, noisy: list[np.ndarray], outs: list[np.ndarray], sig
                 engine_fps: float) -> tuple[list[np.ndarray], float] | None:
     """A tier's outputs after the Wiener pass a file job runs on white noise (``models.wiener``)
     and the fps of both together; None where the model takes no share at this level."""
-    from models.wiener import refine, share_for
+    from models.wiener import second_pass, share_for
 
-    share = share_for(model, sigma)
-    if share <= 0:
+    if share_for(model, sigma) <= 0:
         return None
     t0 = time.perf_counter()
-    refined = [refine(n, o, sigma, share) for n, o in zip(noisy, outs)]
+    refined = [second_pass(model, n, o, sigma) for n, o in zip(noisy, outs)]
     seconds = len(noisy) / engine_fps + time.perf_counter() - t0
     return refined, len(noisy) / max(seconds, 1e-9)
 

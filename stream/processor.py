@@ -403,30 +403,20 @@ class Processor:
     def _second_pass(self, image: np.ndarray, out: np.ndarray, level: np.ndarray) -> np.ndarray:
         """``out`` refined by the Wiener pass with it as the pilot (``models.wiener``), told
         the level the network was told (a number, or per pixel after a window's average)."""
-        from models.wiener import refine, share_for
+        from models.wiener import second_pass
 
         told = float(level[0]) if level.ndim == 1 else level[0]
-        share = share_for(getattr(self.engine, "model", None), float(np.mean(told)))
-        if share <= 0:
-            return out
-        self.wiener_frames += 1
-        return refine(image, out, told, share)
+        refined = second_pass(getattr(self.engine, "model", None), image, out, told)
+        if refined is not out:  # (a model with no share, or no noise: the output as it was)
+            self.wiener_frames += 1
+        return refined
 
     def _split_wiener(self, infer: Callable[..., np.ndarray], model: str | None) -> Callable[..., np.ndarray]:
         """``infer`` for the phase split's sub-images with the Wiener pass after it, told
         ``models.wiener.SPLIT`` times the level the sub-images were told."""
-        from models.wiener import SPLIT, refine, share_for
+        from models.wiener import split_pass
 
-        def run(frames: np.ndarray, level: np.ndarray) -> np.ndarray:
-            out = infer(frames, level)
-            told = np.asarray(level, np.float32) * np.float32(SPLIT)
-            refined = []
-            for i, (frame, result) in enumerate(zip(frames, out)):
-                lv = told[i] if told.ndim > 1 else float(told[min(i, told.size - 1)])
-                share = share_for(model, float(np.mean(lv)))
-                refined.append(refine(frame, result, lv, share) if share > 0 else result)
-            return np.stack(refined)
-        return run
+        return lambda frames, level: split_pass(model, frames, infer(frames, level), level)
 
     def coarse_mode(self, image: np.ndarray) -> str:
         """How the engine runs this frame: ``off`` or ``blend`` (``--coarse-noise``; ``auto``:

@@ -31,7 +31,7 @@ from ..data import DEFAULT_DATA, folder_paths, pair_paths, read_rgb, split_paths
 from ..estimate import coarseness, combine, estimate, estimate_sigma, method_for
 from ..metrics import psnr, ssim
 from ..registry import get_spec
-from ..wiener import SPLIT, refine, share_for
+from ..wiener import second_pass, share_for, split_pass
 
 log = logging.getLogger("models.eval")
 
@@ -66,19 +66,14 @@ def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, 
     mode = phase_split.auto_mode(coarseness(noisy))
     if mode == "off":
         out = denoise(net, noisy, sigma)
-        share = share_for(name, sigma) if wiener else 0.0
-        return (refine(noisy, out, sigma, share) if share > 0 else out), mode
+        return (second_pass(name, noisy, out, sigma) if wiener else out), mode
 
     def infer_with(engine: Engine | torch.nn.Module, model: str | None = None) -> phase_split.Infer:
-        """The network on each frame; with ``model``, the Wiener pass after it, told
-        ``SPLIT`` times the level (the product's sub-images, ``stream.processor``)."""
+        """The network on each frame; with ``model``, the Wiener pass after it as the
+        product's sub-images get it (``models.wiener.split_pass``)."""
         def run(frames: np.ndarray, level: np.ndarray) -> np.ndarray:
-            outs = []
-            for f, lv in zip(frames, level):
-                out = denoise(engine, f, lv)
-                share = share_for(model, float(np.mean(lv)) * SPLIT) if model and wiener else 0.0
-                outs.append(refine(f, out, lv * SPLIT, share) if share > 0 else out)
-            return np.stack(outs)
+            outs = np.stack([denoise(engine, f, lv) for f, lv in zip(frames, level)])
+            return split_pass(model, frames, outs, level) if model and wiener else outs
         return run
 
     helper = phase_split.helper_for(name)
@@ -145,9 +140,8 @@ def eval_synthetic(models: dict[str, Engine], paths: list[Path], sigmas: list[fl
             for name, model in models.items():
                 out = denoise(model, noisy, sigma)
                 _score(res, name, clean, out)
-                share = share_for(name, sigma)
-                if share > 0:  # what a file job runs on white noise (``models.wiener``)
-                    _score(res, f"{name} + Wiener", clean, refine(noisy, out, sigma, share))
+                if share_for(name, sigma) > 0:  # what a file job runs on white noise (``models.wiener``)
+                    _score(res, f"{name} + Wiener", clean, second_pass(name, noisy, out, sigma))
                 if i < bm3d_limit and "bm3d" in baselines:
                     _score(res, f"{name} (first {bm3d_limit})", clean, out)
             if best_h is not None:

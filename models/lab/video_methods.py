@@ -10,7 +10,7 @@ from ..align import FlowAligner
 from ..input_average import InputAverage
 from ..still_camera import StillCameraFilter
 from ..temporal_filter import RecursiveFilter
-from ..wiener import refine, share_for
+from ..wiener import second_pass
 from ..window_average import PAST, WindowAverage
 
 
@@ -29,13 +29,6 @@ def _denoise(model: torch.nn.Module, x: torch.Tensor, smap: torch.Tensor,
     """The model's output rounded to 8-bit levels (still a float tensor in 0..255)."""
     y = model(x, smap, prev) if recurrent else model(x, smap)
     return (y.clamp(0, 1) * 255).round()
-
-
-def _wiener(name: str | None, image: np.ndarray, out: np.ndarray, level: float | np.ndarray) -> np.ndarray:
-    """The Wiener pass a file job runs after a per-frame model ``name`` (``models.wiener``;
-    None: none), told the level the network was told."""
-    share = share_for(name, float(np.mean(level))) if name else 0.0
-    return refine(image, out, level, share) if share > 0 else out
 
 
 def run_model(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float, device: torch.device,
@@ -57,7 +50,7 @@ def run_model(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float, dev
             y8 = _denoise(model, x, torch.full_like(x[:, :1], sigma / 255), prev, recurrent)
             if recurrent:
                 prev = y8 / 255
-            outs.append(_wiener(wiener, img, _frame(y8), sigma))
+            outs.append(second_pass(wiener, img, _frame(y8), sigma))
     return outs
 
 
@@ -75,7 +68,7 @@ def run_auto(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
             x = _tensor(x8, device)
             smap = (torch.full_like(x[:, :1], sigma / 255) if scale is None
                     else torch.from_numpy(scale * np.float32(sigma / 255))[None, None].to(device))
-            y = _wiener(wiener, x8, _frame(_denoise(model, x, smap)), sigma if scale is None else scale * sigma)
+            y = second_pass(wiener, x8, _frame(_denoise(model, x, smap)), sigma if scale is None else scale * sigma)
             outs.append(filt(y, sigma, img))
     return outs
 
@@ -95,7 +88,7 @@ def run_window(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
             x = _tensor(x8, device)
             smap = (torch.full_like(x[:, :1], sigma / 255) if scale is None
                     else torch.from_numpy(scale * np.float32(sigma / 255))[None, None].to(device))
-            y = _wiener(wiener, x8, _frame(_denoise(model, x, smap)), sigma if scale is None else scale * sigma)
+            y = second_pass(wiener, x8, _frame(_denoise(model, x, smap)), sigma if scale is None else scale * sigma)
             smoothed = filt(y, sigma, img)
             outs.append(smoothed if filt.scene_still else y)
     return outs
