@@ -56,24 +56,24 @@ def denoise(net: Engine | torch.nn.Module, noisy: np.ndarray, sigma: float | np.
 
 
 def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, sigma: float,
-                   learned: float | None = None, wiener: bool = True) -> tuple[np.ndarray, str]:
+                   learned: float | None = None) -> tuple[np.ndarray, str]:
     """``denoise`` as ``python -m stream`` runs it with ``--coarse-noise auto``: blended with
     the 2 x 2 phase split (and the helper network's split) where the frame's noise reads
     coarse (``engines.phase_split``), the sub-images told ``split_level`` of the ``learned``
-    reading (and the frame's PCA reading) where given (an estimated level); ``wiener``: with
-    the Wiener pass a file job runs (``models.wiener``: after the network on white noise,
+    reading (and the frame's PCA reading) where given (an estimated level); with the Wiener
+    pass a file job runs (``models.wiener``: after the network on white noise,
     after the sub-images' on coarse).  Returns the output and the mode used."""
     mode = phase_split.auto_mode(coarseness(noisy))
     if mode == "off":
         out = denoise(net, noisy, sigma)
-        return (second_pass(name, noisy, out, sigma) if wiener else out), mode
+        return second_pass(name, noisy, out, sigma), mode
 
     def infer_with(engine: Engine | torch.nn.Module, model: str | None = None) -> phase_split.Infer:
         """The network on each frame; with ``model``, the Wiener pass after it as the
         product's sub-images get it (``models.wiener.split_pass``)."""
         def run(frames: np.ndarray, level: np.ndarray) -> np.ndarray:
             outs = np.stack([denoise(engine, f, lv) for f, lv in zip(frames, level)])
-            return split_pass(model, frames, outs, level) if model and wiener else outs
+            return split_pass(model, frames, outs, level) if model else outs
         return run
 
     helper = phase_split.helper_for(name)
