@@ -66,6 +66,22 @@ def test_any_size_keeps_its_shape(size: tuple[int, int]) -> None:
         assert np.array_equal(out, pilot.astype(np.float32))
 
 
+@pytest.mark.parametrize("rows", [16, 24])
+def test_strips_give_the_whole_frame_s_values(rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worked out in strips (each with the rows whose blocks reach into it) the estimate is the
+    one of the whole frame at once, for a level and a map, whatever the last strip's height."""
+    clean = _photo()[:75]
+    noisy = _noisy(clean, 15.0, seed=5)
+    pilot = cv2.GaussianBlur(noisy, (0, 0), 1.0)
+    level = np.linspace(5.0, 30.0, clean.shape[0], dtype=np.float32)[:, None].repeat(clean.shape[1], 1)
+    whole = [W.wiener(noisy, pilot, 15.0), W.wiener(noisy, pilot, level)]
+    monkeypatch.setattr(W, "ROWS", rows)
+    for told, full in zip((15.0, level), whole):
+        strips = W.wiener(noisy, pilot, told)
+        assert np.abs(strips - full).max() < 1e-3
+        assert np.abs(full - pilot).mean() > 1.0  # the pass did something to compare
+
+
 def test_refine_moves_the_share_asked_and_the_share_follows_the_level() -> None:
     clean = _photo()
     noisy = _noisy(clean, 10.0, seed=2)
