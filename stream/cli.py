@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quality for h264/hevc (0..51), vp9/av1 (0..63); lower is better; "
                         "default 18")
     e.add_argument("--preset", type=preset_arg, default=None,
-                   help="x264/x265 preset, ultrafast..placebo (default fast)")
+                   help="x264/x265 preset, ultrafast..placebo (default fast; veryfast in a live run or to a network stream)")
     e.add_argument("--pix-fmt", default=None, help="encoder pixel format (default: automatic)")
     e.add_argument("--bitrate", type=bitrate_arg, default=None, metavar="RATE",
                    help="target bitrate instead of constant quality, e.g. 4M (network outputs)")

@@ -15,7 +15,9 @@ fit with a margin (this tier's time times the ratio of the two as measured acros
 between them, or of their multiply-adds before they have both run, under 80 % of the budget);
 at most one switch per ``min_interval_s`` (4 s); the first frames after a switch (engine
 warm-up) are not judged; and each step up that had to be undone doubles the wait before the
-next.
+next.  Two rules act at once instead: a tier at 2 budgets a frame or more (``hopeless``), and
+the start tier, a guess, once after its first 8 judged frames if they took over 1.1 budgets
+(the median); both step straight to the best lower tier predicted to fit.
 """
 from __future__ import annotations
 
@@ -75,7 +77,8 @@ class TierPolicy:
                  costs: dict[str, float] | None = None, down_after_s: float = 2.0,
                  up_after_s: float = 10.0, min_interval_s: float = 4.0,
                  warmup_frames: int = 1, min_frames: int = 3, up_margin: float = 0.8,
-                 drop_limit: float = 0.05, hopeless: float = 2.0) -> None:
+                 drop_limit: float = 0.05, hopeless: float = 2.0, first_frames: int = 8,
+                 first_margin: float = 1.1) -> None:
         if start not in tiers:
             raise ValueError(f"start tier: expected one of {', '.join(tiers)}, got {start!r}")
         if budget_s <= 0:
@@ -91,6 +94,11 @@ class TierPolicy:
         self.up_margin = up_margin
         self.drop_limit = drop_limit
         self.hopeless = hopeless  # this many budgets a frame: step down at once, skipping
+        # the start tier is a guess: its first ``first_frames`` judged frames decide at once
+        # whether it fits (over ``first_margin`` budgets a frame: step down, skipping)
+        self.first_frames = first_frames
+        self.first_margin = first_margin
+        self._first_judged = False
         self.current = start
         self.why = f"start tier, {budget_s * 1000:.0f} ms budget"  # why this tier runs
         self.state = ""  # how it does now, e.g. "21 ms/frame"
@@ -131,9 +139,15 @@ class TierPolicy:
         while self._samples and now - self._samples[0][0] > self.down_after_s:
             self._samples.popleft()
         if len(self._samples) >= self.min_frames:
-            hopeless = self._hopeless(now)
+            hopeless = self._hopeless(now, self.hopeless)
             if hopeless is not None:
                 return hopeless
+        if not self._first_judged and len(self._samples) >= self.first_frames:
+            self._first_judged = True
+            if not self.switches:
+                first = self._hopeless(now, self.first_margin, " at the start")
+                if first is not None:
+                    return first
         if now - self._since < self.down_after_s or len(self._samples) < self.min_frames:
             return None  # not a full window on this tier yet
         # the median: a few slow frames (a hiccup elsewhere) are not a pace; if they keep
@@ -226,16 +240,19 @@ class TierPolicy:
             i += step
         return None
 
-    def _hopeless(self, now: float) -> str | None:
-        """A tier that takes ``hopeless`` budgets a frame or more (a 720p camera on a tier
-        meant for 360p) cannot keep up whatever the load does next: after ``min_frames``
-        frames, step down at once, not after the 2 s window and the 4 s between switches
-        (at 30 fps those would drop most of the first 8 s), and straight to the best lower
-        tier predicted to fit (its multiply-adds against this one's; the lowest if none)."""
+    def _hopeless(self, now: float, budgets: float, when: str = "") -> str | None:
+        """A tier that takes ``budgets`` budgets a frame or more (``hopeless``: a 720p camera
+        on a tier meant for 360p) cannot keep up whatever the load does next: after
+        ``min_frames`` frames, step down at once, not after the 2 s window and the 4 s
+        between switches (at 30 fps those would drop most of the first 8 s), and straight to
+        the best lower tier predicted to fit (its multiply-adds against this one's; the
+        lowest if none).  The start tier is judged so after its first ``first_frames``, at
+        ``first_margin`` budgets: a start tier that does not fit drops frames from the first
+        second, and waiting out the 2 s window cost about 20 of them at 25 fps."""
         pace = statistics.median(s for _, s, _ in self._samples)
         lower = [n for n in self.tiers[self.tiers.index(self.current) + 1:]
                  if n not in self._unavailable]
-        if pace < self.hopeless * self.budget_s or not lower:
+        if pace < budgets * self.budget_s or not lower:
             return None
         base = self.costs.get(self.current)
         if not base or not all(self.costs.get(n) for n in lower):
@@ -246,7 +263,7 @@ class TierPolicy:
         self.measured[self.current] = pace
         over = f"{pace * 1000:.0f} ms/frame over {self.budget_s * 1000:.0f} ms budget"
         self.state = over
-        return self._request(target, f"stepped down from {self.current}: {over}", now)
+        return self._request(target, f"stepped down from {self.current}{when}: {over}", now)
 
     def _ratio(self, upper: str) -> float:
         """How much slower ``upper`` is than the current tier: as measured across a switch

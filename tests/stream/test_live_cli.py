@@ -266,3 +266,25 @@ def test_temporal_key_cannot_switch_off_a_recurrent_model(clip20, tmp_path, monk
     assert seen and all(on for _, on in seen), seen  # the HUD reads controls.temporal
     # every frame after the first got its predecessor's output, before and after the key
     assert engine.prevs[0] is False and all(engine.prevs[1:]), engine.prevs
+
+
+def _x264_subme(path: Path) -> int:
+    """The motion-estimation effort x264 wrote into the stream's settings (its SEI): 2 for
+    veryfast, 6 for fast."""
+    m = re.search(rb"x264 - core .*? subme=(\d+)", path.read_bytes(), re.S)
+    assert m, "no x264 settings in the stream"
+    return int(m[1])
+
+
+def test_a_live_recording_encodes_with_veryfast(clip20, tmp_path, read, monkeypatch, capsys):
+    """A live run shares the cores with the encoder as it goes: x264's veryfast (subme 2), as
+    OBS records; a file job keeps fast (subme 6); --preset has the last word."""
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: IdentityEngine())
+    runs = {"live": ["--realtime"], "file": [], "asked": ["--realtime", "--preset", "fast"]}
+    subme = {}
+    for name, flags in runs.items():
+        out = tmp_path / f"{name}.mp4"
+        assert main([str(clip20.path), str(out), "--sigma", "5", "--quiet", *flags]) == 0
+        assert len(read(out)["frames"]) >= 1
+        subme[name] = _x264_subme(out)
+    assert subme == {"live": 2, "file": 6, "asked": 6}

@@ -34,7 +34,7 @@ def policy(start: str = "base", **kw) -> TierPolicy:
 
 
 def test_steps_down_after_sustained_overload_only():
-    p = policy()
+    p = policy(first_frames=10**6)  # the window's rule alone (the start's: below)
     # 1.5 s over budget: not yet (the window is 2 s)
     t, want, _ = feed(p, 0.062, 1.5)
     assert want is None and p.current == "base"
@@ -220,8 +220,26 @@ def test_hopeless_skips_past_a_tier_predicted_too_slow():
 
 
 def test_under_two_budgets_waits_for_the_window_and_steps_one_tier():
-    p = policy()
+    p = policy(first_frames=10**6)  # the window's rule alone (the start's: below)
     t, want, _ = feed(p, 0.079, 3.0)  # just under 2 budgets
     assert want == "fast" and t >= 2.0
     q = TierPolicy(TIERS, "base", BUDGET)  # costs unknown: one step even when hopeless
     assert feed(q, 0.300, 1.0)[1] == "fast"
+
+
+def test_a_start_tier_that_does_not_fit_steps_down_after_its_first_frames():
+    """The start tier is a guess: 8 judged frames over 1.1 budgets step down at once (not
+    after the 2 s window), to the best tier predicted to fit; within 1.1 budgets, or later
+    in the run, the window decides as before."""
+    p = policy(start="fast")
+    t, want, _ = feed(p, 0.048, 1.0)  # fast at 48 ms against 40: tiny predicted 19 ms
+    assert want == "tiny" and t == pytest.approx(9 / FPS)  # warm-up frame + 8 judged
+    assert p.switches[-1].why == "stepped down from fast at the start: 48 ms/frame over 40 ms budget"
+    q = policy(start="fast")
+    assert feed(q, 0.043, 1.5)[1] is None  # 1.075 budgets: the 2 s window decides
+    assert feed(q, 0.043, 1.0, t0=1.5)[1] == "tiny"
+    r = policy(start="fast")  # judged once, at the start: a later slow spell waits for the
+    t, want, _ = feed(r, 0.030, 1.0)  # window's median (half of its 2 s), not 8 frames
+    assert want is None
+    t, want, _ = feed(r, 0.048, 2.0, t0=t)
+    assert want == "tiny" and t > 1.9 and "at the start" not in r.switches[-1].why
