@@ -180,7 +180,7 @@ def blend(outputs: list[np.ndarray], weights: list[float]) -> np.ndarray:
 
 def run(infer: Infer, frames: np.ndarray, sigma: np.ndarray, mode: str, factor: float = 1.0,
         helper: Infer | None = None, split_sigma: float | np.ndarray | None = None,
-        split_infer: Infer | None = None) -> np.ndarray:
+        split_infer: Infer | None = None, again: Infer | None = None) -> np.ndarray:
     """``infer`` under a resolved mode: ``off`` (the frame as it is) or ``blend`` (the frame's
     output and its split's; with a ``helper`` network, also its split output).  The sub-images
     are told ``factor`` times the frame's level (the helper's: ``LEVEL["net"]`` times); where
@@ -193,8 +193,9 @@ def run(infer: Infer, frames: np.ndarray, sigma: np.ndarray, mode: str, factor: 
     up goes to the 4 x 4 split (``run_deep``, told the same), not run where that is 0.
     ``split_infer``: what denoises the sub-images instead of ``infer`` (the network and the
     Wiener pass after it, where the sub-images' noise is about white), the frame's own pass
-    still ``infer``.  Where the split's level reaches ``AGAIN_RAMP``, the helper (else
-    ``infer``) runs again over the blend, told ``AGAIN``, in ``again_share`` of the output."""
+    still ``infer``.  ``again``: the network that takes a second look over the blend where
+    the split's level reaches ``AGAIN_RAMP`` (told ``AGAIN``, in ``again_share`` of the
+    output; the helper's network, else the model's: ``again_infer``); None: no second look."""
     if mode == "off":
         return infer(frames, sigma)
     if mode != "blend":
@@ -216,10 +217,10 @@ def run(infer: Infer, frames: np.ndarray, sigma: np.ndarray, mode: str, factor: 
         outputs.append(run_deep(sub, frames, own))
         weights.append(1.0 / views - share)
     out = blend(outputs, weights)
-    again = again_share(float(np.mean(own)))
-    if again > 0:  # heavy noise: a second look over the blend (``AGAIN``)
-        second = (helper or infer)(out, np.full_like(level, AGAIN))
-        out = blend([out, second], [1.0 - again, again])
+    look = again_share(float(np.mean(own))) if again is not None else 0.0
+    if look > 0:  # heavy noise: a second look over the blend (``AGAIN``)
+        second = again(out, np.full_like(level, AGAIN))
+        out = blend([out, second], [1.0 - look, look])
     return out
 
 

@@ -137,7 +137,7 @@ def test_a_heavy_split_level_tells_both_splits_and_leaves_the_frame_out() -> Non
     frames = np.full((1, 6, 8, 3), 90, np.uint8)
     main, helper = Recorder(), Recorder()
     out = phase_split.run(main.infer, frames, np.array([9.0], np.float32), "blend", 1.4, helper.infer,
-                          split_sigma=phase_split.FADE[1] + 1)
+                          split_sigma=phase_split.FADE[1] + 1, again=helper.infer)
     assert np.array_equal(out, frames)
     # no full-frame run (it has no share): the 2 x 2 split and the 4 x 4 split, which took
     # its share, each told the split level; the helper's 2 x 2 split, then its second look
@@ -177,8 +177,9 @@ def test_the_deeper_split_takes_the_share_the_frame_gives_up(monkeypatch: pytest
 
 
 def test_heavy_noise_gets_a_second_look_over_the_blend_in_a_rising_share() -> None:
-    """From a split level of AGAIN_RAMP[0] the helper (else the model) runs again over the
-    blend, told AGAIN, and takes a share rising to all of the output at AGAIN_RAMP[1]."""
+    """From a split level of AGAIN_RAMP[0] the network given as ``again`` (the processor's:
+    the helper's, else the model's) runs over the blend, told AGAIN, and takes a share rising
+    to all of the output at AGAIN_RAMP[1]; without one, no second look."""
     frames = np.zeros((1, 6, 8, 3), np.uint8)
 
     def main(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -189,15 +190,16 @@ def test_heavy_noise_gets_a_second_look_over_the_blend_in_a_rising_share() -> No
 
     lo, hi = phase_split.AGAIN_RAMP
     assert phase_split.again_share(lo) == 0.0 and phase_split.again_share(hi) == 1.0
-    def at(level: float, with_helper: bool = True) -> int:
+    def at(level: float, again: object) -> int:
         out = phase_split.run(main, frames, np.array([1.0], np.float32), "blend", 1.0,
-                              helper if with_helper else None, level)
+                              helper, level, again=again)
         assert len(np.unique(out)) == 1
         return int(out.flat[0])
-    assert at(lo) == 100  # light: the blend as it is
-    assert at((lo + hi) / 2) == 60  # half way: half the helper's second look (20)
-    assert at(hi + 5) == 20  # heavy: the second look alone
-    assert at(hi + 5, with_helper=False) == 60  # no helper: the model's own
+    assert at(lo, helper) == 100  # light: the blend as it is
+    assert at((lo + hi) / 2, helper) == 60  # half way: half the helper's second look (20)
+    assert at(hi + 5, helper) == 20  # heavy: the second look alone
+    assert at(hi + 5, main) == 60  # the model's own
+    assert at(hi + 5, None) == 100  # none asked (a live run): the blend
 
 
 def test_coarseness_tells_processed_camera_grain_from_white_noise_and_a_clean_photo() -> None:
@@ -506,3 +508,41 @@ def test_averaged_frames_tell_the_split_the_level_left() -> None:
     told = np.mean([float(level.mean()) for level in splits])
     # three frames' worth at most where all match: 1 / sqrt(3) of the level
     assert 0.55 * want < told < 1.0 * want
+
+
+def test_the_second_look_runs_in_file_jobs_and_not_live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A processor asked for it (a file or image job) runs the second look over the blend of a
+    heavy coarse frame, the full frame told AGAIN; one not asked (a live run) never does; and
+    the session asks for it where the run is not live."""
+    import stream.session
+    from stream.cli import main
+
+    coarse = _camera_like(_photo().astype(np.float32))
+    for look in (True, False):
+        rec = Recorder()
+        _run(Processor(rec, sigma=20.0, coarse="blend", second_look=look), coarse)
+        full = [level for shape, level in rec.calls if shape[1:3] == coarse.shape[:2]]
+        # told 20, the split's level is 28: no share for the frame's own pass
+        assert [float(lv[0]) for lv in full] == ([phase_split.AGAIN] if look else [])
+
+    src, engines = tmp_path / "in", []
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), coarse[..., ::-1])
+
+    class Engine(Recorder):
+        name = "recorder"
+
+        def close(self) -> None:
+            pass
+
+    def open_recorder(opts: object) -> Recorder:
+        engines.append(Engine())
+        return engines[-1]
+    monkeypatch.setattr(stream.session, "open_engine", open_recorder)
+    for flags, look in (([], True), (["--stats"], False)):  # --stats: the live path
+        engines.clear()
+        assert main([str(src), str(tmp_path / f"out{look}") + "/", "--sigma", "20", "--coarse-noise",
+                     "blend", "--temporal", "off", "--wiener", "off", "-q", *flags]) == 0
+        # the model, and the helper the blend opens (the second look's network)
+        full = [float(lv[0]) for e in engines for shape, lv in e.calls if shape[1:3] == coarse.shape[:2]]
+        assert len(engines) == 2 and full == ([phase_split.AGAIN] if look else [])
