@@ -195,7 +195,8 @@ def run(infer: Infer, frames: np.ndarray, sigma: np.ndarray, mode: str, factor: 
     Wiener pass after it, where the sub-images' noise is about white), the frame's own pass
     still ``infer``.  ``again``: the network that takes a second look over the blend where
     the split's level reaches ``AGAIN_RAMP`` (told ``AGAIN``, in ``again_share`` of the
-    output; the helper's network, else the model's: ``again_infer``); None: no second look."""
+    output; the processor gives the helper's network, else the model's, each with the Wiener
+    pass after it where the sub-images have one); None: no second look (a live run)."""
     if mode == "off":
         return infer(frames, sigma)
     if mode != "blend":

@@ -219,7 +219,7 @@ class AVSink(Sink):
         if self.codec.name in ("libx264", "libx265"):
             # a live run (a camera, a stream, --realtime) encodes as it goes, on the cores the
             # denoiser needs: x264's veryfast there, as OBS records (at 640x360 on 2 cores
-            # "fast" took 37 to 40 ms of the 40 a frame has, veryfast 18 to 20)
+            # "fast" took 30 to 40 ms of the 40 a frame has, veryfast 18 to 22)
             live = self.network or bool(getattr(self.source, "live", False))
             options["preset"] = self.preset or (LIVE_PRESET if live else DEFAULT_PRESET)
             if self.network:

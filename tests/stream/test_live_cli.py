@@ -271,7 +271,7 @@ def test_temporal_key_cannot_switch_off_a_recurrent_model(clip20, tmp_path, monk
 def _x264_subme(path: Path) -> int:
     """The motion-estimation effort x264 wrote into the stream's settings (its SEI): 2 for
     veryfast, 6 for fast."""
-    m = re.search(rb"x264 - core .*? subme=(\d+)", path.read_bytes(), re.S)
+    m = re.search(rb"x264 - core .*? subme=(\d+)", path.read_bytes(), re.DOTALL)
     assert m, "no x264 settings in the stream"
     return int(m[1])
 
