@@ -64,17 +64,6 @@ LEVEL = {"net": 1.4}
 # +0.18 / +0.14 / +0.02 dB on the tune half at k = 2 / 4 / 6 over 1.3 throughout).
 # And the frame's own output keeps most of heavy coarse noise, so its share of the blend falls
 # from a third, at a split level of ``FADE[0]``, to none at ``FADE[1]`` (``full_weight``).
-# Heavy coarse noise leaves blotches in flat areas that every view keeps, and a second pass
-# over the blend removes them: the helper (or, without one, the model itself) told ``AGAIN``
-# levels, its output taking the blend's place in a share rising from none at a split level
-# of ``AGAIN_RAMP[0]`` to all of it at ``AGAIN_RAMP[1]`` (``again_share``).  Chosen on the
-# PolyU tune half with its noise scaled 1, 2, 4 and 6 times (in-process, ``fast`` with
-# ``nano`` as the helper, the blended frames): 38.15 / 33.65 / 29.10 / 26.29 dB without,
-# 38.15 / 33.82 / 29.40 / 26.57 with it; a second pass at every level cost the real noise
-# (k = 1, split levels 5 to 10) 0.39 dB, and ``fast`` itself as the second pass gained less
-# than ``nano`` (k = 4, the first 12: +0.25 against +0.27).
-AGAIN = 9.0
-AGAIN_RAMP = (8.0, 14.0)
 KNEE = 8.0
 RAISE = 1.6
 RAISE_HEAVY = 1.3
@@ -110,13 +99,6 @@ def full_weight(level: float, views: int = 3) -> float:
     share (1 / ``views``) up to ``FADE[0]``, none from ``FADE[1]``, linear between."""
     t = min(max((FADE[1] - level) / (FADE[1] - FADE[0]), 0.0), 1.0)
     return t / views
-
-
-def again_share(level: float) -> float:
-    """The share of the second pass over the blend at a split level of ``level``: none up to
-    ``AGAIN_RAMP[0]``, all of it from ``AGAIN_RAMP[1]``, linear between."""
-    lo, hi = AGAIN_RAMP
-    return min(max((level - lo) / (hi - lo), 0.0), 1.0)
 
 
 def helper_for(model: str | None) -> str | None:
@@ -180,7 +162,7 @@ def blend(outputs: list[np.ndarray], weights: list[float]) -> np.ndarray:
 
 def run(infer: Infer, frames: np.ndarray, sigma: np.ndarray, mode: str, factor: float = 1.0,
         helper: Infer | None = None, split_sigma: float | np.ndarray | None = None,
-        split_infer: Infer | None = None, again: Infer | None = None) -> np.ndarray:
+        split_infer: Infer | None = None) -> np.ndarray:
     """``infer`` under a resolved mode: ``off`` (the frame as it is) or ``blend`` (the frame's
     output and its split's; with a ``helper`` network, also its split output).  The sub-images
     are told ``factor`` times the frame's level (the helper's: ``LEVEL["net"]`` times); where
@@ -193,10 +175,7 @@ def run(infer: Infer, frames: np.ndarray, sigma: np.ndarray, mode: str, factor: 
     up goes to the 4 x 4 split (``run_deep``, told the same), not run where that is 0.
     ``split_infer``: what denoises the sub-images instead of ``infer`` (the network and the
     Wiener pass after it, where the sub-images' noise is about white), the frame's own pass
-    still ``infer``.  ``again``: the network that takes a second look over the blend where
-    the split's level reaches ``AGAIN_RAMP`` (told ``AGAIN``, in ``again_share`` of the
-    output; the processor gives the helper's network, else the model's, each with the Wiener
-    pass after it where the sub-images have one); None: no second look (a live run)."""
+    still ``infer``."""
     if mode == "off":
         return infer(frames, sigma)
     if mode != "blend":
@@ -217,12 +196,7 @@ def run(infer: Infer, frames: np.ndarray, sigma: np.ndarray, mode: str, factor: 
     if share < 1.0 / views:  # the deeper split takes the share the frame's own output gave up
         outputs.append(run_deep(sub, frames, own))
         weights.append(1.0 / views - share)
-    out = blend(outputs, weights)
-    look = again_share(float(np.mean(own))) if again is not None else 0.0
-    if look > 0:  # heavy noise: a second look over the blend (``AGAIN``)
-        second = again(out, np.full_like(level, AGAIN))
-        out = blend([out, second], [1.0 - look, look])
-    return out
+    return blend(outputs, weights)
 
 
 def auto_mode(coarseness: float, blending: bool = False) -> str:

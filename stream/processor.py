@@ -162,8 +162,7 @@ class Processor:
                  temporal: Callable[[], TemporalStage] | None = None,
                  estimator: Callable[[np.ndarray], float] | None = None,
                  estimate_every: int = 15, coarse: str = "auto",
-                 coarse_helper: Callable[[], Any] | None = None, wiener: bool = False,
-                 second_look: bool = False) -> None:
+                 coarse_helper: Callable[[], Any] | None = None, wiener: bool = False) -> None:
         from engines import phase_split
 
         if coarse not in phase_split.MODES:
@@ -224,9 +223,6 @@ class Processor:
         # with a measured share; frames it ran on
         self.wiener = wiener and not getattr(engine, "temporal", False)
         self.wiener_frames = 0
-        # heavy coarse noise gets a second network pass over the blend (``phase_split.AGAIN``)
-        # in file and image jobs; live it would cost a pass more where a tier is already short
-        self.second_look = second_look
 
     def split_sigma(self, image: np.ndarray, level: np.ndarray,
                     averaged: np.ndarray | None = None) -> float | np.ndarray | None:
@@ -387,14 +383,9 @@ class Processor:
                     self.wiener_frames += 1
                     if helper is not None:
                         helper = self._split_wiener(helper, getattr(self._helper, "model", None))
-                # heavy noise, where there is time: the helper's network (else the model's)
-                # again over the blend (``phase_split.AGAIN``), with the Wiener pass after it
-                # as the sub-images have it (PolyU tune half at twice its noise, ``fast``:
-                # 33.88 dB with it, 33.79 without)
-                again = (helper or split_infer or self.engine.infer) if self.second_look else None
                 out = phase_split.run(self.engine.infer, image[None], level, mode, self.split_factor,
                                       helper, self.split_sigma(frame.image, level, averaged),
-                                      split_infer, again)[0]
+                                      split_infer)[0]
                 self.coarse_frames += 1
             if getattr(self.engine, "temporal", False):
                 self._prev = out

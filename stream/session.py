@@ -18,7 +18,7 @@ from typing import Any
 from .base import Sink, Source
 from .errors import UserError
 from .live import LiveControls
-from .openers import is_camera_input, is_live_run, open_sink, open_source
+from .openers import is_camera_input, open_sink, open_source
 from .options import DenoiseOptions, RunOptions
 from .pipeline import Pipeline, PipelineResult
 from .processor import TEMPORAL_MODES, Processor, load_temporal
@@ -126,19 +126,17 @@ def wiener_for(options: RunOptions, engine: Any = None) -> bool:
 
 
 def make_processor(denoise: DenoiseOptions, engine: Any, window: bool = False,
-                   wiener: bool = False, second_look: bool = False) -> Processor:
+                   wiener: bool = False) -> Processor:
     """The processing stage for planned options and an open engine; ``window``: it will be run
     through a ``stream.lookahead.LookAhead`` (a file job); ``wiener``: the Wiener pass follows
-    the network (``wiener_for``); ``second_look``: heavy coarse noise gets a second pass over
-    the blend (``engines.phase_split.AGAIN``; file and image jobs)."""
+    the network (``wiener_for``)."""
     estimator = None
     if isinstance(engine, NlfEngine):  # the profile's level, shaped per pixel by the engine
         estimator = nlf_level(load_profile(denoise.profile, denoise.model))
     return Processor(engine, sigma=denoise.sigma, strength=denoise.strength,
                      temporal=load_temporal(denoise.temporal, smoothing_device(engine), window),
                      estimator=estimator, coarse=denoise.coarse,
-                     coarse_helper=coarse_helper(denoise, engine), wiener=wiener,
-                     second_look=second_look)
+                     coarse_helper=coarse_helper(denoise, engine), wiener=wiener)
 
 
 def coarse_helper(denoise: DenoiseOptions, engine: Any = None) -> Callable[[], Any] | None:
@@ -271,8 +269,7 @@ def open_session(options: RunOptions, outputs: tuple[str, ...] | None = None, *,
     try:
         lookahead = lookahead_for(options, denoise, engine)
         processor = make_processor(denoise, engine, window=lookahead > 0,
-                                   wiener=wiener_for(options, engine),
-                                   second_look=not is_live_run(options))
+                                   wiener=wiener_for(options, engine))
     except BaseException:
         if owns_engine:
             engine.close()

@@ -62,8 +62,7 @@ def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, 
     coarse (``engines.phase_split``), the sub-images told ``split_level`` of the ``learned``
     reading (and the frame's PCA reading) where given (an estimated level); with the Wiener
     pass a file job runs (``models.wiener``: after the network on white noise,
-    after the sub-images' on coarse) and its second look over the blend on heavy coarse noise
-    (``phase_split.AGAIN``).  Returns the output and the mode used."""
+    after the sub-images' on coarse).  Returns the output and the mode used."""
     mode = phase_split.auto_mode(coarseness(noisy))
     if mode == "off":
         out = denoise(net, noisy, sigma)
@@ -80,12 +79,9 @@ def denoise_coarse(net: Engine | torch.nn.Module, name: str, noisy: np.ndarray, 
     helper = phase_split.helper_for(name)
     factor = phase_split.level_factor(method_for(name))
     split = None if learned is None else phase_split.split_level(learned, estimate(noisy, "pca"))
-    # a file job's second look over the blend on heavy noise: the helper's network, else the
-    # model's, each with the Wiener pass after it as on the sub-images
-    sub_helper = infer_with(_helper(helper), helper) if helper else None
     return phase_split.run(infer_with(net), noisy[None], np.array([sigma], np.float32), mode, factor,
-                           sub_helper, split, infer_with(net, name),
-                           sub_helper or infer_with(net, name))[0], mode
+                           infer_with(_helper(helper), helper) if helper else None, split,
+                           infer_with(net, name))[0], mode
 
 
 @functools.cache

@@ -137,15 +137,13 @@ def test_a_heavy_split_level_tells_both_splits_and_leaves_the_frame_out() -> Non
     frames = np.full((1, 6, 8, 3), 90, np.uint8)
     main, helper = Recorder(), Recorder()
     out = phase_split.run(main.infer, frames, np.array([9.0], np.float32), "blend", 1.4, helper.infer,
-                          split_sigma=phase_split.FADE[1] + 1, again=helper.infer)
+                          split_sigma=phase_split.FADE[1] + 1)
     assert np.array_equal(out, frames)
     # no full-frame run (it has no share): the 2 x 2 split and the 4 x 4 split, which took
-    # its share, each told the split level; the helper's 2 x 2 split, then its second look
-    # over the blend (heavy: all of the output), told AGAIN
-    assert len(main.calls) == 4 + 16 and len(helper.calls) == 4 + 1
+    # its share, each told the split level; the helper's 2 x 2 split
+    assert len(main.calls) == 4 + 16 and len(helper.calls) == 4
     assert [shape[1:3] for shape, _ in main.calls] == [(3, 4)] * 4 + [(2, 2)] * 16
-    assert all(np.allclose(lv, phase_split.FADE[1] + 1) for _, lv in main.calls + helper.calls[:4])
-    assert helper.calls[-1][0] == frames.shape and np.allclose(helper.calls[-1][1], phase_split.AGAIN)
+    assert all(np.allclose(lv, phase_split.FADE[1] + 1) for _, lv in main.calls + helper.calls)
     main = Recorder()
     phase_split.run(main.infer, frames, np.array([3.0], np.float32), "blend", 1.4, split_sigma=5.0)
     assert len(main.calls) == 5 and np.allclose(main.calls[-1][1], 5.0) and np.allclose(main.calls[0][1], 3.0)
@@ -154,7 +152,7 @@ def test_a_heavy_split_level_tells_both_splits_and_leaves_the_frame_out() -> Non
     assert np.allclose(main.calls[-1][1], 7.0)
 
 
-def test_the_deeper_split_takes_the_share_the_frame_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_deeper_split_takes_the_share_the_frame_gives_up() -> None:
     """Between FADE[0] and FADE[1] all four views run: at the middle the frame's own output
     and the 4 x 4 split have a sixth each, the two 2 x 2 splits a third each."""
     frames = np.zeros((1, 6, 8, 3), np.uint8)
@@ -167,39 +165,12 @@ def test_the_deeper_split_takes_the_share_the_frame_gives_up(monkeypatch: pytest
         return np.full(x.shape, 80, np.uint8)
 
     lo, hi = phase_split.FADE
-    monkeypatch.setattr(phase_split, "AGAIN_RAMP", (1e9, 2e9))  # the views alone (the second look: below)
     out = phase_split.run(main, frames, np.array([1.0], np.float32), "blend", 1.0, helper, (lo + hi) / 2)
     assert np.all(out == round(100 / 6 + 20 / 6 + 50 / 3 + 80 / 3))  # 63
     out = phase_split.run(main, frames, np.array([1.0], np.float32), "blend", 1.0, helper, lo)
     assert np.all(out == round((100 + 50 + 80) / 3))  # light: no deeper split
     out = phase_split.run(main, frames, np.array([1.0], np.float32), "blend", 1.0, None, hi)
     assert np.all(out == 35)  # heavy, no helper: the 2 x 2 and 4 x 4 splits, half each
-
-
-def test_heavy_noise_gets_a_second_look_over_the_blend_in_a_rising_share() -> None:
-    """From a split level of AGAIN_RAMP[0] the network given as ``again`` (the processor's:
-    the helper's, else the model's) runs over the blend, told AGAIN, and takes a share rising
-    to all of the output at AGAIN_RAMP[1]; without one, no second look."""
-    frames = np.zeros((1, 6, 8, 3), np.uint8)
-
-    def main(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        return np.full(x.shape, 60 if np.allclose(sigma, phase_split.AGAIN) else 100, np.uint8)
-
-    def helper(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        return np.full(x.shape, 20 if np.allclose(sigma, phase_split.AGAIN) else 100, np.uint8)
-
-    lo, hi = phase_split.AGAIN_RAMP
-    assert phase_split.again_share(lo) == 0.0 and phase_split.again_share(hi) == 1.0
-    def at(level: float, again: object) -> int:
-        out = phase_split.run(main, frames, np.array([1.0], np.float32), "blend", 1.0,
-                              helper, level, again=again)
-        assert len(np.unique(out)) == 1
-        return int(out.flat[0])
-    assert at(lo, helper) == 100  # light: the blend as it is
-    assert at((lo + hi) / 2, helper) == 60  # half way: half the helper's second look (20)
-    assert at(hi + 5, helper) == 20  # heavy: the second look alone
-    assert at(hi + 5, main) == 60  # the model's own
-    assert at(hi + 5, None) == 100  # none asked (a live run): the blend
 
 
 def test_coarseness_tells_processed_camera_grain_from_white_noise_and_a_clean_photo() -> None:
@@ -256,8 +227,7 @@ def test_processor_tells_the_split_the_level_that_follows_the_learned_reading() 
     from models.estimate import estimate
 
     want = phase_split.split_level(reading, estimate(coarse, "pca")) * 1.5
-    subs = [(shape, level) for shape, level in rec.calls if shape[1:3] != coarse.shape[:2]]
-    assert len(subs) >= 4 and all(np.allclose(level, want, rtol=1e-5) for _, level in subs)
+    assert all(np.allclose(level, want, rtol=1e-5) for _, level in rec.calls[-4:])
     assert auto.split_sigma(coarse, np.array([1.0], np.float32)) == pytest.approx(want)
     assert auto.split_sigma(coarse, np.ones((1, 4, 4), np.float32)) is None  # a level map: as told
 
@@ -270,10 +240,8 @@ def test_processor_tells_the_split_the_level_that_follows_the_learned_reading() 
     own = float(rec.calls[0][1][0])  # the frame itself: its own (PCA) level
     want = phase_split.split_level(estimate(coarse, "net"), estimate(coarse, "pca"))
     assert want >= phase_split.split_level(estimate(coarse, "net"))  # raised towards PCA, or not
-    subs = [(shape, level) for shape, level in rec.calls if shape[1:3] != coarse.shape[:2]]
-    assert len(subs) >= 4 and all(
-        np.allclose(level, max(want, own * phase_split.level_factor("pca")), rtol=1e-5)
-        for _, level in subs)
+    assert all(np.allclose(level, max(want, own * phase_split.level_factor("pca")), rtol=1e-5)
+               for _, level in rec.calls[-4:])
 
 
 def test_the_gate_and_the_splits_pca_level_share_one_reading_per_estimate(
@@ -508,41 +476,3 @@ def test_averaged_frames_tell_the_split_the_level_left() -> None:
     told = np.mean([float(level.mean()) for level in splits])
     # three frames' worth at most where all match: 1 / sqrt(3) of the level
     assert 0.55 * want < told < 1.0 * want
-
-
-def test_the_second_look_runs_in_file_jobs_and_not_live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A processor asked for it (a file or image job) runs the second look over the blend of a
-    heavy coarse frame, the full frame told AGAIN; one not asked (a live run) never does; and
-    the session asks for it where the run is not live."""
-    import stream.session
-    from stream.cli import main
-
-    coarse = _camera_like(_photo().astype(np.float32))
-    for look in (True, False):
-        rec = Recorder()
-        _run(Processor(rec, sigma=20.0, coarse="blend", second_look=look), coarse)
-        full = [level for shape, level in rec.calls if shape[1:3] == coarse.shape[:2]]
-        # told 20, the split's level is 28: no share for the frame's own pass
-        assert [float(lv[0]) for lv in full] == ([phase_split.AGAIN] if look else [])
-
-    src, engines = tmp_path / "in", []
-    src.mkdir()
-    cv2.imwrite(str(src / "a.png"), coarse[..., ::-1])
-
-    class Engine(Recorder):
-        name = "recorder"
-
-        def close(self) -> None:
-            pass
-
-    def open_recorder(opts: object) -> Recorder:
-        engines.append(Engine())
-        return engines[-1]
-    monkeypatch.setattr(stream.session, "open_engine", open_recorder)
-    for flags, look in (([], True), (["--stats"], False)):  # --stats: the live path
-        engines.clear()
-        assert main([str(src), str(tmp_path / f"out{look}") + "/", "--sigma", "20", "--coarse-noise",
-                     "blend", "--temporal", "off", "--wiener", "off", "-q", *flags]) == 0
-        # the model, and the helper the blend opens (the second look's network)
-        full = [float(lv[0]) for e in engines for shape, lv in e.calls if shape[1:3] == coarse.shape[:2]]
-        assert len(engines) == 2 and full == ([phase_split.AGAIN] if look else [])
