@@ -220,8 +220,11 @@ class Processor:
         self.shots = 0  # sequences and scene cuts seen: each got its own noise estimate
         # the Wiener pass (``models.wiener``; ``--wiener``) after the network where the noise
         # reads white, after the phase split's sub-images where it reads coarse, for a model
-        # with a measured share; frames it ran on
-        self.wiener = wiener and not getattr(engine, "temporal", False)
+        # with a measured share (another takes none: no pass, and none counted); frames it ran on
+        from models.wiener import SHARE
+
+        self.wiener = wiener and not getattr(engine, "temporal", False) \
+            and getattr(engine, "model", None) in SHARE
         self.wiener_frames = 0
 
     def split_sigma(self, image: np.ndarray, level: np.ndarray,

@@ -163,3 +163,12 @@ def test_the_processor_runs_it_on_white_noise_only_when_asked() -> None:
     twin = Smoother()
     twin.temporal = True  # type: ignore[misc]
     assert not Processor(twin, sigma=10.0, wiener=True, temporal=None).wiener
+    # a model with no measured share: no pass on either path, and none counted
+    other = Smoother()
+    other.model = "fast-rep"  # type: ignore[misc]
+    for frame_in in (frame, coarse):
+        proc = Processor(other, sigma=10.0, wiener=True)
+        got = proc(frame_in).image
+        assert np.array_equal(got, Processor(other, sigma=10.0)(frame_in).image)
+        assert not proc.wiener and proc.wiener_frames == 0
+    assert proc.coarse_frames == 1  # the coarse frame was split, without the pass
