@@ -20,6 +20,10 @@ standard deviation in the same [0, 1] units: exactly what the denoiser is condit
   what phones and webcams do after that (chroma noise reduction, sharpening, JPEG).  The matrix
   mixes the channels' noise and the gains scale it unevenly, so unlike ``camera`` this noise
   is correlated across colours and coarser in space, as real camera noise is.
+- ``coarse``: Gaussian noise made coarse and colour-correlated directly (a fine and a slower
+  spatial scale, a shared part across the channels, brighter pixels noisier), at levels up to
+  those of phones in low light; a generic stand-in for processed camera noise that takes
+  nothing from any real camera's data.
 """
 from __future__ import annotations
 
@@ -300,6 +304,38 @@ def _isp_one(x: torch.Tensor, cam: IspCamera, gen: torch.Generator) -> torch.Ten
     if cam.sharpen:  # sharpening (unsharp mask) boosts the noise's high frequencies
         n = n + cam.sharpen * (n - _blur(n, 1.2))
     return torch.round((x + n).clamp(0, 1) * 255) / 255
+
+
+COARSE_LEVEL = (2.0, 45.0)  # noise std in 8-bit levels, drawn log-uniform
+COARSE_BLUR = (0.5, 1.4)  # std (px) of the fine scale's blur
+COARSE_SLOW = (2.0, 4.0, 0.6)  # std (px) of the slow scale's blur, and its largest weight
+COARSE_SHARED = (0.3, 0.85)  # share of the variance common to the three channels
+
+
+def coarse(x: torch.Tensor, gen: torch.Generator, jpeg_share: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coarse, colour-correlated noise on clean sRGB ``x`` (B, 3, H, W), CPU, 8-bit rounded;
+    the first ``jpeg_share`` of the batch JPEG'd at one random quality (60..95).  Returns
+    (noisy, map): the map is each image's noise std, as ``camera_isp``'s is."""
+    b, _, h, w = x.shape
+    out = torch.empty_like(x)
+    for i in range(b):
+        u = torch.rand(6, generator=gen).tolist()
+        rho = _lerp(*COARSE_SHARED, u[0])
+        white = torch.randn(4, h, w, generator=gen)
+        n = math.sqrt(1 - rho) * white[:3] + math.sqrt(rho) * white[3:]
+        fine = _blur(n, _lerp(*COARSE_BLUR, u[1]))
+        slow = _blur(n, _lerp(*COARSE_SLOW[:2], u[2]))
+        n = fine / fine.std() + COARSE_SLOW[2] * u[3] * slow / slow.std()
+        lum = x[i].mean(0, keepdim=True)
+        shape = (0.25 + lum).sqrt()  # shot noise: brighter is noisier
+        level = math.exp(_lerp(math.log(COARSE_LEVEL[0]), math.log(COARSE_LEVEL[1]), u[4])) / 255
+        n = n / n.std() * shape / shape.pow(2).mean().sqrt() * level
+        out[i] = torch.round((x[i] + n).clamp(0, 1) * 255) / 255
+    k = round(b * jpeg_share)
+    if k:
+        out[:k] = jpeg(out[:k], int(torch.randint(60, 96, (1,), generator=gen)))
+    std = (out - x).pow(2).mean(dim=(1, 2, 3)).sqrt()
+    return out, std.view(b, 1, 1, 1).expand(b, 1, h, w).contiguous()
 
 
 def camera_isp(

@@ -47,6 +47,7 @@ class NoiseMix:
     low: float = 0.15  # share of the Gaussian sigmas drawn from 0..5 (light noise, clean frames)
     max_sigma: float = 75.0
     real: float = 0.0  # real pairs' noise replayed, scaled (models.noise_bank); needs a bank
+    coarse: float = 0.0  # coarse colour-correlated Gaussian noise (noise.coarse; half JPEG'd)
 
 
 def _sigmas(b: int, mix: NoiseMix, gen: torch.Generator) -> torch.Tensor:
@@ -67,7 +68,8 @@ def noisy_batch(clean: torch.Tensor, mix: NoiseMix, gen: torch.Generator,
     dev = clean.device
     n_clip, n_var, n_cam, n_isp = (round(f * b) for f in (mix.clipped, mix.varying, mix.camera, mix.isp))
     n_real = round(mix.real * b) if bank is not None else 0
-    n_awgn = b - n_clip - n_var - n_cam - n_isp - n_real
+    n_coarse = round(mix.coarse * b)
+    n_awgn = b - n_clip - n_var - n_cam - n_isp - n_real - n_coarse
     sig = _sigmas(b, mix, gen)
     outs, maps = [], []
     s0 = 0
@@ -102,6 +104,10 @@ def noisy_batch(clean: torch.Tensor, mix: NoiseMix, gen: torch.Generator,
         n, m = noise.camera_isp(clean[s0:s0 + n_isp].cpu(), gen)
         outs.append(n.to(dev)), maps.append(m.clamp_max(mix.max_sigma / 255).to(dev))
     s0 += n_isp
+    if n_coarse:
+        n, m = noise.coarse(clean[s0:s0 + n_coarse].cpu(), gen)
+        outs.append(n.to(dev)), maps.append(m.clamp_max(mix.max_sigma / 255).to(dev))
+    s0 += n_coarse
     if n_real:
         n, m = noise_bank.apply(clean[s0:], bank.sample(clean[s0:], gen), gen, max_sigma=mix.max_sigma)
         outs.append(n), maps.append(m)
@@ -116,16 +122,18 @@ def add_mix_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--real", type=float, default=0.2, help="share of each batch with that noise (with --real-noise)")
     p.add_argument("--isp", type=float, default=None,
                    help=f"share of the replayed camera pipeline (default {NoiseMix.isp}, 0.2 with --real-noise)")
+    p.add_argument("--coarse", type=float, default=NoiseMix.coarse,
+                   help="share of coarse colour-correlated Gaussian noise (noise.coarse)")
 
 
 def mix_from_args(args: argparse.Namespace) -> tuple[NoiseMix, NoiseBank | None]:
     """The mix and the bank the options ask for (``args.low`` included)."""
     if args.real_noise is None:
-        return NoiseMix(low=args.low, **({} if args.isp is None else {"isp": args.isp})), None
+        return NoiseMix(low=args.low, coarse=args.coarse, **({} if args.isp is None else {"isp": args.isp})), None
     from .data import pair_paths
 
     bank = NoiseBank.from_pairs(pair_paths(args.real_noise, "tune"))
-    return NoiseMix(low=args.low, real=args.real, isp=0.2 if args.isp is None else args.isp), bank
+    return NoiseMix(low=args.low, real=args.real, coarse=args.coarse, isp=0.2 if args.isp is None else args.isp), bank
 
 
 def bank_metadata(bank: NoiseBank | None, args: argparse.Namespace) -> dict[str, str]:

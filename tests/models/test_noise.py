@@ -119,3 +119,22 @@ def test_noise_level_function_bins() -> None:
     assert len(centres) == 8
     expected = 2 + centres / 64
     assert np.allclose(std, expected, rtol=0.1)
+
+
+def test_coarse_noise_is_coarse_colour_correlated_brighter_where_brighter_and_mapped() -> None:
+    """``noise.coarse``: the map is the noise's std; neighbours and channels are correlated (as
+    processed camera noise is, unlike white noise); bright pixels get more than dark ones."""
+    x = torch.cat([torch.full((1, 3, 96, 192), 0.15), torch.full((1, 3, 96, 192), 0.75)], dim=2)
+    x = x.expand(4, -1, -1, -1).contiguous()
+    noisy, smap = noise.coarse(x, torch.Generator().manual_seed(3), jpeg_share=0.0)
+    d = ((noisy - x) * 255).numpy()
+    assert np.array_equal(noisy * 255, (noisy * 255).round())  # 8-bit values
+    for i in range(4):
+        std = float(np.sqrt((d[i] ** 2).mean()))
+        assert std == pytest.approx(float(smap[i].mean()) * 255, rel=1e-4)
+        assert noise.COARSE_LEVEL[0] * 0.8 < std < noise.COARSE_LEVEL[1] * 1.2
+        c = noise.correlations(d[i].transpose(1, 2, 0))
+        assert c["lag1"] > 0.3 and c["lag2"] > 0.05, c  # white noise: 0
+        assert min(c["rg"], c["rb"], c["gb"]) > 0.2, c
+        assert d[i][:, 96:].std() > 1.3 * d[i][:, :96].std()
+    assert len({round(float(s.mean()) * 255, 1) for s in smap}) == 4  # each image its own level
