@@ -9,13 +9,16 @@ The shipped ``fast`` came from a chain of CPU runs (each listed, with steps and 
 where ``fast-gate3.safetensors`` is the earlier ``fast`` with its gate added open
 (``models.arch.load_compatible(..., gate_bias=3)``).  ``base`` came from H100 runs
 (``python -m models train --model base --device cuda --minutes 6 --out runs/base`` and a
-continuation with ``--init``) and two CPU fine-tunes, the last with real noise replayed:
+continuation with ``--init``) and a CPU fine-tune on the camera-pipeline mix:
 
     python -m models train --model base --device cpu --threads 1 --steps 6000 --batch 16 \
-        --patch 64 --lr 2e-4 --init models/weights/base.safetensors \
-        --real-noise ../shared/data/realnoise/polyu
+        --patch 64 --lr 2e-4 --init models/weights/base.safetensors
 
-(``--real-noise``: the tune half's pairs only, ``models.noise_bank``; see its metadata).
+``--real-noise DIR`` replays the noise of one's own noisy/clean pairs (their tune half only,
+``models.noise_bank``); no shipped weights use it, since the PolyU pairs in ../shared/data
+are for calibrating and evaluating only (a ``base`` fine-tuned on their noise was withdrawn
+on 2026-12-03).  ``--coarse SHARE`` adds synthetic coarse colour-correlated noise
+(``models.noise.coarse``).
 
 On a CPU, run it in the background and resume (the same command continues from
 ``OUT/checkpoint.pt``; ``--steps`` may extend or shorten the schedule).
