@@ -319,7 +319,7 @@ def coarse(x: torch.Tensor, gen: torch.Generator, jpeg_share: float = 0.5) -> tu
     b, _, h, w = x.shape
     out = torch.empty_like(x)
     for i in range(b):
-        u = torch.rand(6, generator=gen).tolist()
+        u = torch.rand(6, generator=gen).tolist()  # u[5] spare: the recorded runs drew six
         rho = _lerp(*COARSE_SHARED, u[0])
         white = torch.randn(4, h, w, generator=gen)
         n = math.sqrt(1 - rho) * white[:3] + math.sqrt(rho) * white[3:]
