@@ -119,9 +119,14 @@ def open_engine(
     check_choice("device", device, DEVICES)
     check_choice("precision", precision, PRECISIONS)
     try:
-        get_spec(model)
+        spec = get_spec(model)
     except ValueError as e:
         raise EngineError(str(e)) from None
+    if spec.half_scale:  # the network's own engine, fed half-size frames
+        from .half_scale import HalfScaleEngine
+
+        return HalfScaleEngine(open_engine(spec.weights_of or model, backend, device, precision, weights,
+                                           **options), model)
     # no weights is no backend's fault: one line, before every backend tries and fails on it
     if weights is None and options.get("net") is None and options.get("onnx_path") is None \
             and not weights_path(model).exists():

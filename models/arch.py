@@ -11,6 +11,7 @@ size works.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -177,6 +178,30 @@ class Yuv420UNet(NoiseMapUNet):
         chroma = F.interpolate(chroma, scale_factor=2, mode="bilinear", align_corners=False)
         out = torch.einsum("ij,bjhw->bihw", RGB.to(x), torch.cat([luma, chroma], 1))
         return out[..., :h, :w]
+
+
+def run_half(net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
+             sigma: torch.Tensor) -> torch.Tensor:
+    """``net`` on the frame's 2 x 2 means, told half the map (white noise keeps half its std
+    there), its output upsampled (bilinear) to the frame's size; H and W even."""
+    y = net(F.avg_pool2d(x, 2), F.avg_pool2d(sigma, 2) * 0.5)
+    return F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class HalfScaleUNet(NoiseMapUNet):
+    """The same network run at half resolution (``run_half``): a quarter of its cost, without
+    the detail finer than two pixels.  A rung below the smallest network for frame sizes the
+    CPU cannot denoise in full at the source's rate (720p live).  Its parameters are the
+    network's own, so it loads that model's weights; the engines run that network on frames
+    OpenCV halves and doubles (``engines.half_scale``), which this computes the same way in
+    torch (the reference, and what counts its multiply-adds)."""
+
+    def forward(
+        self, x: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x, sigma = (F.pad(t, (0, w % 2, 0, h % 2), mode="replicate") for t in (x, sigma))
+        return run_half(super().forward, x, sigma)[..., :h, :w]
 
 
 class FusionUNet(NoiseMapUNet):

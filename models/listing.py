@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':<15}{'tier':<6}{'params':>10}{'GMAC/MP':>9}  {'CBSD68 PSNR sigma 15/25/50 (dB)':<34}trained")
+    print(f"{'model':<15}{'tier':<10}{'params':>10}{'GMAC/MP':>9}  {'CBSD68 PSNR sigma 15/25/50 (dB)':<34}trained")
     for r in rows:
         ps = r["psnr_cbsd68"]
         cells = " / ".join(f"{ps[s]:.2f}" if s in ps else "-" for s in ("15", "25", "50")) if ps else "not measured"
-        print(f"{r['name']:<15}{r['tier']:<6}{r['params']:>10,}{r['gmac_per_mp']:>9.2f}  {cells:<34}{'yes' if r['trained'] else 'NO'}")
+        print(f"{r['name']:<15}{r['tier']:<10}{r['params']:>10,}{r['gmac_per_mp']:>9.2f}  {cells:<34}{'yes' if r['trained'] else 'NO'}")
     return 0
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from .arch import FusionUNet, NoiseMapUNet, UNetConfig, Yuv420UNet, count_macs
+from .arch import FusionUNet, HalfScaleUNet, NoiseMapUNet, UNetConfig, Yuv420UNet, count_macs
 from .errors import UserError
 from .reparam import RepNoiseMapUNet, is_unfolded
 
@@ -36,10 +36,17 @@ class ModelSpec:
     # a recurrent model trained with its previous output warped onto the frame along the
     # optical flow between the noisy frames (``models.align.FlowAligner``), and so run
     aligned: bool = False
+    # the registered model whose weights this one loads (the same parameters run another way)
+    weights_of: str | None = None
 
     @property
     def temporal(self) -> bool:
         return self.config.temporal
+
+    @property
+    def half_scale(self) -> bool:
+        """Run at half resolution (engines open ``weights_of``'s network on half-size frames)."""
+        return self.factory is HalfScaleUNet
 
     def build(self) -> NoiseMapUNet:
         """The training form (for a re-parameterised model, the unfolded one)."""
@@ -88,6 +95,15 @@ register(ModelSpec(
     "straight to the picture q and a per-pixel weight k on the frame (q + k x); for 720p live video "
     "on the slowest CPUs",
     tier="pico",
+))
+register(ModelSpec(
+    "tiny-half",
+    _REGISTRY["tiny"].config,
+    "tiny run at half resolution (2 x 2 means in, bicubic out), with tiny's weights: a quarter "
+    "of its cost, for 720p live video where no full-resolution tier keeps up",
+    tier="tiny-half",
+    factory=HalfScaleUNet,
+    weights_of="tiny",
 ))
 register(ModelSpec(
     "pico-yuv",
@@ -189,9 +205,13 @@ def macs_per_pixel(name: str) -> float:
 
 
 def weights_path(name: str) -> Path:
+    """``<name>.safetensors`` (the weights of the model it runs another way, ``weights_of``),
+    shipped or in ``DENOISE_WEIGHTS_DIR``."""
+    spec = _REGISTRY.get(name)
+    file = f"{spec.weights_of if spec and spec.weights_of else name}.safetensors"
     if os.environ.get(WEIGHTS_ENV):
-        return Path(os.environ[WEIGHTS_ENV]).expanduser() / f"{name}.safetensors"
-    return Path(str(resources.files("models") / "weights" / f"{name}.safetensors"))
+        return Path(os.environ[WEIGHTS_ENV]).expanduser() / file
+    return Path(str(resources.files("models") / "weights" / file))
 
 
 def load_metadata(name: str) -> dict[str, str]:

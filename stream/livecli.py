@@ -172,6 +172,8 @@ def run_live(options: RunOptions) -> int:
         _show_tier(windows, tiers, engine)
     process = LiveProcessor(session.processor, controls, smoothing, session.recurrent,
                             device=smoothing_device(engine), tiers=tiers)
+    if tiers is not None:
+        tiers.probe(process, source.info.height, source.info.width)
 
     def delivered(frame: Frame) -> None:
         stats.add_output(frame)

@@ -86,6 +86,12 @@ def _reading(model: str | None) -> str:
     return method_for(model)
 
 
+def _half_scale(model: str | None) -> bool:
+    from models import get_spec, model_names
+
+    return model in model_names(lab=True) and get_spec(model).half_scale
+
+
 def _learned_available() -> bool:
     from models import estimate_net
 
@@ -170,6 +176,10 @@ class Processor:
         self.engine = engine
         # ``auto`` blends with the phase split where the noise reads coarse (engines.phase_split),
         # read at the estimate's pace; never for a recurrent model (its previous output is not split)
+        # nor for a model run at half resolution (its 2 x 2 means already make coarse noise finer,
+        # and a split would cost it three times over)
+        if _half_scale(getattr(engine, "model", None)):
+            coarse = "off"
         self.coarse = coarse
         self._two_scales = TwoScaleReading()
         self.coarse_reading = AutoSigma(self._two_scales.coarseness, every=estimate_every) \

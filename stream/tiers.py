@@ -29,11 +29,25 @@ from dataclasses import dataclass, replace
 log = logging.getLogger(__name__)
 
 
+# The engine's work a frame pixel outside the network (the frame converted in and out, the
+# buffers around the graph), in the network's multiply-adds: onnxruntime-cpu on the 2-core dev
+# VM took 12 ms a megapixel plus 22 ms per GMAC/MP (``python -m engines bench``: ``pico`` 24.6 ms
+# at 1280x720, ``tiny`` 24.6 at 960x540, 2026-12-03).  Without it the ladder predicted ``pico``
+# at 26 ms a 720p frame from ``fast``'s 150 and stepped to it; it took 41 to 45.
+OVERHEAD_MACS = 550.0
+
+
 @dataclass(frozen=True)
 class Tier:
     model: str  # the registered per-frame model that runs this tier
     tier: str  # its registry tier ("base", "fast", "tiny"...)
     macs: float  # multiply-adds per pixel (models.registry.macs_per_pixel)
+    pixels: float = 1.0  # the share of the frame's pixels its engine handles (a quarter at half scale)
+
+    @property
+    def cost(self) -> float:
+        """Relative time a frame pixel: its multiply-adds and the engine's work around them."""
+        return self.macs + OVERHEAD_MACS * self.pixels
 
 
 def ladder() -> list[Tier]:
@@ -48,8 +62,9 @@ def ladder() -> list[Tier]:
             continue
         if spec.tier not in chosen or name == spec.tier:
             chosen[spec.tier] = name
-    tiers = [Tier(model, tier, macs_per_pixel(model)) for tier, model in chosen.items()]
-    return sorted(tiers, key=lambda t: -t.macs)
+    tiers = [Tier(model, tier, macs_per_pixel(model), 0.25 if get_spec(model).half_scale else 1.0)
+             for tier, model in chosen.items()]
+    return sorted(tiers, key=lambda t: -t.cost)
 
 
 @dataclass(frozen=True)
@@ -138,6 +153,13 @@ class TierPolicy:
         self._last_dropped = dropped
         while self._samples and now - self._samples[0][0] > self.down_after_s:
             self._samples.popleft()
+        if not self.switches and len(self._samples) == 1:
+            # the start tier's first judged frame at twice the hopeless pace: one is enough (a
+            # 720p source on ``fast`` here, 150 ms a frame against 33: the three frames more
+            # cost 0.45 s, 14 frames dropped)
+            far = self._hopeless(now, 2 * self.hopeless, " at the start")
+            if far is not None:
+                return far
         if len(self._samples) >= self.min_frames:
             hopeless = self._hopeless(now, self.hopeless)
             if hopeless is not None:

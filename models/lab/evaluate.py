@@ -360,7 +360,7 @@ def record(report: dict, names: list[str]) -> None:
     from ..registry import weights_path
 
     for name in names:
-        path = weights_path(name).with_suffix(".json")
+        path = weights_path(name).with_name(f"{name}.json")  # a model's own, also where it runs another's weights
         card = json.loads(path.read_text()) if path.exists() else {}
         card.setdefault("cbsd68_psnr", {}).update(
             {s: round(rows[name]["psnr"], 2) for s, rows in report["synthetic"].items()})

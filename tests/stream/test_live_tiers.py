@@ -101,15 +101,18 @@ def test_a_slow_tier_steps_down_between_frames_and_the_stream_goes_on(
     assert second.prevs == [False] * second.calls
     shown, dropped = _stats(err)
     assert shown + dropped == 125
-    # fast ran once on a blank frame while it opened (its warm-up), then on every frame
+    # base was timed twice on a frame of the source's size before the first frame (the
+    # switcher's probe: 60 ms is not the four budgets that switch before the start); fast ran
+    # once on a blank frame while it opened (its warm-up), then on every frame
+    assert first.shapes[:2] == [(1, 48, 64, 3)] * 2
     assert second.shapes[0] == (1, 48, 64, 3) and second.calls > 1
-    assert len(read(out)["frames"]) == shown == first.calls + second.calls - 1
+    assert len(read(out)["frames"]) == shown == first.calls - 2 + second.calls - 1
     line = re.search(r"model tier: (.*)", err)
     assert line, err
     assert re.fullmatch(r"fast \(stepped down from base( at the start)?: \d+ ms/frame over 40 ms budget"
                         r"(; now \d+ ms/frame)?\)", line[1]), line[1]
     assert re.search(r"tier switch: base -> fast asked \d+\.\d s, running \d+\.\d s", err), err
-    assert f"frames per tier: base {first.calls}, fast {second.calls - 1}" in err
+    assert f"frames per tier: base {first.calls - 2}, fast {second.calls - 1}" in err
     assert "model fast, backend fake" in err  # the summary names the tier that ran last
 
 
@@ -163,7 +166,7 @@ def test_a_tier_that_cannot_open_leaves_the_running_one(clip5s, tmp_path, read, 
     err = capsys.readouterr().err
     assert [e.model for e in opened] == ["base"]  # per frame: its twin is not released to auto
     shown, dropped = _stats(err)
-    assert shown + dropped == 125 and opened[0].calls == shown
+    assert shown + dropped == 125 and opened[0].calls == shown + 2  # and the probe's two
     assert "--model auto: fast does not open (no weights for fast); base runs on" in caplog.text
     assert "model tier: base (start tier, 40 ms budget; now " in err
     assert not re.search(r"tier switch: .*, running", err)  # none took over
@@ -205,3 +208,24 @@ def test_a_swap_keeps_the_viewer_s_temporal_choice(viewer_on, planned, recurrent
     assert live.processor is new
     assert (new.temporal_factory is not None) == factory
     assert live.temporal_on == on and controls.temporal == (viewer_on or recurrent)
+
+
+def test_a_start_tier_far_over_budget_is_left_before_the_first_frame(
+        clip5s, tmp_path, read, opened, capsys, monkeypatch):
+    """The probe times the start tier on a frame of the source's size before the source's
+    first frame; at four budgets or more the tier predicted to fit opens then, so no frame is
+    dropped waiting for it (a 720p source on ``fast`` here: 8 to 19 of 300 dropped, from 24
+    to 35 before the probe)."""
+    monkeypatch.setitem(SLOW, "base", 0.2)
+    monkeypatch.setitem(SLOW, "base-temporal", 0.2)
+    out = tmp_path / "out.mkv"
+    assert main([str(clip5s.path), str(out), "--realtime", "--stats", "--codec", "ffv1",
+                 "--model", "auto", "--temporal", "off"]) == 0
+    err = capsys.readouterr().err
+    first, second = opened
+    assert first.model == "base" and first.calls == 2  # the probe's runs only
+    assert first.shapes == [(1, 48, 64, 3)] * 2 and first.closed
+    shown, dropped = _stats(err)
+    assert shown + dropped == 125 and second.calls - 1 == shown  # fast ran every frame
+    assert len(read(out)["frames"]) == shown
+    assert re.search(r"model tier: \S+ \(stepped down from base at the start: 2\d\d ms/frame", err), err

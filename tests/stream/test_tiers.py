@@ -169,21 +169,33 @@ def test_the_ladder_is_the_registry_s_released_tiers_costliest_first():
     assert names[:2] == ["base", "fast"]  # whatever else ships (tiny, nano, pico), it costs less
     assert all(not get_spec(n).temporal and n in model_names() for n in names)
     assert len({t.tier for t in tiers}) == len(tiers)
-    assert [t.macs for t in tiers] == sorted((t.macs for t in tiers), reverse=True)
+    assert [t.cost for t in tiers] == sorted((t.cost for t in tiers), reverse=True)
+
+
+def test_the_ladder_counts_the_engine_s_work_around_the_network():
+    """Predicted from ``fast`` at 150 ms a 720p frame (measured live, 33 ms budget), ``pico``
+    (41 to 45 ms measured) does not fit and ``tiny-half`` (28 to 31) does; by multiply-adds
+    alone ``pico`` read 26 ms and the ladder stepped to it."""
+    cost = {t.model: t.cost for t in ladder()}
+    assert 150 * cost["pico"] / cost["fast"] > 1000 / 30
+    assert 150 * cost["tiny-half"] / cost["fast"] < 1000 / 30 * 0.8
+    p = TierPolicy([t.model for t in ladder()], "fast", 1 / 30, costs=cost)
+    _, want, _ = feed(p, 0.150, 2.0, fps=30)
+    assert want == "tiny-half"
 
 
 def test_a_tier_released_later_joins_the_ladder(monkeypatch):
     """A tier ships as a lab variant until its weights do; released, it takes its place by
-    cost with nothing here to change (``nano`` joined below ``tiny`` that way, and ``pico``
-    below ``nano``)."""
+    cost with nothing here to change (``nano`` joined below ``tiny`` that way, ``pico``
+    below ``nano``, and ``tiny-half`` below ``pico``)."""
     import dataclasses
 
     from models import registry
 
-    assert [t.model for t in ladder()] == ["base", "fast", "tiny", "nano", "pico"]
+    assert [t.model for t in ladder()] == ["base", "fast", "tiny", "nano", "pico", "tiny-half"]
     monkeypatch.setitem(registry._REGISTRY, "pico",
                         dataclasses.replace(registry._REGISTRY["pico"], lab=True))
-    assert [t.model for t in ladder()] == ["base", "fast", "tiny", "nano"]
+    assert [t.model for t in ladder()] == ["base", "fast", "tiny", "nano", "tiny-half"]
 
 
 def test_the_ladder_may_arrive_after_the_first_frames():
@@ -200,13 +212,23 @@ def test_a_hopeless_tier_steps_down_at_once_and_skips_to_what_fits():
     """A tier at 2 budgets a frame or more cannot keep up: after 3 judged frames (not the 2 s
     window) it steps down, straight to the best tier predicted to fit."""
     p = policy()
-    t, want, _ = feed(p, 0.200, 1.0)  # base at 200 ms: tiny predicted 6.4 ms, fast 16 ms
+    t, want, _ = feed(p, 0.120, 1.0)  # base at 120 ms (3 budgets): fast predicted 9.6 ms
     assert want == "fast" and t == pytest.approx(4 / FPS)  # warm-up frame + 3 judged
-    assert p.switches[-1].why == "stepped down from base: 200 ms/frame over 40 ms budget"
+    assert p.switches[-1].why == "stepped down from base: 120 ms/frame over 40 ms budget"
     p.switched(t)
     # fast at 150 ms (a 720p source): tiny predicted 60 ms, over budget, is the lowest
     t, want, _ = feed(p, 0.150, 1.0, t0=t)
     assert want == "tiny" and t == pytest.approx(8 / FPS)  # at once: no 4 s between switches
+
+
+def test_a_start_tier_at_four_budgets_steps_after_its_first_judged_frame():
+    p = policy()
+    t, want, _ = feed(p, 0.200, 1.0)  # base at 200 ms (5 budgets)
+    assert want == "fast" and t == pytest.approx(2 / FPS)  # warm-up frame + 1 judged
+    assert p.switches[-1].why == "stepped down from base at the start: 200 ms/frame over 40 ms budget"
+    p.switched(t)
+    t, want, _ = feed(p, 0.200, 1.0, t0=t)  # once switched, the 3 judged frames again
+    assert want == "tiny" and t == pytest.approx(6 / FPS)
 
 
 def test_hopeless_skips_past_a_tier_predicted_too_slow():
