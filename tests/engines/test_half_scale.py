@@ -9,7 +9,7 @@ import torch
 from engine_helpers import frames
 
 from engines import open_engine
-from engines.half_scale import down, up
+from engines.half_scale import detail, down, up
 from models import create_model
 from models.metrics import psnr
 from models.registry import macs_per_pixel, weights_path
@@ -36,6 +36,20 @@ def test_resizes_are_two_by_two_means_and_bilinear_doubling() -> None:
     assert u.shape == (1, 5, 7, 3) and (u == 200).all()
 
 
+def test_detail_brings_back_edges_and_leaves_noise_out() -> None:
+    """The band the half-size network cannot see: a one-pixel grid of 60 levels stands far out
+    of noise of 10 and comes back nearly whole; the noise alone, from the same frame, does not."""
+    rng = np.random.default_rng(0)
+    low = np.full((64, 64, 3), 100, np.uint8)
+    grid = low.copy()
+    grid[:, ::2] = 160
+    back = detail(grid, low, low, 10.0).astype(int) - low
+    assert np.abs(back - (grid.astype(int) - low)).mean() < 3  # of 30 on average
+    noisy = np.clip(np.rint(low + rng.normal(0, 10, low.shape)), 0, 255).astype(np.uint8)
+    kept = detail(noisy, low, low, 10.0).astype(int) - low
+    assert np.abs(kept).mean() < 0.15 * np.abs(noisy.astype(int) - low).mean()
+
+
 def test_engine_is_the_torch_module_within_rounding_on_odd_sizes() -> None:
     with open_engine("tiny-half", backend="torch", device="cpu") as e:
         assert e.model == "tiny-half" and e.inner.model == "tiny"
@@ -44,8 +58,10 @@ def test_engine_is_the_torch_module_within_rounding_on_odd_sizes() -> None:
             out = e.infer(f, np.array([20.0, 20.0], np.float32))
             ref = _torch_reference(f, 20.0)
             assert out.shape == f.shape
-            assert np.abs(out.astype(int) - ref.astype(int)).max() <= 2
-            assert psnr(out, ref, 255) >= 45
+            # 8-bit grey and means on one side, floats on the other: where the detail's gain
+            # sits at its threshold a pixel may differ by up to 9 levels, most by none
+            assert np.abs(out.astype(int) - ref.astype(int)).mean() <= 0.5
+            assert psnr(out, ref, 255) >= 48
 
 
 def test_onnxruntime_matches_torch_and_takes_a_map() -> None:
@@ -67,21 +83,27 @@ def test_weights_are_tinys_and_it_costs_a_quarter() -> None:
     assert tiers[-1] == "tiny-half" and tiers.index("pico") == len(tiers) - 2
 
 
-def test_denoises_the_sample_about_as_well_as_pico() -> None:
-    """The bundled sample's first 6 frames with white noise of 15 and 30: measured 30.3 / 28.1
-    dB against ``pico``'s 31.0 / 29.0 (``python -m stream.bench --compare``: 30 frames)."""
+def test_denoises_the_sample_between_pico_and_tiny() -> None:
+    """The bundled sample's first 6 frames with white noise of 15 and 30, told the level:
+    measured 31.52 / 28.21 dB against ``pico``'s 30.93 / 29.01 and ``tiny``'s 32.23 / 29.84;
+    without its detail step 30.3 / 28.1 (``python -m stream.bench --compare``, 30 frames).
+    So within 1 dB of ``pico`` and below ``tiny`` at both levels, above ``pico`` where the
+    noise is light enough for the detail to stand out of it."""
     with av.open(SAMPLE) as c:
         clean = np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(6), c.decode(video=0))])
     rng = np.random.default_rng(0)
     with open_engine("tiny-half", backend="torch", device="cpu") as half, \
-            open_engine("pico", backend="torch", device="cpu") as pico:
-        for sigma, floor in ((15.0, 29.8), (30.0, 27.5)):
+            open_engine("pico", backend="torch", device="cpu") as pico, \
+            open_engine("tiny", backend="torch", device="cpu") as tiny:
+        for sigma, floor in ((15.0, 31.3), (30.0, 28.0)):
             noisy = np.clip(np.rint(clean + rng.normal(0, sigma, clean.shape)), 0, 255).astype(np.uint8)
             level = np.full(len(clean), sigma, np.float32)
-            got = np.mean([psnr(o, c, 255) for o, c in zip(half.infer(noisy, level), clean)])
-            ref = np.mean([psnr(o, c, 255) for o, c in zip(pico.infer(noisy, level), clean)])
+            got, p, t = (np.mean([psnr(o, c, 255) for o, c in zip(e.infer(noisy, level), clean)])
+                         for e in (half, pico, tiny))
             assert got >= floor, (sigma, got)
-            assert ref - 1.5 <= got <= ref, (sigma, got, ref)
+            assert p - 1.0 <= got <= t, (sigma, got, p, t)
+            if sigma == 15.0:
+                assert got > p, (got, p)
 
 
 def test_the_processor_never_splits_it() -> None:
