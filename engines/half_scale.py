@@ -46,7 +46,8 @@ def up(a: np.ndarray, h: int, w: int) -> np.ndarray:
 
 def detail(frame: np.ndarray, low: np.ndarray, out: np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
     """``out`` (H, W, 3) uint8 plus the frame's finest brightness detail: the band ``frame -
-    low`` of the grey frame (``low`` = ``up(down(frame))``, uint8), each pixel of it kept in
+    low`` of the grey frame (``low`` = ``up(down(frame))``; both uint8, or float32 in 0..255),
+    each pixel of it kept in
     the share ``1 - noise / energy`` (an empirical Wiener gain), its energy read over
     ``WINDOW`` x ``WINDOW`` pixels against what white noise of ``sigma`` (a number or (H, W))
     leaves in the band; added to the three channels alike.  Where the band holds picture
@@ -79,10 +80,8 @@ class HalfScaleEngine(Engine):
         small = down(frames)
         level = (down(sigma) if sigma.ndim == 3 else sigma) * np.float32(LEVEL)
         run: Any = self.inner.infer if frames.dtype == np.uint8 else self.inner.infer_float
+        low = up(small, h, w)  # first: a float batch may be scaled in place by the engine
         out = up(run(small, level), h, w)
-        if frames.dtype != np.uint8:  # float frames (the evaluation protocol): upsampled as they are
-            return out
-        low = up(small, h, w)
         return np.stack([detail(f, lo, o, sg) for f, lo, o, sg in zip(frames, low, out, sigma)])
 
     def close(self) -> None:
