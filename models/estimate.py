@@ -48,10 +48,10 @@ KEEP_FULL = 0.3  # share of weakest-texture patches used at full resolution
 KEEP_HALF = 0.1  # and at half resolution, where texture is denser
 MIN_PATCHES = 200
 # Frames larger than this (pixels) are read on a mosaic of TILES x TILES tiles spread evenly
-# over them, a quarter of the frame: the reading's whole-frame filters took 33 ms a 720p frame
-# on the dev VM (110 ms beside a live run), every 15 frames, and each such frame was late
-# enough to drop two or three; on the mosaic 9 ms.  Patches across a seam see an edge and are
-# left out with the textured ones.
+# over them, a quarter of the frame: the reading's whole-frame filters took 33 to 38 ms a 720p
+# frame on the dev VM (110 ms beside a live run), every 15 frames, and each such frame was
+# late enough to drop two or three; on the mosaic 11 ms (medians of 20 frames).  Patches
+# across a seam see an edge and are left out with the textured ones.
 SAMPLE_ABOVE = 640 * 480
 TILES = 4
 # half/full reading ratios over which the estimate moves from the full-resolution reading
