@@ -47,10 +47,9 @@ def up(a: np.ndarray, h: int, w: int) -> np.ndarray:
 def detail(frame: np.ndarray, low: np.ndarray, out: np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
     """``out`` (H, W, 3) uint8 plus the frame's finest brightness detail: the band ``frame -
     low`` of the grey frame (``low`` = ``up(down(frame))``; both uint8, or float32 in 0..255),
-    each pixel of it kept in
-    the share ``1 - noise / energy`` (an empirical Wiener gain), its energy read over
-    ``WINDOW`` x ``WINDOW`` pixels against what white noise of ``sigma`` (a number or (H, W))
-    leaves in the band; added to the three channels alike.  Where the band holds picture
+    each pixel of it kept in the share ``1 - noise / energy`` (an empirical Wiener gain), its
+    energy read over ``WINDOW`` x ``WINDOW`` pixels against what white noise of ``sigma`` (a
+    number or (H, W)) leaves in the band; added to the three channels alike.  Where the band holds picture
     (edges, texture above the noise) it comes back; where it holds noise alone, none of it.
     On DAVIS ``bus`` (frames 0-9, white noise, ``tiny-half``): sigma 15 28.89 -> 32.39 dB,
     30 27.13 -> 28.36 (the band of all three channels so: 31.64 / 27.92, for 9 ms a 720p frame

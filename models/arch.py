@@ -207,18 +207,20 @@ def run_half(net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch
     grey = torch.tensor(GREY, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
     band = ((x - up(small)) * grey).sum(dim=1, keepdim=True)
     r = WINDOW // 2
-    energy = F.avg_pool2d(F.pad(band * band, (r, r, r, r), mode="reflect"), WINDOW, stride=1)
+    pad = "reflect" if min(band.shape[-2:]) > r else "replicate"  # reflect: OpenCV's border
+    energy = F.avg_pool2d(F.pad(band * band, (r, r, r, r), mode=pad), WINDOW, stride=1)
     gain = (1 - (HIGH * LUMA * sigma) ** 2 / energy.clamp_min(1e-12)).clamp_min(0)
     return y + band * gain
 
 
 class HalfScaleUNet(NoiseMapUNet):
     """The same network run at half resolution (``run_half``): a quarter of its cost, and the
-    detail finer than two pixels only where it stands out of the noise.  A rung below the smallest network for frame sizes the
-    CPU cannot denoise in full at the source's rate (720p live).  Its parameters are the
-    network's own, so it loads that model's weights; the engines run that network on frames
-    OpenCV halves and doubles (``engines.half_scale``), which this computes the same way in
-    torch (the reference, and what counts its multiply-adds)."""
+    detail finer than two pixels only where it stands out of the noise.  A rung below the
+    smallest network for frame sizes the CPU cannot denoise in full at the source's rate (720p
+    live).  Its parameters are the network's own, so it loads that model's weights; the
+    engines run that network on frames OpenCV halves and doubles (``engines.half_scale``),
+    which this computes the same way in torch (the reference, and what counts its
+    multiply-adds)."""
 
     def forward(
         self, x: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor | None = None

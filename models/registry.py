@@ -99,8 +99,9 @@ register(ModelSpec(
 register(ModelSpec(
     "tiny-half",
     _REGISTRY["tiny"].config,
-    "tiny run at half resolution (2 x 2 means in, bicubic out), with tiny's weights: a quarter "
-    "of its cost, for 720p live video where no full-resolution tier keeps up",
+    "tiny on the frame's 2 x 2 means, upsampled, and the finest brightness detail put back where "
+    "it stands out of the noise; tiny's weights, a quarter of its cost: for 720p live video where "
+    "no full-resolution tier keeps up",
     tier="tiny-half",
     factory=HalfScaleUNet,
     weights_of="tiny",

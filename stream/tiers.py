@@ -1,7 +1,7 @@
 """``--model auto`` on the live path: which model tier keeps up with the source, decided as it runs.
 
 The tiers come from the registry (``models.registry``): one per-frame model per ``tier`` among
-the released models, ordered by their multiply-adds per pixel, most first (``base``, ``fast``,
+the released models, ordered by their cost per pixel (``Tier.cost``), most first (``base``, ``fast``,
 then ``tiny`` once released). ``TierPolicy`` watches the processor's time
 per frame against the source's frame interval (the budget) and the frames the drop-oldest queue
 discarded, and says when to step down or up; it reads no clock of its own, so a test can feed it
@@ -12,12 +12,14 @@ Hysteresis, so it does not oscillate: down only when the last ``down_after_s`` (
 whole were over budget (the median time per frame above the interval, or more than 5 % of the
 frames dropped); up only after ``up_after_s`` (10 s) in which the tier above was predicted to
 fit with a margin (this tier's time times the ratio of the two as measured across a switch
-between them, or of their multiply-adds before they have both run, under 80 % of the budget);
+between them, or of their costs before they have both run, under 80 % of the budget);
 at most one switch per ``min_interval_s`` (4 s); the first frames after a switch (engine
 warm-up) are not judged; and each step up that had to be undone doubles the wait before the
-next.  Two rules act at once instead: a tier at 2 budgets a frame or more (``hopeless``), and
-the start tier, a guess, once after its first 8 judged frames if they took over 1.1 budgets
-(the median); both step straight to the best lower tier predicted to fit.
+next.  Three rules act at once instead: a tier at 2 budgets a frame or more (``hopeless``,
+after 3 judged frames); the start tier, a guess, at 4 budgets after its first judged frame
+(which ``TierSwitcher.probe`` times before the source's first frame); and the start tier once
+after its first 8 judged frames if they took over 1.1 budgets (the median); each steps
+straight to the best lower tier predicted to fit.
 """
 from __future__ import annotations
 
@@ -83,7 +85,7 @@ class TierPolicy:
     """When to step a tier down or up, from per-frame timings (seconds) and the drop count.
 
     ``tiers``: model names, best (slowest) first; ``costs``: their relative cost per pixel
-    (multiply-adds), used to predict a tier's time before it has run; ``budget_s``: the
+    (``Tier.cost``), used to predict a tier's time before it has run; ``budget_s``: the
     source's frame interval. Call ``observe`` after each frame; when it returns a model name,
     open that one and call ``switched`` once it runs (or ``unavailable`` if it cannot).
     """
@@ -267,7 +269,7 @@ class TierPolicy:
         on a tier meant for 360p) cannot keep up whatever the load does next: after
         ``min_frames`` frames, step down at once, not after the 2 s window and the 4 s
         between switches (at 30 fps those would drop most of the first 8 s), and straight to
-        the best lower tier predicted to fit (its multiply-adds against this one's; the
+        the best lower tier predicted to fit (its cost against this one's; the
         lowest if none).  The start tier is judged so after its first ``first_frames``, at
         ``first_margin`` budgets: a start tier that does not fit drops frames from the first
         second, and waiting out the 2 s window cost about 20 of them at 25 fps."""
@@ -289,7 +291,7 @@ class TierPolicy:
 
     def _ratio(self, upper: str) -> float:
         """How much slower ``upper`` is than the current tier: as measured across a switch
-        between the two (under that moment's load), else from their multiply-adds."""
+        between the two (under that moment's load), else from their costs."""
         if (upper, self.current) in self.ratios:
             return self.ratios[(upper, self.current)]
         a, b = self.costs.get(upper), self.costs.get(self.current)

@@ -60,7 +60,9 @@ def test_file_as_live_source_through_the_live_path(clip20, tmp_path, read, monke
     assert s["frames"] + s["dropped"] == 20
     res = read(out)
     assert len(res["frames"]) == s["frames"] and res["size"] == (64, 48)
-    assert len(engine.calls) == s["frames"]
+    # the live default --model auto times its start tier twice before the first frame (the
+    # switcher's probe, told 10 levels), then every frame is denoised once at the level asked
+    assert engine.calls[:2] == [10.0, 10.0] and engine.calls[2:] == [5.0] * s["frames"]
     assert 0.0 < s["p50"] <= s["p90"] < 2000.0  # measured, from capture to written
 
 
