@@ -38,24 +38,23 @@ def down(a: np.ndarray) -> np.ndarray:
 
 
 def up(a: np.ndarray, h: int, w: int) -> np.ndarray:
-    """(B, h', w', 3) -> bilinear at twice the size (half-pixel centres, as ``torch``'s
-    ``interpolate(align_corners=False)``), cropped to (B, h, w, 3)."""
+    """(B, h', w'[, 3]) -> bilinear at twice the size (half-pixel centres, as ``torch``'s
+    ``interpolate(align_corners=False)``), cropped to (B, h, w[, 3])."""
     size = (2 * a.shape[2], 2 * a.shape[1])
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_LINEAR)[:h, :w] for f in a])
 
 
 def detail(frame: np.ndarray, low: np.ndarray, out: np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
-    """``out`` (H, W, 3) uint8 plus the frame's finest brightness detail: the band ``frame -
-    low`` of the grey frame (``low`` = ``up(down(frame))``; both uint8, or float32 in 0..255),
-    each pixel of it kept in the share ``1 - noise / energy`` (an empirical Wiener gain), its
-    energy read over ``WINDOW`` x ``WINDOW`` pixels against what white noise of ``sigma`` (a
-    number or (H, W)) leaves in the band; added to the three channels alike.  Where the band holds picture
-    (edges, texture above the noise) it comes back; where it holds noise alone, none of it.
-    On DAVIS ``bus`` (frames 0-9, white noise, ``tiny-half``): sigma 15 28.89 -> 32.39 dB,
-    30 27.13 -> 28.36 (the band of all three channels so: 31.64 / 27.92, for 9 ms a 720p frame
-    against 5)."""
-    band = cv2.subtract(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), cv2.cvtColor(low, cv2.COLOR_RGB2GRAY),
-                        dtype=cv2.CV_32F)
+    """``out`` (H, W, 3) uint8 plus the frame's finest brightness detail: the band ``grey(frame)
+    - low``, ``low`` being the grey of its 2 x 2 means upsampled ((H, W); uint8, or float32 in
+    0..255 with a float frame), each pixel of it kept in the share ``1 - noise / energy`` (an
+    empirical Wiener gain), its energy read over ``WINDOW`` x ``WINDOW`` pixels against what
+    white noise of ``sigma`` (a number or (H, W)) leaves in the band; added to the three
+    channels alike.  Where the band holds picture (edges, texture above the noise) it comes
+    back; where it holds noise alone, none of it.  On DAVIS ``bus`` (frames 0-9, white noise,
+    ``tiny-half``): sigma 15 28.89 -> 32.39 dB, 30 27.13 -> 28.36 (the band of all three
+    channels so: 31.64 / 27.92, for 9 ms a 720p frame against 5)."""
+    band = cv2.subtract(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), low, dtype=cv2.CV_32F)
     gain = cv2.blur(band * band, (WINDOW, WINDOW))  # the band's energy, worked into the gain in place
     np.maximum(gain, np.float32(1e-6), out=gain)
     np.divide(np.square(np.float32(HIGH * LUMA) * np.asarray(sigma, np.float32)), gain, out=gain)
@@ -79,7 +78,8 @@ class HalfScaleEngine(Engine):
         small = down(frames)
         level = (down(sigma) if sigma.ndim == 3 else sigma) * np.float32(LEVEL)
         run: Any = self.inner.infer if frames.dtype == np.uint8 else self.inner.infer_float
-        low = up(small, h, w)  # first: a float batch may be scaled in place by the engine
+        # first: a float batch may be scaled in place by the engine
+        low = up(np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in small]), h, w)
         out = up(run(small, level), h, w)
         return np.stack([detail(f, lo, o, sg) for f, lo, o, sg in zip(frames, low, out, sigma)])
 

@@ -205,7 +205,7 @@ def run_half(net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch
 
     y = up(net(small, F.avg_pool2d(sigma, 2) * 0.5))
     grey = torch.tensor(GREY, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
-    band = ((x - up(small)) * grey).sum(dim=1, keepdim=True)
+    band = (x * grey).sum(dim=1, keepdim=True) - up((small * grey).sum(dim=1, keepdim=True))
     r = WINDOW // 2
     pad = "reflect" if min(band.shape[-2:]) > r else "replicate"  # reflect: OpenCV's border
     energy = F.avg_pool2d(F.pad(band * band, (r, r, r, r), mode=pad), WINDOW, stride=1)
