@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+# OpenCV before PyAV: a test module that imported av first (collected before
+# tests/stream/test_preview_window.py) left OpenCV's window unable to open under Xvfb
+# ("cannot open the preview window (timed out)"); cv2 loaded first, both work
+import cv2
 import numpy as np
 import pytest
 
@@ -70,7 +74,6 @@ def add_noise(frames: list[np.ndarray], sigma: float, seed: int = 1) -> list[np.
 
 def write_folder(folder: Path, images: list[np.ndarray]) -> None:
     """RGB frames as ``000.png``, ``001.png``... in a new folder."""
-    import cv2
 
     folder.mkdir()
     for i, img in enumerate(images):
@@ -79,7 +82,6 @@ def write_folder(folder: Path, images: list[np.ndarray]) -> None:
 
 def read_folder(folder: Path) -> list[np.ndarray]:
     """A folder's images in name order, RGB."""
-    import cv2
 
     return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.iterdir())]
 
