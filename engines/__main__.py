@@ -45,6 +45,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise EngineError(str(e)) from None
     directory = cache.cache_dir(args.out)
     directory.mkdir(parents=True, exist_ok=True)
+    from models import get_spec
+
+    try:
+        spec = get_spec(args.model)
+    except ValueError as e:
+        raise EngineError(str(e)) from None
+    if spec.half_scale and spec.weights_of:  # its engines run that network on half-size frames
+        print(f"{args.model} runs {spec.weights_of}'s network on half-size frames: building {spec.weights_of}")
+        args.model = spec.weights_of
     if args.force:
         fresh = "fp32" if args.precision == "int8" else args.precision
         onnx = export_onnx(args.model, fresh, onnx_path_for(args.model, fresh, directory))

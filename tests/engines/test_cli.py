@@ -24,6 +24,16 @@ def test_build_onnx_only_then_list(tmp_path, capsys):
     assert onnx[0].name in listing and "fast fp16" in listing
 
 
+def test_build_of_a_half_scale_model_builds_the_network_it_runs(tmp_path, capsys):
+    """``tiny-half``'s engines run ``tiny``'s network on half-size frames: that is what is
+    built (its own graph, with the resizes inside, is never run; exporting it failed)."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    assert main(["build", "--model", "tiny-half", "--onnx-only", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-half runs tiny's network on half-size frames: building tiny" in out
+    assert [p.name.split("-")[0] for p in tmp_path.glob("*.onnx")] == ["tiny"]
+
+
 def test_build_plan_without_tensorrt_is_a_user_error(tmp_path, capsys, monkeypatch):
     try:
         import tensorrt  # noqa: F401
