@@ -17,22 +17,15 @@ import numpy as np
 from models.arch import HIGH, LUMA, WINDOW
 
 from .base import Engine
+from .phase_split import pad_even
 
 # white noise keeps half its std in a 2 x 2 mean
 LEVEL = 0.5
 
 
-def _even(a: np.ndarray) -> np.ndarray:
-    """Edge-pad a (B, H, W[, C]) array to even H and W."""
-    ph, pw = a.shape[1] % 2, a.shape[2] % 2
-    if not ph and not pw:
-        return a
-    return np.pad(a, ((0, 0), (0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 3), mode="edge")
-
-
 def down(a: np.ndarray) -> np.ndarray:
     """(B, H, W[, C]) -> the 2 x 2 means, (B, ceil(H/2), ceil(W/2)[, C]), same dtype."""
-    a = _even(a)
+    a = pad_even(a)
     h, w = a.shape[1] // 2, a.shape[2] // 2
     return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in a])
 

@@ -110,8 +110,9 @@ def helper_for(model: str | None) -> str | None:
     return None if model in (None, HELPER) else HELPER
 
 
-def _even(a: np.ndarray, h: int, w: int) -> np.ndarray:
-    ph, pw = h % 2, w % 2
+def pad_even(a: np.ndarray) -> np.ndarray:
+    """A (B, H, W[, C]) array edge-padded to even H and W (itself where they are)."""
+    ph, pw = a.shape[1] % 2, a.shape[2] % 2
     if not ph and not pw:
         return a
     return np.pad(a, ((0, 0), (0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 3), mode="edge")
@@ -122,11 +123,11 @@ def run_split(infer: Infer, frames: np.ndarray, sigma: np.ndarray, factor: float
     sub-images, each told ``factor`` times ``sigma`` ((B,) or a (B, H, W) map); ``infer``
     denoises a batch at a level and returns uint8.  Returns (B, H, W, 3) uint8."""
     _, h, w, _ = frames.shape
-    x = _even(frames, h, w)
+    x = pad_even(frames)
     sig = np.asarray(sigma, np.float32) * np.float32(factor)
     per_pixel = sig.ndim == 3
     if per_pixel:
-        sig = _even(sig, h, w)
+        sig = pad_even(sig)
     out = np.empty(x.shape, np.uint8)
     for i in (0, 1):
         for j in (0, 1):
