@@ -51,7 +51,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         spec = get_spec(args.model)
     except ValueError as e:
         raise EngineError(str(e)) from None
-    if spec.half_scale and spec.weights_of:  # its engines run that network on half-size frames
+    if spec.half_scale:  # its engines run that network on half-size frames
         print(f"{args.model} runs {spec.weights_of}'s network on half-size frames: building {spec.weights_of}")
         args.model = spec.weights_of
     if args.force:

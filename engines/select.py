@@ -125,7 +125,7 @@ def open_engine(
     if spec.half_scale:  # the network's own engine, fed half-size frames
         from .half_scale import HalfScaleEngine
 
-        return HalfScaleEngine(open_engine(spec.weights_of or model, backend, device, precision, weights,
+        return HalfScaleEngine(open_engine(spec.weights_of, backend, device, precision, weights,
                                            **options), model)
     # no weights is no backend's fault: one line, before every backend tries and fails on it
     if weights is None and options.get("net") is None and options.get("onnx_path") is None \

@@ -48,6 +48,11 @@ class ModelSpec:
         """Run at half resolution (engines open ``weights_of``'s network on half-size frames)."""
         return self.factory is HalfScaleUNet
 
+    def __post_init__(self) -> None:
+        if self.half_scale and not self.weights_of:
+            raise ValueError(f"{self.name}: a model run at half resolution names the model whose "
+                             "network (and weights) it runs: weights_of")
+
     def build(self) -> NoiseMapUNet:
         """The training form (for a re-parameterised model, the unfolded one)."""
         return self.factory(self.config)

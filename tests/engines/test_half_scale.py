@@ -77,6 +77,15 @@ def test_onnxruntime_matches_torch_and_takes_a_map() -> None:
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
+def test_a_half_scale_model_must_name_the_network_it_runs() -> None:
+    import dataclasses
+
+    from models.registry import get_spec
+
+    with pytest.raises(ValueError, match="weights_of"):  # else open_engine would open itself
+        dataclasses.replace(get_spec("tiny-half"), weights_of=None)
+
+
 def test_weights_are_tinys_and_it_costs_a_quarter() -> None:
     assert weights_path("tiny-half") == weights_path("tiny")
     assert macs_per_pixel("tiny-half") == pytest.approx(macs_per_pixel("tiny") / 4, rel=0.01)
