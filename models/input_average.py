@@ -5,12 +5,24 @@ Shared by ``stream.temporal`` (the processor calls it before the engine) and
 """
 from __future__ import annotations
 
+import collections
 import math
 
 import cv2
 import numpy as np
 
-from .still_camera import GUARD, StillParams, cell_scale, motion_score
+from .still_camera import (
+    CAP,
+    GUARD,
+    READINGS,
+    Reading,
+    StillParams,
+    cell_scale,
+    lowest,
+    motion_score,
+    read_differences,
+    test_vars,
+)
 
 
 class InputAverage:
@@ -41,6 +53,8 @@ class InputAverage:
         self.share: np.ndarray | None = None  # (H, W) its noise variance / the frame's
         self.count: np.ndarray | None = None  # (h, w) frames averaged per cell
         self.last_static = 0.0  # share of cells averaged in the last frame
+        # the cells' own noise read at the last frames (``read_differences``)
+        self._readings: collections.deque[Reading] = collections.deque(maxlen=READINGS)
 
     def __call__(self, noisy: np.ndarray, sigma: float,
                  still: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -64,7 +78,10 @@ class InputAverage:
         m = (grid.size - 1) // 2
         robust = float(np.partition(grid, m)[m]) / 0.6745 / math.sqrt(1 + float(share.mean()))
         std = max(min(sigma / k, GUARD * robust), 0.5)
-        z = motion_score(d, (1 + share) * std * std, p.window)
+        # the cells' own reading: the lowest of the last few (a cut is one frame)
+        self._readings.append(lowest([read_differences(d)], math.sqrt(1 + float(share.mean()))))
+        var, grey_var = test_vars(std, lowest(self._readings), CAP * sigma)
+        z = motion_score(d, (1 + share) * var, p.window, (1 + share) * grey_var)
         static = np.clip((z - p.hi) / (p.lo - p.hi), 0, 1)
         static = cv2.erode(static, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REFLECT)
         if float((static == 0).mean()) > p.cut:

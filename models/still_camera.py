@@ -8,8 +8,11 @@ and ``models.lab.eval_video`` (measurement).
 """
 from __future__ import annotations
 
+import collections
 import functools
+import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -54,6 +57,12 @@ FLOW_PAN = 0.5  # px a frame of the median flow vector (smoothed) that reads as 
 # 640x360 frame on the core that also decodes and encodes, and bought nothing there
 RETRY_AFTER = 3
 FLOW_WIDTH = 160  # px: the optical flow's finest level is at least this wide
+# the cells' own noise is read from their differences on a TILES x TILES grid of tiles: the
+# lower quartile of the tiles' robust readings (a moving object raises the tiles it covers)
+TILES = 4
+CAP = 1.3  # ... trusted up to this many times the pixels' level told (``test_vars``)
+SIGNIFICANT = 1.2  # ... and from this many times the white level
+READINGS = 3  # the causal filter takes the lowest of this many frames' readings
 
 
 def cell_scale(h: int, w: int) -> int:
@@ -64,17 +73,80 @@ def cell_scale(h: int, w: int) -> int:
     return 2 * max(1, min(h, w) // 360)
 
 
-def motion_score(d: np.ndarray, noise_var: np.ndarray | float, window: int) -> np.ndarray:
+def motion_score(d: np.ndarray, noise_var: np.ndarray | float, window: int,
+                 grey_var: np.ndarray | float | None = None) -> np.ndarray:
     """Per cell, how far the difference ``d`` (h, w, 3) between new cells and their running
-    average exceeds what noise alone (variance ``noise_var`` per channel) gives: the mean
-    squared difference over ``window`` x ``window`` cells, of the brightness and of the three
-    channels (a change of colour at the same brightness is motion too), the larger of the two,
-    in units of the noise (about 1 where nothing moved)."""
-    dy = cv2.transform(d, GREY)  # (h, w), noise var / 3
+    average exceeds what noise alone (variance ``noise_var`` per channel, ``grey_var`` for
+    their mean: a third of it for noise independent across the channels, the default) gives:
+    the mean squared difference over ``window`` x ``window`` cells, of the brightness and of
+    the three channels (a change of colour at the same brightness is motion too), the larger
+    of the two, in units of the noise (about 1 where nothing moved)."""
+    dy = cv2.transform(d, GREY)  # (h, w)
     d2 = cv2.transform(d * d, _SUM3)  # (h, w), noise var * 3
     box = (window, window)
-    return np.maximum(cv2.blur(dy * dy * 3 / noise_var, box, borderType=cv2.BORDER_REFLECT),
+    if grey_var is None:
+        grey_var = noise_var / 3
+    return np.maximum(cv2.blur(dy * dy / grey_var, box, borderType=cv2.BORDER_REFLECT),
                       cv2.blur(d2 / (3 * noise_var), box, borderType=cv2.BORDER_REFLECT))
+
+
+# a reading of the cells' own noise (std): per channel and of the grey (``read_differences``)
+Reading = tuple[float, float]
+
+
+def read_differences(d: np.ndarray) -> Reading:
+    """The noise std of cell differences ``d`` (h, w, 3), read from them: per tile of a
+    ``TILES`` x ``TILES`` grid a robust reading of every other cell (``_clipped_rms``), the
+    median over the tiles (a moving object raises the tiles it covers), per channel and of the
+    grey."""
+    a = np.abs(d[::2, ::2])
+    ay = np.abs(cv2.transform(d[::2, ::2], GREY))
+    rows = np.linspace(0, a.shape[0], TILES + 1).astype(int)
+    cols = np.linspace(0, a.shape[1], TILES + 1).astype(int)
+    per_channel, per_grey = [], []
+    for r0, r1 in itertools.pairwise(rows):
+        for c0, c1 in itertools.pairwise(cols):
+            if r1 > r0 and c1 > c0:
+                per_channel.append(_clipped_rms(a[r0:r1, c0:c1]))
+                per_grey.append(_clipped_rms(ay[r0:r1, c0:c1]))
+    if not per_channel:
+        return 0.0, 0.0
+    return float(np.median(per_channel)), float(np.median(per_grey))
+
+
+def lowest(readings: Iterable[Reading], scale: float = 1.0) -> Reading:
+    """Each part of ``read_differences``'s readings, the lowest, divided by ``scale``."""
+    return tuple(min(parts) / scale for parts in zip(*readings, strict=True))  # type: ignore[return-value]
+
+
+def _clipped_rms(a: np.ndarray) -> float:
+    """The std of the noise in absolute differences ``a``: their root mean square below 3
+    times the std their median gives (motion stands out above it; noise whose level varies
+    over the tile, with the brightness, has heavier tails than the median sees), corrected for
+    the Gaussian's share above 3 std."""
+    m = float(np.median(a)) / 0.6745
+    kept = a[a < 3 * m]
+    return float(np.sqrt(np.mean(np.square(kept)) / 0.9733)) if kept.size else m
+
+
+def test_vars(white: float, read: Reading | None, cap: float) -> tuple[float, float]:
+    """(per channel, of the grey) noise variance the motion test assumes for cells whose
+    white-noise level is ``white`` (std): where the cells' own reading ``read``
+    (``read_differences``) is higher, but not above ``cap`` (``CAP`` times the pixels' level:
+    a cell's mean cannot be noisier than its pixels, and the level read from a frame of
+    coarse noise is low; a reading above it is motion, a cut), the reading.
+    Real camera noise is coarse (demosaicked, compressed) and its channels correlated, so its
+    cells keep far more of it than white noise of the same level does, and its grey more than
+    a third of the channels' variance; tested against the white level, every cell of a still
+    scene read as moved.  A reading under ``SIGNIFICANT`` times the white level (on both) is
+    the white level: a pan's misfits raise it that much.  (Its lower quartile over the tiles
+    as the evidence instead kept `bikes`' white noise as it was, but lost most of the gain on
+    a still camera's light camera noise, whose level varies with the brightness.)"""
+    c, y = white, white / math.sqrt(3)
+    if read is not None and read[0] <= cap and read[1] <= cap \
+            and (read[0] > SIGNIFICANT * c or read[1] > SIGNIFICANT * y):
+        c, y = max(c, read[0]), max(y, read[1])
+    return c * c, y * y
 
 
 def cells(img: np.ndarray, k: int) -> np.ndarray:
@@ -116,9 +188,14 @@ class StillCameraFilter:
     of those cells; the mean squared difference over 5 x 5 cells, of the brightness and of
     the three channels (a change of colour at the same brightness is motion too; the larger
     of the two counts), in units of what the noise alone gives, says static (<= ``lo``) or
-    moved (>= ``hi``), and moved cells spread to their neighbours.  The denoised frames are
-    then averaged per pixel with the cells' weights: the mean of up to ``long`` denoised
-    frames where nothing changed, the new frame at once where something did (no trails).
+    moved (>= ``hi``), and moved cells spread to their neighbours.  Real camera noise is not
+    white: its cells keep more of it, and their grey more than a third of the channels'
+    variance, so where the cells' own noise, read from the differences (``read_differences``,
+    the lowest of the last ``READINGS`` frames), is clearly above the white level and not
+    above ``CAP`` times the level told, the test assumes the reading (``test_vars``).  The
+    denoised frames are then averaged per pixel with the cells' weights: the mean of up to
+    ``long`` denoised frames where nothing changed, the new frame at once where something did
+    (no trails).
 
     Following the motion: dense optical flow (OpenCV DIS, ultrafast preset) from each frame's
     grey cells to the last one's, on the noisy input (on the denoised frames without one), its
@@ -162,6 +239,7 @@ class StillCameraFilter:
         self.flow_speed = 0.0  # smoothed median length of the flow, px a frame
         self.flow_shift = 0.0  # smoothed length of the median flow vector, px a frame
         self.resets = 0
+        self._readings: collections.deque[Reading] = collections.deque(maxlen=READINGS)
         self.failed = 0  # frames in a row that started over
         self.last_static = 0.0  # share of cells blended in the last frame
         self.last_warped = 0.0  # share of cells that took the warped average
@@ -245,7 +323,8 @@ class StillCameraFilter:
             self.camera_moving = True
             return
         moved = self._follow_camera(grey)
-        z = self._test(g, self.cells, self.count, sigma, white)
+        read = self._read_noise(g, moved, sigma) if white else None
+        z = self._test(g, self.cells, self.count, sigma, white, read=read)
         warped = None
         if moved is not None:
             cells_w, count_w, where, shrink = moved
@@ -261,10 +340,11 @@ class StillCameraFilter:
             # object: a cell takes the warped average only when it fits clearly better there
             wary = still and grey.shape[1] < FLOW_WIDTH
             guard = 1.0 if wary else GUARD
-            z_w = self._test(g, cells_w, count_w, sigma, white, guard=guard)
+            z_w = self._test(g, cells_w, count_w, sigma, white, guard=guard, read=read)
             # whether the flow explains the frame, on equal terms: the warp's interpolation
             # also averages the noise of the running average, which alone lowers z_w
-            z_fair = self._test(g, cells_w, count_w, sigma, white, guard=guard, shrink=shrink)
+            z_fair = self._test(g, cells_w, count_w, sigma, white, guard=guard, shrink=shrink,
+                                read=read)
             better, worse = float((z_fair < z - TIE).mean()), float((z < z_fair - TIE).mean())
             self.flow_explains = better if better > 2 * worse else 0.0
             if self.flow_explains > EXPLAINS:  # much of the frame moved along the flow
@@ -306,11 +386,28 @@ class StillCameraFilter:
                                  borderMode=cv2.BORDER_REPLICATE), pick, self.prev)
         self._pending = (weight, g, grey)
 
+    def _read_noise(self, g: np.ndarray, moved: tuple[np.ndarray, ...] | None,
+                    sigma: float) -> Reading:
+        """The cells' own noise (``read_cell_noise``) from their differences to the running
+        average, and where the camera moved to its warp, the lower of the two (so a pan does
+        not read as noise), per frame of the running average's noise added; the lowest of the
+        last ``READINGS`` frames' (a cut, one frame, does not read as noise); std per channel
+        and of the grey."""
+        assert self.cells is not None and self.count is not None
+        scale = math.sqrt(1 + float((1 / self.count).mean()))
+        read = read_differences(g - self.cells)
+        if moved is not None:
+            read = lowest([read, read_differences(g - moved[0])])
+        self._readings.append(lowest([read], scale))
+        return lowest(self._readings)
+
     def _test(self, g: np.ndarray, cells: np.ndarray, count: np.ndarray, sigma: float,
-              white: bool, guard: float = GUARD, shrink: np.ndarray | float = 1.0) -> np.ndarray:
+              white: bool, guard: float = GUARD, shrink: np.ndarray | float = 1.0,
+              read: Reading | None = None) -> np.ndarray:
         """Per cell, the mean squared difference between the new cells ``g`` and a running
         average of them, over ``window`` x ``window`` cells, in units of what noise alone gives
-        (brightness and colour, the larger)."""
+        (brightness and colour, the larger); ``read``: the cells' own noise read from the
+        frame (``test_vars``), where it is above the white level of ``sigma``."""
         p = self.params
         d = g - cells  # (h, w, 3)
         # the running average's own noise adds to the new frame's (``shrink``: what a warp's
@@ -323,7 +420,8 @@ class StillCameraFilter:
         robust = float(np.partition(grid, k)[k]) / 0.6745 / math.sqrt(float(var_scale.mean()))
         prior = sigma / self.k if white else p.residual * sigma  # white: mean of scale² pixels
         std = max(min(prior, guard * robust), 0.5)
-        return motion_score(d, var_scale * std * std, p.window)
+        var, grey_var = test_vars(std, read, CAP * sigma)
+        return motion_score(d, var_scale * var, p.window, var_scale * grey_var)
 
     def _follow_camera(self, grey: np.ndarray) -> tuple[np.ndarray, ...] | None:
         """The flow between the grey cells of the last two denoised frames; while it says the

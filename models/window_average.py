@@ -24,14 +24,18 @@ import cv2
 import numpy as np
 
 from .still_camera import (
+    CAP,
     GREY,
     GUARD,
     StillParams,
     cell_flow,
     cell_scale,
     cells,
+    lowest,
     motion_score,
     pixel_grid,
+    read_differences,
+    test_vars,
 )
 
 RADIUS = 4  # frames looked at on each side by default (``--lookahead``)
@@ -94,6 +98,41 @@ class WindowAverage:
             self._cache[id(img)] = hit
         return hit[1], hit[2]
 
+    def _compare(self, g: np.ndarray, grey: np.ndarray, other: np.ndarray, k: int,
+                 warped_too: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """A neighbour against the frame (cells ``g``, their ``grey``): the cells' differences
+        as it is, and (``warped_too``) the neighbour warped onto the frame along the optical
+        flow and its cells' differences."""
+        og, ogrey = self._read(other, k)
+        if not warped_too:
+            return og - g, None, None
+        h, w = other.shape[:2]
+        flow = cell_flow(self._dis, grey, ogrey)  # frame(x) ~ other(x + flow(x)), cells
+        where = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+        where *= k
+        where += pixel_grid(h, w)
+        warped = cv2.remap(other, where, None, INTERP, borderMode=cv2.BORDER_REPLICATE)
+        # tested on the warped frame's own cells: a warp of the cells instead scored 0.05 to
+        # 0.1 dB lower on the dev clips' pans
+        return og - g, warped, cells(warped, k) - g
+
+    @staticmethod
+    def _level(sigma: float, k: int,
+               nearest: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]) -> tuple[float, float]:
+        """The noise variance (per channel, of the grey) of one frame's cells that the test
+        assumes, from the differences to its nearest neighbour on each side (``_compare``):
+        white noise of ``sigma``, capped by a robust reading of the first (``--strength 3``
+        does not average across motion); the cells' own reading where it is higher (coarse
+        noise; ``test_vars``), the lowest of the differences, as they are and warped, on
+        either side: neither a pan nor a cut on one side reads as noise."""
+        grid_d = np.abs(nearest[0][0][::3, ::3]).ravel()  # (the frame after it, if any)
+        m = (grid_d.size - 1) // 2
+        robust = float(np.partition(grid_d, m)[m]) / 0.6745 / math.sqrt(2)
+        read = lowest([read_differences(d) for d0, _, d_w in nearest for d in (d0, d_w)
+                       if d is not None], math.sqrt(2))
+        std = max(min(sigma / k, GUARD * robust), 0.5)
+        return test_vars(std, read, CAP * sigma)
+
     def __call__(self, frame: np.ndarray, before: Sequence[np.ndarray], after: Sequence[np.ndarray],
                  sigma: float, warp: int = RADIUS) -> tuple[np.ndarray, np.ndarray | None]:
         """``warp``: neighbours up to this many frames away are also tried along the flow;
@@ -109,38 +148,31 @@ class WindowAverage:
         if min(h, w) < 2 * k or not any(sides):
             return frame, None
         g, grey = self._read(frame, k)
-        grid = pixel_grid(h, w)
         flows = min(grey.shape) >= 16  # big enough for the flow's patches
+        warped_too = flows and warp >= 1
+        # the nearest neighbour on each side, compared first: the level the test assumes
+        nearest = {id(f): (f, self._compare(g, grey, f, k, warped_too))
+                   for f in (next((f for f in side if not same_frame(f, frame)), None)
+                             for side in sides) if f is not None}
+        if not nearest:
+            return frame, None
+        var = self._level(sigma, k, [d for _, d in nearest.values()])
         mean: np.ndarray | None = None  # (H, W, 3) float32, the weighted mean so far
         wsum = np.ones((h, w), np.float32)  # its weights' sum
         w2 = np.ones((h, w), np.float32)  # and their sum of squares
-        std: float | None = None
         for side in sides:
             last = frame
             for distance, other in enumerate(side, 1):
                 if same_frame(other, last):  # a repeated frame: no new noise
                     continue
                 last = other
-                og, ogrey = self._read(other, k)
-                d0 = og - g
-                if std is None:  # the level, capped by a robust reading (nearest neighbour)
-                    grid_d = np.abs(d0[::3, ::3]).ravel()
-                    m = (grid_d.size - 1) // 2
-                    robust = float(np.partition(grid_d, m)[m]) / 0.6745 / math.sqrt(2)
-                    std = max(min(sigma / k, GUARD * robust), 0.5)
-                var = 2 * std * std
-                z = motion_score(d0, var, p.window)
+                hit = nearest.get(id(other))
+                d0, warped, d_w = hit[1] if hit is not None and hit[0] is other else \
+                    self._compare(g, grey, other, k, flows and distance <= warp)
+                z = motion_score(d0, 2 * var[0], p.window, 2 * var[1])
                 taken = other
-                if flows and distance <= warp:
-                    flow = cell_flow(self._dis, grey, ogrey)  # frame(x) ~ other(x + flow(x)), cells
-                    where = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
-                    where *= k
-                    where += grid
-                    warped = cv2.remap(other, where, None, INTERP,
-                                       borderMode=cv2.BORDER_REPLICATE)
-                    # tested on the warped frame's own cells: a warp of the cells instead
-                    # scored 0.05 to 0.1 dB lower on the dev clips' pans
-                    z_w = motion_score(cells(warped, k) - g, var, p.window)
+                if warped is not None and d_w is not None:
+                    z_w = motion_score(d_w, 2 * var[0], p.window, 2 * var[1])
                     better = z_w + ZERO_MARGIN < z  # else the neighbour as it is fits as well
                     if better.all():
                         z, taken = z_w, warped

@@ -72,6 +72,19 @@ def add_noise(frames: list[np.ndarray], sigma: float, seed: int = 1) -> list[np.
             for f in frames]
 
 
+def camera_noise(frames: list[np.ndarray], std: float = 12.0, seed: int = 5) -> list[np.ndarray]:
+    """Coarse, colour-correlated noise as a camera's processing leaves it (demosaicking blurs
+    the grain over a pixel or two, the channels share most of it): fresh every frame, std
+    ``std`` a channel, clipped and rounded to 8 bits."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for f in frames:
+        n = 0.5 * rng.normal(0, 1, f.shape) + rng.normal(0, 1, f.shape[:2])[..., None]
+        n = cv2.GaussianBlur(n.astype(np.float32), (0, 0), 1.2)
+        out.append(np.clip(np.round(f + n / n.std() * std), 0, 255).astype(np.uint8))
+    return out
+
+
 def write_folder(folder: Path, images: list[np.ndarray]) -> None:
     """RGB frames as ``000.png``, ``001.png``... in a new folder."""
 
