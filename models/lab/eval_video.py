@@ -22,6 +22,10 @@ Reported per method: mean PSNR and SSIM against the clean frames (8-bit RGB), an
 mean over frame pairs of mean |(out_t - out_t-1) - (clean_t - clean_t-1)| in 8-bit levels;
 and milliseconds per frame (model + smoothing, on this machine).  With several clips a summary
 gives each method's PSNR gain and flicker ratio against the first model per frame.
+
+``--noise camera-light|camera-heavy`` instead puts each clip through one simulated camera
+(``camera_clip``: real-camera-like noise, coarse and correlated across the channels, JPEG'd)
+and runs only the ``--product`` rows, the level read by the product as a user's run reads it.
 """
 from __future__ import annotations
 
@@ -53,6 +57,36 @@ def add_noise(frames: list[np.ndarray], sigma: float, seed: int) -> list[np.ndar
     rng = np.random.default_rng(seed)
     return [np.clip(np.round(f + rng.normal(0.0, sigma, f.shape)), 0, 255).astype(np.uint8)
             for f in frames]
+
+
+# ``--noise camera-*``: the shot-noise gain (``models.noise``'s raw variance = shot x signal +
+# read) of each camera set: a webcam in dim light, a phone at night
+CAMERA_SHOT = {"light": (0.0004, 0.0012), "heavy": (0.004, 0.012)}
+
+
+def camera_clip(clean: list[np.ndarray], seed: int,
+                level: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(reference, noisy): every frame of ``clean`` through one camera (``models.noise``'s
+    pipeline: raw shot and read noise, demosaicking, colour, tone, drawn once for the clip
+    from ``seed``) with fresh noise, JPEG'd at quality 85 as a webcam's MJPEG; the reference
+    is what that camera gives without noise (its demosaicking and JPEG errors are part of the
+    picture every frame shows, as the mean of a still camera's shots holds them)."""
+    import dataclasses
+
+    from ..noise import camera_isp, sample_isp
+
+    gen = torch.Generator().manual_seed(seed)
+    cam = sample_isp(gen, shot=CAMERA_SHOT[level])
+    quiet = dataclasses.replace(cam, shot=0.0, read=0.0)
+    ref: list[np.ndarray] = []
+    noisy: list[np.ndarray] = []
+    for f in clean:
+        x = torch.from_numpy(f).permute(2, 0, 1).float()[None] / 255
+        for out, c, g in ((noisy, cam, gen), (ref, quiet, torch.Generator().manual_seed(0))):
+            y, _ = camera_isp(x, g, cams=[c], jpeg_share=1.0, quality=85)
+            out.append(np.ascontiguousarray(
+                (y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)))
+    return ref, noisy
 
 
 def flicker(out: list[np.ndarray], clean: list[np.ndarray]) -> float:
@@ -152,17 +186,23 @@ def evaluate(clean: list[np.ndarray], sigma: float, models: list[str], device: t
     return rows
 
 
-def through_product(clean: list[np.ndarray], sigma: float, model: str, modes: list[str],
-                    seed: int = 0, wiener: bool = True) -> list[dict[str, object]]:
+def through_product(clean: list[np.ndarray], sigma: float | None, model: str, modes: list[str],
+                    seed: int = 0, wiener: bool = True,
+                    noisy: list[np.ndarray] | None = None) -> list[dict[str, object]]:
     """The same noisy frames as PNG files through ``python -m stream noisy/ out/ --sigma S
     --model M --temporal MODE`` (a subprocess: ``models`` does not import ``stream``), one row
-    per mode; the time is the whole command's, start-up included."""
+    per mode; the time is the whole command's, start-up included.  ``noisy``: those frames
+    (else white noise of ``sigma`` is added); ``sigma`` None: the level is the product's own
+    reading (``--sigma auto``)."""
     import subprocess
     import tempfile
 
     import cv2
 
-    noisy = add_noise(clean, sigma, seed)
+    if noisy is None:
+        assert sigma is not None
+        noisy = add_noise(clean, sigma, seed)
+    told = [] if sigma is None else ["--sigma", f"{sigma:g}"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "noisy"
@@ -173,7 +213,7 @@ def through_product(clean: list[np.ndarray], sigma: float, model: str, modes: li
             dst = Path(tmp) / f"out-{mode}"
             # ``causal``: ``auto`` without the look-ahead, as a live run has it
             flags = ["--temporal", "auto", "--lookahead", "0"] if mode == "causal" else ["--temporal", mode]
-            cmd = [sys.executable, "-m", "stream", str(src), f"{dst}/", "--sigma", f"{sigma:g}",
+            cmd = [sys.executable, "-m", "stream", str(src), f"{dst}/", *told,
                    "--model", model, *flags, *([] if wiener else ["--wiener", "off"]), "-q", "-y"]
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[2])
@@ -225,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
                           f"comma list of {', '.join(c[0] for c in SUITE)}")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data folder for --suite")
     p.add_argument("--sigma", type=float, default=20.0, help="Gaussian noise std, 0..255")
+    p.add_argument("--noise", choices=("white", *(f"camera-{k}" for k in CAMERA_SHOT)),
+                   default="white",
+                   help="white: Gaussian noise of --sigma, told the level; camera-light or "
+                        "camera-heavy: one simulated camera per clip (a webcam in dim light, a "
+                        "phone at night; JPEG q 85), scored against that camera's noise-free "
+                        "frames, through the product only (--product, default off,auto,causal), "
+                        "the level read by it")
     p.add_argument("--model", default="base", help="per-frame model(s), comma separated")
     p.add_argument("--smoothing", default="auto,light,strong",
                    help="smoothing modes to measure after the per-frame model (comma list, or "
@@ -302,6 +349,19 @@ def main(argv: list[str] | None = None) -> int:
         h, w = clean[0].shape[:2]
         log.info("%d frames %dx%d from %s, sigma %g, device %s", len(clean), w, h, name,
                  args.sigma, dev)
+        if args.noise != "white":  # through the product only, reading the level itself
+            ref, noisy = camera_clip(clean, args.seed, args.noise.split("-")[1])
+            std = float(np.mean([np.std(n.astype(np.float32) - r) for n, r in zip(noisy, ref)]))
+            rows = [score("noisy input", noisy, ref, 0.0)]
+            rows += through_product(ref, None, models[0], (args.product or "off,auto,causal").split(","),
+                                    args.seed, args.wiener == "auto", noisy)
+            results[name] = rows
+            print(f"{name}: {len(clean)} frames {w}x{h}, {args.noise} noise (seed {args.seed}, "
+                  f"std {std:.2f} against the camera's noise-free frames)")
+            print(table(rows))
+            print()
+            report.append({"frames": name, "count": len(clean), "size": [w, h], "rows": rows})
+            continue
         try:
             rows = evaluate(clean, args.sigma, models, torch.device(dev), smoothing,
                             nlm=not args.no_nlm, seed=args.seed, twin_weights=args.temporal_weights,
@@ -327,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         one = report[0] if len(report) == 1 else {}
         args.json.write_text(json.dumps({
-            **one, "sigma": args.sigma, "seed": args.seed, "start": args.start, "device": dev,
+            **one, "noise": args.noise, "sigma": args.sigma, "seed": args.seed, "start": args.start, "device": dev,
             "clips": report,
         }, indent=2))
     return 0

@@ -127,3 +127,37 @@ def test_product_gives_the_measured_numbers(frames_dir, tmp_path):
         got = rows[f"python -m stream --model fast {product}"]
         assert got["psnr"] == pytest.approx(rows[measured]["psnr"], abs=0.05)
         assert got["flicker"] == pytest.approx(rows[measured]["flicker"], rel=0.02)
+
+
+def test_camera_clip_is_seeded_with_a_noise_free_reference():
+    """``--noise camera-*``: one simulated camera per clip, fresh noise each frame (a still
+    scene's two frames differ), the reference that camera without noise (the same for both);
+    the heavy set is noisier than the light one."""
+    from models.lab.eval_video import camera_clip
+
+    clean = moving_scene(1, 48, 32) * 2
+    ref, noisy = camera_clip(clean, 0, "light")
+    ref2, noisy2 = camera_clip(clean, 0, "light")
+    assert all(np.array_equal(a, b) for a, b in zip(noisy + ref, noisy2 + ref2))
+    assert np.array_equal(ref[0], ref[1]) and not np.array_equal(noisy[0], noisy[1])
+    _, heavy = camera_clip(clean, 0, "heavy")
+
+    def std(frames):
+        return float(np.mean([np.std(f.astype(np.float32) - r) for f, r in zip(frames, ref)]))
+
+    assert 1.0 < std(noisy) < std(heavy)
+    assert ref[0].dtype == noisy[0].dtype == np.uint8 and ref[0].shape == clean[0].shape
+
+
+def test_camera_noise_runs_through_the_product(frames_dir, tmp_path):
+    """``--noise camera-light``: the noisy input and one row per ``--product`` mode, the level
+    read by the product (no ``--sigma`` given to it)."""
+    out = tmp_path / "c.json"
+    assert main(["--frames", str(frames_dir), "--model", "fast", "--noise", "camera-light",
+                 "--product", "off,auto", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    methods = [r["method"] for r in res["rows"]]
+    assert methods == ["noisy input", "python -m stream --model fast --temporal off",
+                       "python -m stream --model fast --temporal auto"]
+    assert res["noise"] == "camera-light"
+    assert all(r["psnr"] > res["rows"][0]["psnr"] for r in res["rows"][1:])
