@@ -347,8 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     report = []
     for name, clean in clips.items():
         h, w = clean[0].shape[:2]
-        log.info("%d frames %dx%d from %s, sigma %g, device %s", len(clean), w, h, name,
-                 args.sigma, dev)
+        log.info("%d frames %dx%d from %s, %s, device %s", len(clean), w, h, name,
+                 f"sigma {args.sigma:g}" if args.noise == "white" else f"{args.noise} noise", dev)
         if args.noise != "white":  # through the product only, reading the level itself
             ref, noisy = camera_clip(clean, args.seed, args.noise.split("-")[1])
             std = float(np.mean([np.std(n.astype(np.float32) - r) for n, r in zip(noisy, ref)]))
@@ -382,8 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         print()
         report.append({"frames": name, "count": len(clean), "size": [w, h], "rows": rows})
     if len(results) > 1:
-        print(f"Against {models[0]} per frame (PSNR gain, flicker ratio):")
-        print(summary(results, f"{models[0]} per frame"))
+        baseline = f"{models[0]} per frame" if args.noise == "white" else \
+            f"python -m stream --model {models[0]} --temporal off"
+        print(f"Against {baseline} (PSNR gain, flicker ratio):")
+        print(summary(results, baseline))
     if args.json:
         one = report[0] if len(report) == 1 else {}
         args.json.write_text(json.dumps({
