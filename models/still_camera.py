@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -99,34 +98,36 @@ def read_differences(d: np.ndarray) -> Reading:
     ``TILES`` x ``TILES`` grid a robust reading of every other cell (``_clipped_rms``), the
     median over the tiles (a moving object raises the tiles it covers), per channel and of the
     grey."""
-    a = np.abs(d[::2, ::2])
-    ay = np.abs(cv2.transform(d[::2, ::2], GREY))
-    rows = np.linspace(0, a.shape[0], TILES + 1).astype(int)
-    cols = np.linspace(0, a.shape[1], TILES + 1).astype(int)
-    per_channel, per_grey = [], []
-    for r0, r1 in itertools.pairwise(rows):
-        for c0, c1 in itertools.pairwise(cols):
-            if r1 > r0 and c1 > c0:
-                per_channel.append(_clipped_rms(a[r0:r1, c0:c1]))
-                per_grey.append(_clipped_rms(ay[r0:r1, c0:c1]))
-    if not per_channel:
+    sub = d[::2, ::2]
+    h, w = sub.shape[0] // TILES, sub.shape[1] // TILES
+    if h < 1 or w < 1:
         return 0.0, 0.0
-    return float(np.median(per_channel)), float(np.median(per_grey))
+    sub = sub[:h * TILES, :w * TILES]
+    grey = cv2.transform(np.ascontiguousarray(sub), GREY)
+
+    def per_tile(x: np.ndarray) -> np.ndarray:  # (TILES * TILES, values of one tile)
+        tiles = x.reshape(TILES, h, TILES, w, -1).swapaxes(1, 2)
+        return np.abs(tiles.reshape(TILES * TILES, -1))
+
+    return (float(np.median(_clipped_rms(per_tile(sub)))),
+            float(np.median(_clipped_rms(per_tile(grey)))))
+
+
+def _clipped_rms(a: np.ndarray) -> np.ndarray:
+    """Per row of absolute differences ``a``, the std of the noise in them: their root mean
+    square below 3 times the std their median gives (motion stands out above it; noise whose
+    level varies over the tile, with the brightness, has heavier tails than the median sees),
+    corrected for the Gaussian's share above 3 std."""
+    m = np.median(a, axis=1, keepdims=True) / 0.6745
+    kept = a < 3 * m
+    n = np.maximum(kept.sum(axis=1), 1)
+    rms = np.sqrt((np.square(a) * kept).sum(axis=1) / n / 0.9733)
+    return np.where(kept.any(axis=1), rms, m[:, 0])
 
 
 def lowest(readings: Iterable[Reading], scale: float = 1.0) -> Reading:
     """Each part of ``read_differences``'s readings, the lowest, divided by ``scale``."""
     return tuple(min(parts) / scale for parts in zip(*readings, strict=True))  # type: ignore[return-value]
-
-
-def _clipped_rms(a: np.ndarray) -> float:
-    """The std of the noise in absolute differences ``a``: their root mean square below 3
-    times the std their median gives (motion stands out above it; noise whose level varies
-    over the tile, with the brightness, has heavier tails than the median sees), corrected for
-    the Gaussian's share above 3 std."""
-    m = float(np.median(a)) / 0.6745
-    kept = a[a < 3 * m]
-    return float(np.sqrt(np.mean(np.square(kept)) / 0.9733)) if kept.size else m
 
 
 def test_vars(white: float, read: Reading | None, cap: float) -> tuple[float, float]:
