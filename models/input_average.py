@@ -11,17 +11,12 @@ import math
 import cv2
 import numpy as np
 
+from .cell_noise import CAP, READINGS, Reading, lowest, read_differences, test_vars
 from .still_camera import (
-    CAP,
     GUARD,
-    READINGS,
-    Reading,
     StillParams,
     cell_scale,
-    lowest,
     motion_score,
-    read_differences,
-    test_vars,
 )
 
 

@@ -23,19 +23,16 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from .cell_noise import CAP, lowest, read_differences, test_vars
 from .still_camera import (
-    CAP,
     GREY,
     GUARD,
     StillParams,
     cell_flow,
     cell_scale,
     cells,
-    lowest,
     motion_score,
     pixel_grid,
-    read_differences,
-    test_vars,
 )
 
 RADIUS = 4  # frames looked at on each side by default (``--lookahead``)
