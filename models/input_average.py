@@ -12,12 +12,7 @@ import cv2
 import numpy as np
 
 from .cell_noise import CAP, READINGS, Reading, lowest, read_differences, test_vars
-from .still_camera import (
-    GUARD,
-    StillParams,
-    cell_scale,
-    motion_score,
-)
+from .still_camera import GUARD, StillParams, cell_scale, motion_score
 
 
 class InputAverage:

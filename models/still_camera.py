@@ -256,7 +256,7 @@ class StillCameraFilter:
             self.camera_moving = True
             return
         moved = self._follow_camera(grey)
-        read = self._read_noise(g, moved, sigma) if white else None
+        read = self._read_noise(g, moved) if white else None
         z = self._test(g, self.cells, self.count, sigma, white, read=read)
         warped = None
         if moved is not None:
@@ -319,9 +319,8 @@ class StillCameraFilter:
                                  borderMode=cv2.BORDER_REPLICATE), pick, self.prev)
         self._pending = (weight, g, grey)
 
-    def _read_noise(self, g: np.ndarray, moved: tuple[np.ndarray, ...] | None,
-                    sigma: float) -> Reading:
-        """The cells' own noise (``read_cell_noise``) from their differences to the running
+    def _read_noise(self, g: np.ndarray, moved: tuple[np.ndarray, ...] | None) -> Reading:
+        """The cells' own noise (``read_differences``) from their differences to the running
         average, and where the camera moved to its warp, the lower of the two (so a pan does
         not read as noise), per frame of the running average's noise added; the lowest of the
         last ``READINGS`` frames' (a cut, one frame, does not read as noise); std per channel
