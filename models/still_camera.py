@@ -66,18 +66,16 @@ def cell_scale(h: int, w: int) -> int:
 
 
 def motion_score(d: np.ndarray, noise_var: np.ndarray | float, window: int,
-                 grey_var: np.ndarray | float | None = None) -> np.ndarray:
+                 grey_var: np.ndarray | float) -> np.ndarray:
     """Per cell, how far the difference ``d`` (h, w, 3) between new cells and their running
     average exceeds what noise alone (variance ``noise_var`` per channel, ``grey_var`` for
-    their mean: a third of it for noise independent across the channels, the default) gives:
+    their mean: a third of it for noise independent across the channels; ``test_vars``) gives:
     the mean squared difference over ``window`` x ``window`` cells, of the brightness and of
     the three channels (a change of colour at the same brightness is motion too), the larger
     of the two, in units of the noise (about 1 where nothing moved)."""
     dy = cv2.transform(d, GREY)  # (h, w)
     d2 = cv2.transform(d * d, _SUM3)  # (h, w), noise var * 3
     box = (window, window)
-    if grey_var is None:
-        grey_var = noise_var / 3
     return np.maximum(cv2.blur(dy * dy / grey_var, box, borderType=cv2.BORDER_REFLECT),
                       cv2.blur(d2 / (3 * noise_var), box, borderType=cv2.BORDER_REFLECT))
 

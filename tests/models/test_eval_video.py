@@ -132,7 +132,7 @@ def test_product_gives_the_measured_numbers(frames_dir, tmp_path):
 def test_camera_clip_is_seeded_with_a_noise_free_reference():
     """``--noise camera-*``: one simulated camera per clip, fresh noise each frame (a still
     scene's two frames differ), the reference that camera without noise (the same for both);
-    the heavy set is noisier than the light one."""
+    the light set at a webcam's noise level, the heavy one at a phone's at night."""
     from models.lab.eval_video import camera_clip
 
     clean = moving_scene(1, 48, 32) * 2
@@ -145,7 +145,8 @@ def test_camera_clip_is_seeded_with_a_noise_free_reference():
     def std(frames):
         return float(np.mean([np.std(f.astype(np.float32) - r) for f, r in zip(frames, ref)]))
 
-    assert 1.0 < std(noisy) < std(heavy)
+    # measured: 5.5 and 17.4 (the suite's webcam clips 5.3 to 6.4, its phone clips 15 to 25)
+    assert 4.0 < std(noisy) < 8.0 and 12.0 < std(heavy) < 25.0
     assert ref[0].dtype == noisy[0].dtype == np.uint8 and ref[0].shape == clean[0].shape
 
 
