@@ -74,13 +74,20 @@ class LiveProcessor:
         self.temporal_on = temporal_mode != "off" or recurrent
         self.temporal_available = True
         self.tiers = tiers  # --model auto: times each frame, may swap the processor between
+        self._stepped_off = False  # the ladder, not the viewer, turned the smoothing off
         if recurrent:
             controls.temporal = True
 
-    def swap(self, processor: Any, temporal_mode: str, recurrent: bool, device: str) -> None:
+    def swap(self, processor: Any, temporal_mode: str, recurrent: bool, device: str,
+             stepped_off: bool = False) -> None:
         """Run ``processor`` (a fresh one: a new sequence, so no state crosses but the
         coarse-noise gate, ``Processor.carry_coarse``) from the next frame, keeping the
-        viewer's temporal choice."""
+        viewer's temporal choice.  ``stepped_off``: the ladder's lowest rung, which runs no
+        smoothing, so none is loaded back; the smoothing is back on when a rung above runs."""
+        if stepped_off and self.controls.temporal:
+            self.controls.temporal, self._stepped_off = False, True
+        elif not stepped_off and self._stepped_off:
+            self.controls.temporal, self._stepped_off = True, False
         carry = getattr(processor, "carry_coarse", None)
         if carry is not None and isinstance(self.processor, type(processor)):
             carry(self.processor)

@@ -2,7 +2,8 @@
 
 The tiers come from the registry (``models.registry``): one per-frame model per ``tier`` among
 the released models, ordered by their cost per pixel (``Tier.cost``), most first (``base``, ``fast``,
-then ``tiny`` once released). ``TierPolicy`` watches the processor's time
+then ``tiny`` once released); with ``--temporal auto`` asked, each counts the smoothing's cost
+too and the lowest tier again without it follows (``SMOOTHING_MACS``). ``TierPolicy`` watches the processor's time
 per frame against the source's frame interval (the budget) and the frames the drop-oldest queue
 discarded, and says when to step down or up; it reads no clock of its own, so a test can feed it
 any timings. ``stream.tierswitch.TierSwitcher`` opens the next engine beside the running one and
@@ -19,7 +20,9 @@ next.  Three rules act at once instead: a tier at 2 budgets a frame or more (``h
 after 3 judged frames); the start tier, a guess, at 4 budgets after its first judged frame
 (which ``TierSwitcher.probe`` times before the source's first frame); and the start tier once
 after its first 8 judged frames if they took over 1.1 budgets (the median); each steps
-straight to the best lower tier predicted to fit.
+straight to the best lower tier predicted to fit.  A tier those start rules stepped to was
+chosen by cost, a guess too, and its first 8 judged frames are judged so in their turn (not
+its first frame alone: the smoothing's first averaged frame allocates, 128 ms at 720p).
 """
 from __future__ import annotations
 
@@ -38,6 +41,17 @@ log = logging.getLogger(__name__)
 # at 26 ms a 720p frame from ``fast``'s 150 and stepped to it; it took 41 to 45.
 OVERHEAD_MACS = 550.0
 
+# What the ``--temporal auto`` smoothing costs a frame pixel, counted like ``OVERHEAD_MACS``: live
+# at 720p (``tiny-half``, ``python -m stream X --realtime --stats`` into the window, Xvfb, the
+# 2-core VM, 2026-12-04) the processing took 44 to 61 ms a frame with it and 25 to 27 without
+# (1.7 to 2.4 times; 700 makes it 2.3); at 640x360 (``fast`` into a file, 2026-12-01) 43 against
+# 37 ms (1.16; 700 makes it 1.16).  Below the
+# lowest model, ``auto`` steps down too: the ladder ends with the lowest model again without
+# the smoothing.  ``light`` is no rung: on camera noise it scored exactly ``off`` (``python -m
+# models eval-video --suite --model tiny --noise camera-light --product off,light,causal``:
+# +0.00 dB on all four clips, where the causal ``auto`` gained 0.31 to 2.68).
+SMOOTHING_MACS = 700.0
+
 
 @dataclass(frozen=True)
 class Tier:
@@ -45,16 +59,27 @@ class Tier:
     tier: str  # its registry tier ("base", "fast", "tiny"...)
     macs: float  # multiply-adds per pixel (models.registry.macs_per_pixel)
     pixels: float = 1.0  # the share of the frame's pixels its engine handles (a quarter at half scale)
+    smoothed: bool = False  # the ``auto`` smoothing runs after it (counted in its cost)
+    smoothing: str | None = None  # a rung that runs ``model`` with this ``--temporal`` instead
+
+    @property
+    def name(self) -> str:
+        """What the policy, the HUD and --stats call it: the model, and a rung's smoothing."""
+        return self.model if self.smoothing is None else f"{self.model}, temporal {self.smoothing}"
 
     @property
     def cost(self) -> float:
-        """Relative time a frame pixel: its multiply-adds and the engine's work around them."""
-        return self.macs + OVERHEAD_MACS * self.pixels
+        """Relative time a frame pixel: its multiply-adds, the engine's work around them and
+        the smoothing's after them."""
+        return self.macs + OVERHEAD_MACS * self.pixels + SMOOTHING_MACS * self.smoothed
 
 
-def ladder() -> list[Tier]:
+def ladder(temporal: str | None = None) -> list[Tier]:
     """The registry's tiers, costliest (best) first: per tier, the released per-frame model
-    named like the tier, else the first such model by name."""
+    named like the tier, else the first such model by name.  With ``temporal`` ``auto`` (what
+    the run asked for), each costs its smoothing too, and the lowest tier again without it
+    follows: where even that tier cannot keep up, the smoothing steps down before frames are
+    dropped."""
     from models.registry import get_spec, macs_per_pixel, model_names
 
     chosen: dict[str, str] = {}
@@ -66,7 +91,11 @@ def ladder() -> list[Tier]:
             chosen[spec.tier] = name
     tiers = [Tier(model, tier, macs_per_pixel(model), 0.25 if get_spec(model).half_scale else 1.0)
              for tier, model in chosen.items()]
-    return sorted(tiers, key=lambda t: -t.cost)
+    tiers.sort(key=lambda t: -t.cost)
+    if temporal == "auto" and tiers:
+        tiers = [replace(t, smoothed=True) for t in tiers]
+        tiers.append(replace(tiers[-1], smoothed=False, smoothing="off"))
+    return tiers
 
 
 @dataclass(frozen=True)
@@ -116,6 +145,9 @@ class TierPolicy:
         self.first_frames = first_frames
         self.first_margin = first_margin
         self._first_judged = False
+        # the start tier is a guess, and so is a tier the start rules stepped to (by cost)
+        self._guessing = True
+        self._guess_next = False
         self.current = start
         self.why = f"start tier, {budget_s * 1000:.0f} ms budget"  # why this tier runs
         self.state = ""  # how it does now, e.g. "21 ms/frame"
@@ -168,7 +200,7 @@ class TierPolicy:
                 return hopeless
         if not self._first_judged and len(self._samples) >= self.first_frames:
             self._first_judged = True
-            if not self.switches:
+            if self._guessing:
                 first = self._hopeless(now, self.first_margin, " at the start")
                 if first is not None:
                     return first
@@ -227,6 +259,7 @@ class TierPolicy:
         self._came_from = (self.current, self.measured[self.current]) \
             if self.current in self.measured else None
         self.current, self.why, self.pending = self.pending, switch.why, None
+        self._guessing, self._guess_next, self._first_judged = self._guess_next, False, False
         self.state = ""
         self._reset(now)
 
@@ -287,7 +320,9 @@ class TierPolicy:
         self.measured[self.current] = pace
         over = f"{pace * 1000:.0f} ms/frame over {self.budget_s * 1000:.0f} ms budget"
         self.state = over
-        return self._request(target, f"stepped down from {self.current}{when}: {over}", now)
+        # chosen by cost at the start: a guess too, judged early in its turn
+        return self._request(target, f"stepped down from {self.current}{when}: {over}", now,
+                             guess=bool(when))
 
     def _ratio(self, upper: str) -> float:
         """How much slower ``upper`` is than the current tier: as measured across a switch
@@ -297,8 +332,8 @@ class TierPolicy:
         a, b = self.costs.get(upper), self.costs.get(self.current)
         return a / b if a and b else float("inf")  # unknown cost: never guess upwards
 
-    def _request(self, model: str, why: str, now: float) -> str:
-        self.pending = model
+    def _request(self, model: str, why: str, now: float, guess: bool = False) -> str:
+        self.pending, self._guess_next = model, guess
         down = self.tiers.index(model) > self.tiers.index(self.current)
         self.switches.append(Switch(self.current, model, down, why, now))
         log.info("model tier: %s -> %s (%s)", self.current, model, why)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .options import DenoiseOptions
 from .session import smoothing_device
-from .tiers import TierPolicy, ladder
+from .tiers import Tier, TierPolicy, ladder
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class TierSwitcher:
         self.began = clock()
         # judging starts at once; the tiers to step to come when their costs are counted
         self.policy = TierPolicy([start], start, budget_s)
+        self.rungs: dict[str, Tier] = {}  # the ladder by name, once counted
         self._ready: tuple[Any, ...] | None = None  # from the opener thread
         self._closed = False
         self._lock = threading.Lock()
@@ -58,19 +59,20 @@ class TierSwitcher:
 
     def _load_ladder(self) -> None:
         try:
-            tiers = ladder()
+            tiers = ladder(self.asked.temporal)
         except Exception as exc:  # noqa: BLE001 - auto degrades to a fixed model
             log.warning("--model auto: cannot list the model tiers (%s); %s stays", exc,
                         self.start)
             return
-        names = [t.model for t in tiers]
+        names = [t.name for t in tiers]
         if self.start not in names:
             log.warning("--model auto: %s is not a released tier (%s); it stays", self.start,
                         ", ".join(names))
             return
         log.info("--model auto: tiers %s, starting at %s, budget %.1f ms/frame",
                  " > ".join(names), self.start, self.budget_s * 1000)
-        self.policy.set_ladder(names, {t.model: t.cost for t in tiers})
+        self.rungs = {t.name: t for t in tiers}
+        self.policy.set_ladder(names, {t.name: t.cost for t in tiers})
 
     def probe(self, live: Any, height: int | None, width: int | None) -> None:
         """Before the first frame: time the start tier on a frame of the source's size (its
@@ -85,7 +87,7 @@ class TierSwitcher:
         frame = np.full((1, height, width, 3), 128, np.uint8)
         frame[0, ::2, ::2] = 140  # a little texture: a flat frame may take a shortcut
         level = np.array([10.0], np.float32)
-        for _ in range(2):
+        for _ in range(self.policy.warmup_frames + 1):  # the warm-up run, and one judged
             t0 = self.clock()
             self.session.engine.infer(frame, level)
             want = self.policy.observe(self.clock(), self.clock() - t0, 0)
@@ -105,12 +107,16 @@ class TierSwitcher:
             self._threads.append(opener)
             opener.start()
 
-    def _open(self, model: str) -> None:
+    def _open(self, name: str) -> None:
         from .session import make_processor, open_engine, plan
 
+        rung = self.rungs.get(name)
+        asked = dataclasses.replace(self.asked, model=rung.model if rung is not None else name)
+        if rung is not None and rung.smoothing is not None:  # the smoothing steps down too
+            asked = dataclasses.replace(asked, temporal=rung.smoothing)
         engine = processor = None
         try:
-            planned = plan(dataclasses.replace(self.asked, model=model))
+            planned = plan(asked)
             engine = open_engine(planned)
             # tiers switch live only, where the Wiener pass runs when asked for (``--wiener on``)
             processor = make_processor(planned, engine, wiener=planned.wiener == "on")
@@ -120,7 +126,7 @@ class TierSwitcher:
             if engine is not None:
                 engine.close()
             getattr(processor, "close", lambda: None)()
-            self._ready = ("failed", model, exc)
+            self._ready = ("failed", name, exc)
             return
         with self._lock:
             if self._closed:  # the run ended while it opened
@@ -141,7 +147,8 @@ class TierSwitcher:
         _, planned, engine, processor = ready
         old, old_processor = self.session.engine, self.session.processor
         live.swap(processor, planned.temporal, bool(getattr(engine, "temporal", False)),
-                  smoothing_device(engine))
+                  smoothing_device(engine),
+                  stepped_off=planned.temporal == "off" and self.asked.temporal != "off")
         # the session closes the engine that runs at the end
         self.session.engine, self.session.processor = engine, processor
         self.session.denoise = planned

@@ -210,6 +210,23 @@ def test_a_swap_keeps_the_viewer_s_temporal_choice(viewer_on, planned, recurrent
     assert live.temporal_on == on and controls.temporal == (viewer_on or recurrent)
 
 
+def test_the_ladder_s_smoothing_rungs_turn_it_off_and_back_on_not_the_viewer_s_choice():
+    from stream.live import LiveControls
+    from stream.livecli import LiveProcessor
+
+    controls = LiveControls(temporal=True)
+    live = LiveProcessor(_Processor(True), controls, "auto")
+    live.swap(_Processor(False), "off", False, "cpu", stepped_off=True)
+    assert not live.temporal_on and not controls.temporal  # not loaded back at the next frame
+    live.swap(_Processor(True), "light", False, "cpu")  # a rung above: the smoothing is back
+    assert live.temporal_on and controls.temporal and live.mode == "light"
+    viewer_off = LiveControls(temporal=False)  # the viewer's own off outlasts the rungs
+    live = LiveProcessor(_Processor(False), viewer_off, "off")
+    live.swap(_Processor(False), "off", False, "cpu", stepped_off=True)
+    live.swap(new := _Processor(True), "light", False, "cpu")
+    assert not live.temporal_on and not viewer_off.temporal and new.temporal_factory is None
+
+
 def test_a_start_tier_far_over_budget_is_left_before_the_first_frame(
         clip5s, tmp_path, read, opened, capsys, monkeypatch):
     """The probe times the start tier on a frame of the source's size before the source's
@@ -229,3 +246,36 @@ def test_a_start_tier_far_over_budget_is_left_before_the_first_frame(
     assert shown + dropped == 125 and second.calls - 1 == shown  # fast ran every frame
     assert len(read(out)["frames"]) == shown
     assert re.search(r"model tier: \S+ \(stepped down from base at the start: 2\d\d ms/frame", err), err
+
+
+def test_below_the_lowest_tier_the_smoothing_steps_down_and_stays_off(
+        clip5s, tmp_path, read, opened, capsys, monkeypatch):
+    """The lowest model at 2.5 budgets a frame with the ``auto`` smoothing: the ladder's rung
+    below it runs the same model without the smoothing: its frames are the source's exactly
+    (the fake engine is an identity), the smoothing not loaded back by the viewer's temporal
+    control, and --stats names the rung."""
+    from dataclasses import replace
+
+    import stream.tierswitch
+    from stream.tiers import Tier
+
+    lowest = Tier("fast", "fast", 4000.0)
+    monkeypatch.setattr(stream.tierswitch, "ladder", lambda temporal: [
+        lowest, replace(lowest, smoothing="off")])
+    monkeypatch.setattr(stream.session, "default_model", lambda device: "fast")
+    monkeypatch.setitem(SLOW, "fast", 0.1)
+    out = tmp_path / "out.mkv"
+    assert main([str(clip5s.path), str(out), "--realtime", "--stats", "--codec", "ffv1"]) == 0
+    err = capsys.readouterr().err
+    assert [e.model for e in opened] == ["fast", "fast"]
+    # hopeless after 3 judged frames: off predicted at 50 ms, over budget, but the lowest
+    assert re.search(r"model tier: fast, temporal off \(stepped down from fast: 1\d\d ms/frame "
+                     r"over 40 ms budget", err), err
+    assert "frames per tier: fast 3, fast, temporal off" in err
+    assert "temporal auto" not in err.splitlines()[-1]  # the summary: no smoothing ran last
+    res, src = read(out), read(clip5s.path)
+    by_time = dict(zip(src["times"], src["frames"], strict=True))
+    later = [(t, f) for t, f in zip(res["times"], res["frames"], strict=True) if t > 1.0]
+    assert len(later) > 20 and all(np.array_equal(f, by_time[t]) for t, f in later)
+    first = [f for t, f in zip(res["times"], res["frames"], strict=True)][:3]
+    assert any(not np.array_equal(f, by_time[t]) for t, f in zip(res["times"][:3], first))

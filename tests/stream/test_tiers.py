@@ -265,3 +265,51 @@ def test_a_start_tier_that_does_not_fit_steps_down_after_its_first_frames():
     assert want is None
     t, want, _ = feed(r, 0.048, 2.0, t0=t)
     assert want == "tiny" and t > 1.9 and "at the start" not in r.switches[-1].why
+
+
+def test_a_tier_chosen_by_cost_at_the_start_is_judged_early_too():
+    """The tier the start rules step to is predicted by cost, a guess like the start tier: its
+    first 8 judged frames over 1.1 budgets step on at once (a 720p source here: ``tiny-half``
+    with the ``auto`` smoothing predicted to fit, measured 46 to 61 ms a frame against 33, and
+    the window and the 4 s between switches kept it 4 s); a tier the window stepped to waits
+    for the window.  Its first judged frame alone decides nothing: the smoothing's first
+    averaged frame allocates (128 ms at 720p in-process, 32 to 54 after)."""
+    p = TierPolicy(["fast", "tiny", "nano", "pico"], "fast", BUDGET,
+                   costs={"fast": 4000.0, "tiny": 1600.0, "nano": 800.0, "pico": 400.0})
+    t, want, _ = feed(p, 0.050, 1.0)  # fast at 1.25 budgets: tiny predicted 20 ms
+    assert want == "tiny"
+    p.switched(t)
+    t2, want, _ = feed(p, 0.048, 1.0, t0=t)  # tiny at 1.2 budgets after all
+    assert want == "nano" and t2 - t == pytest.approx(9 / FPS)
+    assert "at the start" in p.switches[-1].why
+    p.switched(t2)  # nano's first judged frame at 4 budgets: not enough, the 3-frame median is
+    t3, want, _ = feed(p, 0.17, 2 / FPS, t0=t2)
+    assert want is None
+    assert feed(p, 0.17, 2 / FPS, t0=t3)[1] == "pico"
+    q = policy(start="fast", first_frames=10**6)  # the window's rule alone
+    t, want, _ = feed(q, 0.048, 3.0)
+    assert want == "tiny" and "at the start" not in q.switches[-1].why
+    q.switched(t)
+    t2, want, _ = feed(q, 0.048, 1.5, t0=t)
+    assert want is None
+
+
+def test_below_the_lowest_model_the_auto_smoothing_steps_down():
+    """With ``--temporal auto`` asked, each tier counts the smoothing's cost and the lowest
+    comes again without it; with any other smoothing asked the ladder ends at the lowest
+    model.  The probe's 720p ``fast`` (156 to 274 ms a frame today, the engine alone) predicts
+    the lowest model with the smoothing over the 33 ms budget (it took 44 to 61 live) and
+    without it within (25 to 27)."""
+    from stream.tiers import SMOOTHING_MACS
+
+    models = ladder()
+    tiers = ladder("auto")
+    assert [t.model for t in tiers] == [t.model for t in models] + [models[-1].model]
+    assert [t.cost for t in tiers[:-1]] == [t.cost + SMOOTHING_MACS for t in models]
+    assert (tiers[-1].smoothing, tiers[-1].cost) == ("off", models[-1].cost)
+    assert tiers[-1].name == f"{models[-1].model}, temporal off"
+    assert [t.cost for t in tiers] == sorted((t.cost for t in tiers), reverse=True)
+    assert ladder("light") == ladder("off") == models
+    p = TierPolicy([t.name for t in tiers], "fast", 1 / 30, costs={t.name: t.cost for t in tiers})
+    _, want, _ = feed(p, 0.200, 1.0, fps=30)
+    assert want == "tiny-half, temporal off"
