@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from . import calibcheck
 from .errors import EXIT_USAGE, UserError, configure_logging
 
 log = logging.getLogger("stream.calibrate")
@@ -256,7 +257,7 @@ def tune_and_save(args: argparse.Namespace, argv: list[str], preview: Any) -> in
         preview.update(force=True, nlf=m.nlf, phase="tuning", done=0, total=args.steps,
                        plot_title=plot_title(args.name, m.kind, m.used, m.nlf), detail="")
     base = create_model(args.model)
-    items = prepare(m.samples, m, estimator_for(args.model))
+    items, held = calibcheck.split(prepare(m.samples, m, estimator_for(args.model)))
     replay, replay_name = replay_images(m)
     cfg = TuneConfig(steps=args.steps)
     bar = None
@@ -281,8 +282,16 @@ def tune_and_save(args: argparse.Namespace, argv: list[str], preview: Any) -> in
             bar.close()
     if preview is not None:
         preview.update(force=True, phase="gains", done=info["steps"])
-    measured = {**gains(base, tuned, items), **forgetting(base, tuned)}
+    measured = {**gains(base, tuned, items), **forgetting(base, tuned),
+                **calibcheck.check(args.model, {"base": base, "tuned": tuned}, held)}
     noise_map = "nlf" if measured["seen_tuned_nlf"] > measured["seen_tuned_estimate"] else "estimate"
+    kept = not held or measured["check_tuned"] > measured["check_base"]
+    if not kept:  # the tune did not help on what it never saw: the profile runs the original
+        noise_map, tuned = "estimate", base
+        log.warning("the tuned %s scored %.2f dB on %d held-out sample(s) against the original's "
+                    "%.2f: the profile keeps the original weights and the blind noise reading",
+                    args.model, measured["check_tuned"], len(held), measured["check_base"])
+    measured["tuned_kept"] = float(kept)
     base_hash = file_hash(weights_path(args.model))
     profile = Profile(
         name=args.name, model=args.model, base_hash=base_hash, source=m.source, kind=m.kind,
@@ -307,7 +316,9 @@ def tune_and_save(args: argparse.Namespace, argv: list[str], preview: Any) -> in
               + ", ".join(f"{k} {v:.2f}" for k, v in measured.items()) + f" -> {folder}")
     if preview is not None:
         seen = f"seen {measured['seen_base']:.2f} -> {measured['seen_tuned_' + noise_map]:.2f} dB"
-        preview.finish(f"saved ({seen}); q closes")
+        if held:
+            seen += f", held out {measured['check_base']:.2f} -> {measured['check_tuned']:.2f}"
+        preview.finish(f"saved ({seen}{'' if kept else ', original weights kept'}); q closes")
     return 0
 
 
@@ -326,6 +337,9 @@ def profiles_main(argv: list[str]) -> int:
         g = p.gains
         seen = (f"seen {g.get('seen_base', float('nan')):.2f} -> "
                 f"{g.get('seen_tuned_' + p.noise_map, float('nan')):.2f} dB") if g else "no gains"
+        if "check_base" in g:
+            seen += (f", held out {g['check_base']:.2f} -> {g['check_tuned']:.2f} dB"
+                     + ("" if g.get("tuned_kept", 1.0) else " (original weights kept)"))
         size = f", {p.size[0]}x{p.size[1]}" if p.size else ""
         print(f"{p.name}\t{p.model}\t{p.kind} ({p.used}{size})\tlevel {p.nlf.level():.2f}\t"
               f"map {p.noise_map}\t{seen}\t{p.source}")
