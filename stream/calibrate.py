@@ -163,7 +163,8 @@ def measure(args: argparse.Namespace, preview: Any = None):  # -> models.calibra
     return measure_clip(frames, args.source, min_len=max(8, int(rate * 0.5)))
 
 
-def print_measurement(m, out=sys.stdout) -> None:
+def print_measurement(m, out=None) -> None:
+    out = out if out is not None else sys.stdout  # the stream of now, not of the import's time
     nlf = m.nlf
     print(f"noise of {m.source} ({m.kind}, {m.used} used; {'; '.join(m.notes) or 'all pixels'}):",
           file=out)
