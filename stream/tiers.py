@@ -3,10 +3,10 @@
 The tiers come from the registry (``models.registry``): one per-frame model per ``tier`` among
 the released models, ordered by their cost per pixel (``Tier.cost``), most first (``base``, ``fast``,
 then ``tiny`` once released); with ``--temporal auto`` asked, each counts the smoothing's cost
-too and the lowest tier again without it follows (``SMOOTHING_MACS``).  ``TierPolicy`` watches
-the processor's time per frame against the source's frame interval (the budget) and the frames the drop-oldest queue
-discarded, and says when to step down or up; it reads no clock of its own, so a test can feed it
-any timings. ``stream.tierswitch.TierSwitcher`` opens the next engine beside the running one and
+too and the lowest tier again without it follows (``SMOOTHING_MACS``).  ``TierPolicy``
+watches the processor's time per frame against the source's frame interval (the budget) and the
+frames the drop-oldest queue discarded, and says when to step down or up; it reads no clock of
+its own, so a test can feed it any timings. ``stream.tierswitch.TierSwitcher`` opens the next engine beside the running one and
 swaps it in between frames.
 
 Hysteresis, so it does not oscillate: down only when the last ``down_after_s`` (2 s) as a
