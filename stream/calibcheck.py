@@ -35,13 +35,6 @@ def split(items: list[T]) -> tuple[list[T], list[T]]:
             [it for i, it in enumerate(items) if i % HOLD_EVERY == 2])
 
 
-def _psnr(out: np.ndarray, ref: np.ndarray, mask: np.ndarray | None) -> float:
-    d = out.astype(np.float64) - ref.astype(np.float64)
-    if mask is not None:
-        d = d[mask]
-    return float(10 * np.log10(255.0 ** 2 / max(float(np.mean(d * d)), 1e-10)))
-
-
 def _u8(t: torch.Tensor) -> np.ndarray:
     return t.mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).contiguous().numpy()
 
@@ -53,6 +46,7 @@ def check(model: str, nets: dict[str, torch.nn.Module], items: list[Prepared]) -
         return {}
     items = items[::-(-len(items) // CHECKED)]
     from engines.torch_backend import TorchEngine
+    from models.metrics import psnr
 
     from .frame import Frame
     from .options import DenoiseOptions
@@ -65,8 +59,12 @@ def check(model: str, nets: dict[str, torch.nn.Module], items: list[Prepared]) -
         engine = TorchEngine(model, net=net, threads=1)
         processor = Processor(engine, coarse="auto", coarse_helper=helper, wiener=True)
         try:
-            psnrs = [_psnr(processor(Frame(image=_u8(it.noisy), index=i, pts=None, sequence=i)).image,
-                           _u8(it.reference), it.mask) for i, it in enumerate(items)]
+            psnrs = []
+            for i, it in enumerate(items):  # each its own shot
+                out = processor(Frame(image=_u8(it.noisy), index=i, pts=None, sequence=i)).image
+                ref = _u8(it.reference)
+                keep = it.mask if it.mask is not None else slice(None)  # a clip's still pixels
+                psnrs.append(psnr(out[keep], ref[keep], peak=255.0))
         finally:
             processor.close()
             engine.close()
