@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .threads import one_torch_thread
+
 CROP = 64
 CROPS = 16  # on a 4 x 4 grid
 FLOOR = 0.25 / 255  # smallest level it reads (a clean frame), in [0, 1] units
@@ -89,12 +91,8 @@ def estimate_sigma_net(image: np.ndarray) -> float:
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     x = torch.from_numpy(np.ascontiguousarray(crops(img[..., :3]))).permute(0, 3, 1, 2).float() / 255
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # small work beside a busy engine: no thread pool
-    try:
+    with one_torch_thread():  # small work beside a busy engine: no thread pool
         return float(load().pooled(x)[0]) * 255
-    finally:
-        torch.set_num_threads(before)
 
 
 def loss(level: torch.Tensor, target: torch.Tensor, under: float = 0.7) -> torch.Tensor:

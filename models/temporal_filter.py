@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .threads import one_torch_thread
 
 
 @dataclass(frozen=True)
@@ -53,21 +53,6 @@ MODES: dict[str, FilterParams] = {
 }
 
 _HALF_NORMAL_MEAN = math.sqrt(2 / math.pi)  # E|x| for x ~ N(0, 1)
-
-
-@contextmanager
-def _one_cpu_thread(enabled: bool) -> Iterator[None]:
-    """Elementwise work this small gains nothing from torch's thread pool, and beside a busy
-    engine (ONNX Runtime spins its own threads) the pool made it 30x slower: one thread."""
-    if not enabled:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @functools.lru_cache(maxsize=4)
@@ -100,7 +85,7 @@ class RecursiveFilter:
         if isinstance(frame, np.ndarray):
             out = self.step_np(np.asarray(frame, np.float32), float(sigma))
             return np.clip(np.rint(out), np.float32(0), np.float32(255)).astype(np.uint8)
-        with _one_cpu_thread(frame.device.type == "cpu"):
+        with one_torch_thread(frame.device.type == "cpu"):
             y = frame.permute(2, 0, 1).float()  # (3, H, W) in 0..255
             out = self.step(y, float(sigma))
             return out.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()

@@ -21,6 +21,7 @@ each phase sub-image instead, where that noise is about white (``engines.phase_s
 """
 from __future__ import annotations
 
+import functools
 import math
 from functools import lru_cache
 
@@ -29,9 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .threads import run_parts, workers
+
 BLOCK = 8  # DCT block side
 STEP = 4  # pixels between blocks (4: each pixel in four blocks along each axis)
-ROWS = 128  # rows worked out at a time (a multiple of STEP, so every strip's blocks are the frame's)
+ROWS = 128  # about this many rows worked out at a time (each strip a multiple of STEP rows, so its blocks are the frame's)
 
 # Per model, (level, share) points, linear in between and flat beyond: the least-squares share
 # of the Wiener estimate's difference from the pilot over 12 CBSD432 training photos (every
@@ -136,20 +139,30 @@ def wiener(noisy: np.ndarray, pilot: np.ndarray, level: np.ndarray | float) -> n
     """The Wiener estimate: ``noisy`` and ``pilot`` (H, W, 3) uint8 or float in 0..255,
     ``level`` the noise std in the same units, a number or per pixel (H, W); float32 (H, W, 3).
 
-    Worked out in strips of ``ROWS`` rows, each with the STEP rows on either side whose blocks
-    reach into it (the same values as the whole frame at once): the coefficients take four
-    floats a pixel and channel, and a strip's stay in cache (720p 1.5 times as fast) and bound
-    the memory at any size."""
+    Worked out in strips of about ``ROWS`` rows, each with the STEP rows on either side whose
+    blocks reach into it (the same values as the whole frame at once): the coefficients take
+    four floats a pixel and channel, and a strip's stay in cache (720p 1.5 times as fast) and
+    bound the memory at any size.  The strips run side by side, as many as torch has threads
+    (``models.threads.run_parts``)."""
     h = noisy.shape[0]
     per_pixel = np.ndim(level) == 2
     out = np.empty(noisy.shape, np.float32)
-    tops = list(range(0, h, ROWS))
-    if len(tops) > 1 and h - tops[-1] < ROWS // 2:  # no strip too short for its blocks
+    # about ROWS rows a strip, and as many strips as run side by side, or a multiple of that
+    k = workers()
+    strips = math.ceil(max(1, round(h / ROWS)) / k) * k
+    rows = math.ceil(h / strips / STEP) * STEP
+    tops = list(range(0, h, rows))
+    if len(tops) > 1 and h - tops[-1] < rows // 2:  # no strip too short for its blocks
         tops.pop()
-    for top, end in zip(tops, tops[1:] + [h]):
+
+    def strip(top: int, end: int) -> None:
         a, b = max(0, top - STEP), min(h, end + STEP)
         told = np.asarray(level)[a:b] if per_pixel else level
         out[top:end] = _wiener(noisy[a:b], pilot[a:b], told)[top - a:end - a]
+
+    # the strips side by side, torch on one thread in each: beside the engine, decoder and
+    # encoder torch's own pool stalled (``models.threads``)
+    run_parts([functools.partial(strip, top, end) for top, end in zip(tops, tops[1:] + [h])])
     return out
 
 

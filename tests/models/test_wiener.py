@@ -82,6 +82,40 @@ def test_strips_give_the_whole_frame_s_values(rows: int, monkeypatch: pytest.Mon
         assert np.abs(full - pilot).mean() > 1.0  # the pass did something to compare
 
 
+def test_it_runs_on_one_torch_thread_and_gives_the_pool_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beside the engine, decoder and encoder, torch's pool made the pass 15 times slower
+    (``models.threads``): it works on one thread, and the caller's pool size is restored, also
+    when the pass fails."""
+    import torch
+
+    clean = _photo()[:40, :40]
+    noisy = _noisy(clean, 15.0)
+    inside: list[int] = []
+    real = W._wiener
+
+    def spy(*args: object) -> np.ndarray:
+        inside.append(torch.get_num_threads())
+        return real(*args)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setattr(W, "_wiener", spy)
+        W.wiener(noisy, clean, 15.0)
+        assert inside and set(inside) == {1}
+        assert torch.get_num_threads() == 2
+
+        def fails(*args: object) -> np.ndarray:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(W, "_wiener", fails)
+        with pytest.raises(RuntimeError):
+            W.wiener(noisy, clean, 15.0)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_refine_moves_the_share_asked_and_the_share_follows_the_level() -> None:
     clean = _photo()
     noisy = _noisy(clean, 10.0, seed=2)
