@@ -21,9 +21,8 @@ each phase sub-image instead, where that noise is about white (``engines.phase_s
 """
 from __future__ import annotations
 
-import functools
 import math
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import cv2
 import numpy as np
@@ -34,7 +33,7 @@ from .threads import run_parts, workers
 
 BLOCK = 8  # DCT block side
 STEP = 4  # pixels between blocks (4: each pixel in four blocks along each axis)
-ROWS = 128  # about this many rows worked out at a time (each strip a multiple of STEP rows, so its blocks are the frame's)
+ROWS = 128  # about this many rows worked out at a time (whole STEPs: its blocks are the frame's)
 
 # Per model, (level, share) points, linear in between and flat beyond: the least-squares share
 # of the Wiener estimate's difference from the pilot over 12 CBSD432 training photos (every
@@ -162,7 +161,7 @@ def wiener(noisy: np.ndarray, pilot: np.ndarray, level: np.ndarray | float) -> n
 
     # the strips side by side, torch on one thread in each: beside the engine, decoder and
     # encoder torch's own pool stalled (``models.threads``)
-    run_parts([functools.partial(strip, top, end) for top, end in zip(tops, tops[1:] + [h])])
+    run_parts([partial(strip, top, end) for top, end in zip(tops, tops[1:] + [h])])
     return out
 
 
