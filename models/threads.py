@@ -3,11 +3,13 @@
 A frame's smaller torch steps (the Wiener pass, the learned noise reading, the ``light`` and
 ``strong`` smoothing) run between the engine's calls while the decoder, the encoder and ONNX
 Runtime's own threads keep the cores busy.  Torch's pool then waits at every operation for the
-thread the busy core holds up: beside such work the pool made these steps 10 to 30 times
-slower than one thread (the Wiener pass at 640x360: 28 ms on one thread, 425 ms on two with
-the other core busy).  Work that splits into parts (the Wiener pass's strips) runs its parts on
-worker threads instead, each with torch on one thread: one wait a frame rather than one an
-operation, so an idle machine's cores are used and a busy core delays only its own part.
+thread the busy core holds up: beside such work the pool made these steps 2 to 30 times
+slower than one thread (the Wiener pass at 640x360 on two threads: 63 ms against 26 on one
+beside a busy loop, 425 ms against 28 beside other jobs of this project at lower priority;
+the ``light`` smoothing 30 times beside ONNX Runtime's spinning threads).  Work that splits
+into parts (the Wiener pass's strips) runs its parts on worker threads instead, each with
+torch on one thread: one wait a frame rather than one an operation, so an idle machine's
+cores are used and a busy core delays only its own part.
 """
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ def test_strips_give_the_whole_frame_s_values(rows: int, monkeypatch: pytest.Mon
 
 
 def test_it_runs_on_one_torch_thread_and_gives_the_pool_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Beside the engine, decoder and encoder, torch's pool made the pass 15 times slower
+    """Beside the engine, decoder and encoder, torch's pool made the pass 2 to 15 times slower
     (``models.threads``): it works on one thread, and the caller's pool size is restored, also
     when the pass fails."""
     import torch
