@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -11,25 +12,40 @@ from models.threads import one_torch_thread, run_parts
 
 @pytest.mark.parametrize("pool", [1, 2, 3])
 def test_parts_run_once_each_side_by_side_on_one_torch_thread(pool: int) -> None:
+    """7 parts with torch's pool at ``pool`` threads: exactly ``pool`` shares run at once (the
+    first part of each waits for the others at a barrier; no more are ever active together),
+    each on its own thread, the first on the caller's, every part once with torch on one
+    thread, part i in share i % pool."""
     before = torch.get_num_threads()
     torch.set_num_threads(pool)
-    seen: list[tuple[int, int, int]] = []
+    seen: dict[int, tuple[int, int]] = {}
     lock = threading.Lock()
+    together = threading.Barrier(pool, timeout=10)
+    active, most = 0, 0
 
     def part(i: int) -> None:
+        nonlocal active, most
         with lock:
-            seen.append((i, threading.get_ident(), torch.get_num_threads()))
+            seen[i] = (threading.get_ident(), torch.get_num_threads())
+            active += 1
+            most = max(most, active)
+        if i < pool:  # the first part of each share: all of them running at once
+            together.wait()
+        time.sleep(0.01)  # long enough to overlap whatever else runs then
+        with lock:
+            active -= 1
 
     try:
         run_parts([lambda i=i: part(i) for i in range(7)])
         assert torch.get_num_threads() == pool  # the caller's pool size is back
     finally:
         torch.set_num_threads(before)
-    assert sorted(i for i, _, _ in seen) == list(range(7))
-    assert {n for _, _, n in seen} == {1}
-    threads = {t for _, t, _ in seen}
-    assert 1 <= len(threads) <= pool
-    assert threading.get_ident() in threads  # the first share runs on the caller's thread
+    assert sorted(seen) == list(range(7))
+    assert {n for _, n in seen.values()} == {1}
+    assert most == pool
+    assert len({t for t, _ in seen.values()}) == pool
+    assert seen[0][0] == threading.get_ident()  # the first share runs on the caller's thread
+    assert all(seen[i][0] == seen[i % pool][0] for i in range(7))
 
 
 def test_a_failing_part_raises_once_the_other_shares_are_done() -> None:
