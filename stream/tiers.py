@@ -6,8 +6,8 @@ then ``tiny`` once released); with ``--temporal auto`` asked, each counts the sm
 too and the lowest tier again without it follows (``SMOOTHING_MACS``).  ``TierPolicy``
 watches the processor's time per frame against the source's frame interval (the budget) and the
 frames the drop-oldest queue discarded, and says when to step down or up; it reads no clock of
-its own, so a test can feed it any timings. ``stream.tierswitch.TierSwitcher`` opens the next engine beside the running one and
-swaps it in between frames.
+its own, so a test can feed it any timings. ``stream.tierswitch.TierSwitcher`` opens the next
+engine beside the running one and swaps it in between frames.
 
 Hysteresis, so it does not oscillate: down only when the last ``down_after_s`` (2 s) as a
 whole were over budget (the median time per frame above the interval, or more than 5 % of the
@@ -46,9 +46,10 @@ OVERHEAD_MACS = 550.0
 # 2-core VM, 2026-12-04) the processing took 44 to 61 ms a frame with it and 25 to 27 without
 # (1.7 to 2.4 times; 700 makes it 2.3); at 640x360 (``fast`` into a file, 2026-12-01) 43 against
 # 37 ms (1.16; 700 makes it 1.16).  Below the lowest model, ``auto`` steps down too: the ladder
-# ends with the lowest model again without the smoothing.  ``light`` is no rung: on camera noise it scored exactly ``off`` (``python -m
-# models eval-video --suite --model tiny --noise camera-light --product off,light,causal``:
-# +0.00 dB on all four clips, where the causal ``auto`` gained 0.31 to 2.68).
+# ends with the lowest model again without the smoothing.  ``light`` is no rung: on camera
+# noise it scored exactly ``off`` (``python -m models eval-video --suite --model tiny --noise
+# camera-light --product off,light,causal``: +0.00 dB on all four clips, where the causal
+# ``auto`` gained 0.31 to 2.68).
 SMOOTHING_MACS = 700.0
 
 

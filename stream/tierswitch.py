@@ -88,15 +88,15 @@ class TierSwitcher:
         frame[0, ::2, ::2] = 140  # a little texture: a flat frame may take a shortcut
         level = np.array([10.0], np.float32)
         # the probe times the engine alone, where a frame's time counts the ``auto`` smoothing
-        # after it too, as the tiers' costs do: scaled by that share, so the tiers predicted
-        # to fit are not predicted too fast (a 720p source: ``tiny-half`` with the smoothing
-        # predicted 29 ms from ``fast``'s 120, and took 41 to 43)
+        # after it too, as the tiers' costs do: scaled up by the smoothing's part of the cost,
+        # so the tiers predicted to fit are not predicted too fast (a 720p source: ``tiny-half``
+        # with the smoothing predicted 29 ms from ``fast``'s 120, and took 41 to 43)
         rung = self.rungs.get(self.start)
-        share = rung.cost / dataclasses.replace(rung, smoothed=False).cost if rung else 1.0
+        with_smoothing = rung.cost / dataclasses.replace(rung, smoothed=False).cost if rung else 1.0
         for _ in range(self.policy.warmup_frames + 1):  # the warm-up run, and one judged
             t0 = self.clock()
             self.session.engine.infer(frame, level)
-            want = self.policy.observe(self.clock(), (self.clock() - t0) * share, 0)
+            want = self.policy.observe(self.clock(), (self.clock() - t0) * with_smoothing, 0)
         if want is None:
             return
         self.last = frame[0]  # the new tier's first run, which allocates, on its like
