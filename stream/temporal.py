@@ -40,7 +40,7 @@ import numpy as np
 from models.input_average import InputAverage
 from models.still_camera import StillCameraFilter
 from models.temporal_filter import MODES, RecursiveFilter
-from models.window_average import WindowAverage
+from models.window_average import StillShare, WindowAverage
 
 from .frame import Frame
 
@@ -106,7 +106,8 @@ class SmoothingStage:
     ``window`` (``auto`` in a file job, ``stream.lookahead``): the processor averages each
     noisy input with the frames around it (``average_window``) instead of the causal
     ``average_input``, and the smoothing's output is taken only while it reads a still camera
-    (there it averages over up to 16 frames, past the window); on a moving camera its warped
+    (there it averages over up to 16 frames, past the window; ``StillShare`` fades between the
+    two over a few frames); on a moving camera its warped
     running average cost 0.1 to 0.2 dB after the window (the dev clips of ``eval-video``)."""
 
     def __init__(self, mode: str = "light", device: str = "cpu", window: bool = False) -> None:
@@ -121,6 +122,7 @@ class SmoothingStage:
         # a file job (``window``), else over time on a still camera
         self.window = WindowAverage() if window and mode == "auto" else None
         self.average = InputAverage() if mode in ("auto", "switch") and self.window is None else None
+        self.share = StillShare()  # ``window``: how much of the smoothing's output is taken
         # reads the camera's motion from the noisy input while the engine denoises it (OpenCV
         # and ONNX Runtime release the GIL, so the two overlap on two cores)
         self._motion: threading.Thread | None = None
@@ -133,6 +135,7 @@ class SmoothingStage:
                 self.average.reset()
             if self.window is not None:
                 self.window.reset()
+            self.share.reset()
             self.sequence = frame.sequence
 
     def average_window(self, frame: Frame, sigma: float,
@@ -210,8 +213,8 @@ class SmoothingStage:
         sigma = frame.sigma if frame.sigma is not None else DEFAULT_SIGMA
         if isinstance(self.filter, StillCameraFilter):
             out = self.filter(frame.image, sigma, frame.original)
-            if self.window is not None and not self.filter.scene_still:
-                out = frame.image  # a moving camera: the window's frame as it is
+            if self.window is not None:  # a moving camera: the window's frame as it is, faded
+                out = self.share(out, frame.image, self.filter.scene_still)
         elif self.device == "cpu":
             out = self.filter(frame.image, sigma)
         else:

@@ -11,7 +11,7 @@ from ..input_average import InputAverage
 from ..still_camera import StillCameraFilter
 from ..temporal_filter import RecursiveFilter
 from ..wiener import second_pass
-from ..window_average import PAST, WindowAverage
+from ..window_average import PAST, StillShare, WindowAverage
 
 
 def _tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -78,8 +78,8 @@ def run_window(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
     """A per-frame model with ``--temporal auto`` as a file job runs it (``stream.lookahead``):
     each noisy input averaged with up to ``radius`` frames on each side along the motion,
     with its per-pixel noise level (``WindowAverage``); the still-camera smoothing after the
-    model, its output taken while it reads a still camera."""
-    filt, window = StillCameraFilter(), WindowAverage()
+    model, its output taken while it reads a still camera (``StillShare``)."""
+    filt, window, share = StillCameraFilter(), WindowAverage(), StillShare()
     outs: list[np.ndarray] = []
     with torch.inference_mode():
         for t, img in enumerate(noisy):
@@ -89,8 +89,7 @@ def run_window(model: torch.nn.Module, noisy: list[np.ndarray], sigma: float,
             smap = (torch.full_like(x[:, :1], sigma / 255) if scale is None
                     else torch.from_numpy(scale * np.float32(sigma / 255))[None, None].to(device))
             y = second_pass(wiener, x8, _frame(_denoise(model, x, smap)), sigma if scale is None else scale * sigma)
-            smoothed = filt(y, sigma, img)
-            outs.append(smoothed if filt.scene_still else y)
+            outs.append(share(filt(y, sigma, img), y, filt.scene_still))
     return outs
 
 

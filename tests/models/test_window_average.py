@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 from conftest import camera_noise
 
-from models.window_average import WindowAverage
+from models.window_average import StillShare, WindowAverage
 
 SIGMA = 20.0
 
@@ -206,3 +206,16 @@ def test_a_moving_square_in_camera_noise_leaves_no_trail():
     # measured: 4.2 off at most; coarse noise does not average out over 12 x 12 pixels (the
     # noisy frame's own mean there is 4.4 off); washed out by the scene it would be tens off
     assert np.abs(image[inner].astype(np.float32).mean(0) - SQUARE).max() < 8.0
+
+
+def test_the_smoothings_share_fades_in_and_out_over_three_frames():
+    """A reading of the camera that flips does not switch the whole picture at once: the
+    smoothing's output comes in over three frames and goes out the same way."""
+    smoothed, frame = np.full((4, 6, 3), 210, np.uint8), np.full((4, 6, 3), 90, np.uint8)
+    share = StillShare()
+    got = [int(share(smoothed, frame, still)[0, 0, 0])
+           for still in (True, True, True, True, False, True, False, False, False)]
+    assert got == [130, 170, 210, 210, 170, 210, 170, 130, 90]
+    share.reset()
+    assert share(smoothed, frame, False) is frame
+    assert share(smoothed, frame, True)[0, 0, 0] == 130
