@@ -213,7 +213,7 @@ class SmoothingStage:
         sigma = frame.sigma if frame.sigma is not None else DEFAULT_SIGMA
         if isinstance(self.filter, StillCameraFilter):
             out = self.filter(frame.image, sigma, frame.original)
-            if self.window is not None:  # a moving camera: the window's frame as it is, faded
+            if self.window is not None:  # while the camera moves, the window's frame as it is
                 out = self.share(out, frame.image, self.filter.scene_still)
         elif self.device == "cpu":
             out = self.filter(frame.image, sigma)
