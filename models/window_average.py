@@ -214,8 +214,8 @@ class StillShare:
         self.share = 0.0
 
     def __call__(self, smoothed: np.ndarray, frame: np.ndarray, still: bool) -> np.ndarray:
-        step = (1.0 if still else 0.0) - self.share
-        self.share = min(max(self.share + max(-RAMP, min(RAMP, step)), 0.0), 1.0)
+        step = (1.0 if still else 0.0) - self.share  # towards the target, never past it
+        self.share += max(-RAMP, min(RAMP, step))
         if self.share > 1 - 1e-6:
             return smoothed
         if self.share < 1e-6:
