@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import cv2
@@ -30,8 +31,15 @@ def split_paths(data: Path, split: str) -> list[Path]:
     return [found[i] for i in ids]
 
 
+def name_key(path: Path) -> tuple[list[tuple[int, int | str]], str]:
+    """Name order with numbers by value (``f2.png`` before ``f10.png``), as a person reads it."""
+    parts = re.split(r"(\d+)", path.name.lower())
+    return [(0, int(x)) if x.isdigit() else (1, x) for x in parts if x], path.name
+
+
 def folder_paths(folder: Path) -> list[Path]:
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    """A folder's images in name order (``name_key``): a clip's frames in play order."""
+    paths = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS), key=name_key)
     if not paths:
         raise FileNotFoundError(f"no images in {folder}")
     return paths

@@ -7,6 +7,7 @@ or sink, None (not its kind) or raises ``UserError``; the first that returns one
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,8 +60,11 @@ def open_camera(spec: str, run: RunOptions, controls: LiveControls | None) -> So
     return CameraSource(spec, size=run.camera.size, fps=run.camera.fps, controls=controls)
 
 
-def _natural_key(path: Path) -> tuple[str, str]:
-    return (path.name.lower(), path.name)
+def _natural_key(path: Path) -> tuple[list[tuple[int, int | str]], str]:
+    """Name order as a person reads it: ``frame2.png`` before ``frame10.png`` (numbers by
+    value, the rest case-blind), so frames exported without zero padding play in order."""
+    parts = re.split(r"(\d+)", path.name.lower())
+    return [(0, int(x)) if x.isdigit() else (1, x) for x in parts if x], path.name
 
 
 def open_path(spec: str, run: RunOptions, controls: LiveControls | None) -> Source | None:

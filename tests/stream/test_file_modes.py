@@ -144,6 +144,23 @@ def test_y4m_planes_hold_the_frames(tmp_path, monkeypatch, capsysbinary, identit
     assert np.abs(luma - expect).max() <= 1.5
 
 
+def test_folder_frames_without_zero_padding_play_in_number_order(tmp_path, monkeypatch,
+                                                                 capsysbinary, identity_engine):
+    """Frames saved as ``f1.png`` ... ``f12.png`` (no zero padding) play as 1, 2, ... 12, not
+    1, 10, 11, 12, 2, ...: the Y4M frames' luma rises with the number in the name."""
+    import stream.session
+
+    monkeypatch.setattr(stream.session, "open_engine", lambda opts: identity_engine)
+    src = tmp_path / "frames"
+    src.mkdir()
+    for i in range(1, 13):
+        cv2.imwrite(str(src / f"f{i}.png"), np.full((24, 32, 3), 15 * i, np.uint8))
+    assert main([str(src), "-", "--temporal", "off", "--quiet"]) == 0
+    _, frames = parse_y4m(capsysbinary.readouterr().out)
+    luma = [round(float(f[: 32 * 24].mean())) for f in frames]
+    assert luma == [round(16 + 219 * 15 * i / 255) for i in range(1, 13)]
+
+
 def test_y4m_from_stdin(tmp_path, read):
     clip = write_clip(tmp_path / "in.mkv", moving_scene(5, 32, 24), audio=False)
     y4m = run_cli([str(clip.path), "-", *FAST])
