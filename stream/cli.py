@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from . import grey
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError, configure_logging
 from .livecli import add_live_options, run_live
 from .openers import is_existing_path, is_live_run
@@ -285,6 +286,8 @@ def run(options: RunOptions) -> int:
             temporal_note += f", coarse noise ({processor.coarse_frames} frames split)"
         if getattr(processor, "wiener_frames", 0):
             temporal_note += f", Wiener pass ({processor.wiener_frames} frames)"
+        if getattr(processor, "grey_frames", 0):
+            temporal_note += f", grey ({processor.grey_frames} frames: told {grey.GAIN:.2f} times the level)"
         print(f"{state} {result.frames} frames in {result.seconds:.1f} s "
               f"({result.fps:.1f} fps), model {engine.model}, backend {engine.name}, "
               f"sigma {sigma}{temporal_note} -> {', '.join(options.outputs)}", file=sys.stderr)

@@ -22,6 +22,7 @@ import numpy as np
 
 from models.window_average import same_frame
 
+from . import grey
 from .errors import UserError
 from .frame import Frame
 from .scenecut import SceneCuts
@@ -104,6 +105,14 @@ def _learned_reading(image: np.ndarray) -> float:
     from models.estimate import estimate
 
     return estimate(image, "net")
+
+
+def _times(level: float | np.ndarray | None, gain: float) -> float | np.ndarray | None:
+    """``level`` times ``gain`` (None stays None: the split then takes its factor times the
+    level the network is told, which already carries the gain)."""
+    if level is None or gain == 1.0:
+        return level
+    return level * gain if isinstance(level, float) else (level * gain).astype(np.float32)
 
 
 class TwoScaleReading:
@@ -238,8 +247,10 @@ class Processor:
         self.sigma = sigma
         self.strength = strength
         self.temporal_factory = temporal
-        self.auto = AutoSigma(estimator or default_estimator(getattr(engine, "model", None)),
+        self.auto = AutoSigma(grey.reading(estimator or default_estimator(getattr(engine, "model", None))),
                               every=estimate_every) if sigma is None else None
+        self.grey_frames = 0  # grey frames: the network told ``grey.GAIN`` times their level
+        self._last_sigma = 0.0  # the last frame's level (before that gain), for the mean
         self.last_estimate: float | None = None  # the (smoothed) estimated noise level
         self.sigma_sum = 0.0
         self.count = 0
@@ -360,7 +371,7 @@ class Processor:
         image, strength, sigma, result = self._last
         if strength != self.strength or sigma != self.sigma or not same_frame(image, frame.image):
             return None
-        self.sigma_sum += result.sigma or 0.0
+        self.sigma_sum += self._last_sigma
         self.count += 1
         self.repeats += 1
         return dataclasses.replace(frame, image=result.image, sigma=result.sigma, original=frame.image,
@@ -371,6 +382,16 @@ class Processor:
         if frame.sequence != self._sequence or cut:
             self._new_sequence(frame.sequence)
         sigma = self.noise_level(frame.image)
+        # a grey frame's equal channels carry its noise sqrt(3) times over (``stream.grey``):
+        # the network and the Wiener pass are told so; the smoothing keeps the level itself
+        # (told the gain too, its motion tests averaged less: grey ``still`` at sigma 20
+        # 35.05 dB, flicker 1.49, against 35.46 / 0.93; ``carphone`` 33.53 / 3.50 against
+        # 33.72 / 3.19; ``bus`` and ``bikes`` within 0.04 dB)
+        gain = grey.GAIN if grey.is_grey(frame.image) else 1.0
+        if gain != 1.0:
+            self.grey_frames += 1
+        told = min(sigma * gain, 75.0)  # (``noise_level``'s cap)
+        self._last_sigma = sigma
         prev = None
         # a smoothing stage may tell a recurrent model to go without its previous output
         # (``switch``: while the camera is still, the smoothing does the averaging)
@@ -381,7 +402,7 @@ class Processor:
         if self._aligner is not None:  # every frame: it keeps the last one's grey cells
             warped = self._aligner(frame.image, None if prev is None else prev[0])
             prev = None if warped is None else warped[None]
-        image, level = frame.image, np.array([sigma], np.float32)
+        image, level = frame.image, np.array([told], np.float32)
         averaged: np.ndarray | None = None  # per pixel, the noise left by the inputs' mean
         average = getattr(self._temporal, "average_input", None)
         # a fusion twin (``aligned``) run without its previous output (``switch`` on a still
@@ -397,7 +418,7 @@ class Processor:
                 image = mean
             if prev is None and scale is not None:  # told, per pixel, the noise that is left
                 level_map = getattr(self.engine, "level_map", None)  # a profile's NLF
-                base = level_map(image, sigma) if level_map is not None else np.float32(sigma)
+                base = level_map(image, told) if level_map is not None else np.float32(told)
                 level = (base * scale)[None].astype(np.float32)
                 averaged = scale
         prepare = getattr(self._temporal, "prepare", None)
@@ -420,7 +441,7 @@ class Processor:
                     if helper is not None:
                         helper = self._split_wiener(helper, getattr(self._helper, "model", None))
                 out = phase_split.run(self.engine.infer, image[None], level, mode, self.split_factor,
-                                      helper, self.split_sigma(frame.image, level, averaged),
+                                      helper, _times(self.split_sigma(frame.image, level, averaged), gain),
                                       split_infer)[0]
                 self.coarse_frames += 1
             if getattr(self.engine, "temporal", False):
