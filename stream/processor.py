@@ -138,6 +138,14 @@ class TwoScaleReading:
 AutoState = tuple[float | None, int, tuple[float, ...]]
 
 
+# A folder's pictures are each read; one whose reading differs from the picture before's by
+# more than this many times starts a new shot (the same scene at another ISO: about 1.4 times
+# the noise a stop).  Frames of one clip read within a few per cent of each other; levels
+# under ``FLOOR`` count as it (a clean picture's reading is mostly its texture).
+LEVEL_JUMP = 1.3
+FLOOR = 2.0
+
+
 class AutoSigma:
     """Noise level from the frames themselves: re-estimated every ``every`` frames, smoothed.
 
@@ -247,8 +255,10 @@ class Processor:
         self.sigma = sigma
         self.strength = strength
         self.temporal_factory = temporal
-        self.auto = AutoSigma(grey.reading(estimator or default_estimator(getattr(engine, "model", None))),
-                              every=estimate_every) if sigma is None else None
+        self._estimator = grey.reading(estimator or default_estimator(getattr(engine, "model", None)))
+        self._read_memo: tuple[np.ndarray, float] | None = None  # the last picture read, its level
+        self._picture_level: float | None = None  # the last picture's own reading (folders)
+        self.auto = AutoSigma(self._read_once, every=estimate_every) if sigma is None else None
         self.grey_frames = 0  # grey frames: the network told ``grey.GAIN`` times their level
         self._last_sigma = 0.0  # the last frame's level (before that gain), for the mean
         self.last_estimate: float | None = None  # the (smoothed) estimated noise level
@@ -379,6 +389,8 @@ class Processor:
 
     def _process(self, frame: Frame, window: Window | None = None) -> Frame:
         cut = self.cuts(frame.image)
+        if frame.name is not None and self.auto is not None:
+            cut = self._level_jump(frame.image) or cut
         if frame.sequence != self._sequence or cut:
             self._new_sequence(frame.sequence)
         sigma = self.noise_level(frame.image)
@@ -456,6 +468,24 @@ class Processor:
         self.sigma_sum += sigma
         self.count += 1
         return result
+
+    def _read_once(self, image: np.ndarray) -> float:
+        """The estimator's reading of ``image``, read once however often it is asked."""
+        if self._read_memo is None or self._read_memo[0] is not image:
+            self._read_memo = (image, float(self._estimator(image)))
+        return self._read_memo[1]
+
+    def _level_jump(self, image: np.ndarray) -> bool:
+        """A picture (from a folder) whose own noise reading differs from the last one's by
+        more than ``LEVEL_JUMP`` times: a new shot, though its content may be the same (one
+        scene shot at ISO 1600, 6400 and 3200 in one folder is no cut by content, and the
+        level carried from the first picture cost the ISO 6400 one 7.8 dB)."""
+        level, last = self._read_once(image), self._picture_level
+        self._picture_level = level
+        if last is None or not (math.isfinite(level) and math.isfinite(last)):
+            return False
+        ratio = max(level, FLOOR) / max(last, FLOOR)
+        return ratio > LEVEL_JUMP or ratio < 1 / LEVEL_JUMP
 
     def _second_pass(self, image: np.ndarray, out: np.ndarray, level: np.ndarray) -> np.ndarray:
         """``out`` refined by the Wiener pass with it as the pilot (``models.wiener``), told

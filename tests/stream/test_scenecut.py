@@ -50,3 +50,42 @@ def test_folder_of_unrelated_photos_gets_one_estimate_each() -> None:
     out = [proc(Frame(image=img, index=i)) for i, img in enumerate(seq)]
     assert [f.sigma for f in out] == [4.0, 30.0, 4.0]  # no smoothing across the photos
     assert proc.shots == 3
+
+
+def test_one_scene_at_several_noise_levels_in_a_folder_gets_one_estimate_each() -> None:
+    """The same scene shot at ISO 1600, 6400 and 3200 in one folder is no cut by content, but
+    each picture's own reading differs from the last one's by more than ``LEVEL_JUMP`` times:
+    a new shot each, read afresh.  Frames of a video (no file name) keep the smoothed level."""
+    a = _photo("astronaut_crop.png")
+    levels = [5.0, 20.0, 10.0, 11.0]  # the last within LEVEL_JUMP of the one before
+    frames = [_noisy(a, s, i) for i, s in enumerate(levels)]
+    est = {id(f): s for f, s in zip(frames, levels)}
+    proc = Processor(_Identity(), sigma=None, estimator=lambda img: est[id(img)])
+    out = [proc(Frame(image=img, index=i, name=f"shot{i}.png")) for i, img in enumerate(frames)]
+    assert [f.sigma for f in out] == [5.0, 20.0, 10.0, 10.0]  # the fourth: 11 not read (every 15)
+    assert proc.shots == 3
+    video = Processor(_Identity(), sigma=None, estimator=lambda img: est[id(img)])
+    out = [video(Frame(image=img, index=i)) for i, img in enumerate(frames)]
+    assert [f.sigma for f in out] == [5.0] * 4 and video.shots == 1
+
+
+def test_one_scene_at_several_noise_levels_through_the_product(tmp_path) -> None:
+    """As a folder, each picture comes out as it does alone (``fast``, its own reading)."""
+    from models.metrics import psnr
+    from stream.cli import main
+
+    clean = cv2.imread(str(ROOT / "astronaut_crop.png"))
+    rng = np.random.default_rng(0)
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, s in (("iso1600", 5), ("iso6400", 20), ("iso3200", 10)):
+        noisy = np.clip(np.rint(clean + rng.normal(0, s, clean.shape)), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(src / f"{name}.png"), noisy)
+    assert main([str(src), str(tmp_path / "folder"), "--temporal", "off", "-q"]) == 0
+    for name in ("iso1600", "iso3200", "iso6400"):
+        alone = tmp_path / f"{name}.png"
+        assert main([str(src / f"{name}.png"), str(alone), "--temporal", "off", "-q"]) == 0
+        got = cv2.imread(str(tmp_path / "folder" / f"{name}.png"))
+        assert np.array_equal(got, cv2.imread(str(alone))), name
+    # (before each picture was read: iso6400 24.66 dB in the folder against 32.44 alone)
+    assert psnr(got.astype(np.float64), clean.astype(np.float64), 255) > 32.0
