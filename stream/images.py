@@ -28,8 +28,13 @@ def read_image_parts(path: Path) -> tuple[np.ndarray, ImageExtras]:
     import cv2
 
     data = np.fromfile(str(path), dtype=np.uint8)
+    # a JPEG (a phone's or a camera's) is turned upright by its EXIF orientation as it is read,
+    # as viewers show it: the output carries no EXIF, so a portrait phone photo read "unchanged"
+    # came out on its side.  JPEG has no alpha, so nothing else changes.
+    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if data[:3].tobytes() == b"\xff\xd8\xff" \
+        else cv2.IMREAD_UNCHANGED
     try:
-        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        img = cv2.imdecode(data, flags) if data.size else None
     except cv2.error:
         img = None
     if img is None:
