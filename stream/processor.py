@@ -255,7 +255,9 @@ class Processor:
         self.sigma = sigma
         self.strength = strength
         self.temporal_factory = temporal
-        self._estimator = grey.reading(estimator or default_estimator(getattr(engine, "model", None)))
+        # the reading the model expects, and for a grey frame the one that reads it right
+        self.estimator = estimator or default_estimator(getattr(engine, "model", None))
+        self._estimator = grey.reading(self.estimator)
         self._read_memo: tuple[np.ndarray, float] | None = None  # the last picture read, its level
         self._picture_level: float | None = None  # the last picture's own reading (folders)
         self.auto = AutoSigma(self._read_once, every=estimate_every) if sigma is None else None

@@ -145,4 +145,4 @@ def test_processor_reads_the_noise_the_way_its_engine_model_expects() -> None:
         temporal = False
 
     p = Processor(Engine(), sigma=None)
-    assert p.auto is not None and p.auto.estimator.keywords["method"] == "net"
+    assert p.auto is not None and p.estimator.keywords["method"] == "net"

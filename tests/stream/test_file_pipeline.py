@@ -137,15 +137,24 @@ def frame(i: int, seq: int = 0, value: int | None = None) -> Frame:
     return Frame(image=np.full((4, 4, 3), v, np.uint8), index=i, sequence=seq)
 
 
+def tinted(f: Frame) -> Frame:
+    """``f`` in colour (its channels 0, 3 and 6 levels apart): a grey frame's network is told
+    ``stream.grey.GAIN`` times the level."""
+    f.image = f.image + np.array([0, 3, 6], np.uint8)
+    return f
+
+
 def test_fixed_sigma_and_strength():
     eng = FakeEngine()
     p = Processor(eng, sigma=20, strength=0.5)
-    out = p(frame(1))
+    out = p(tinted(frame(1)))
     assert eng.sigmas == [10.0] and out.sigma == 10.0
-    assert np.array_equal(out.original, frame(1).image) and out.image[0, 0, 0] == 5
+    assert np.array_equal(out.original, tinted(frame(1)).image) and out.image[0, 0, 0] == 5
     p.strength = 2.0  # changeable between frames
-    p(frame(2))
+    p(tinted(frame(2)))
     assert eng.sigmas[-1] == 40.0
+    p(frame(3))  # grey: the level it is given stays 40, the network is told sqrt(3) times it
+    assert eng.sigmas[-1] == pytest.approx(40.0 * 3 ** 0.5) and p.grey_frames == 1
 
 
 def test_auto_sigma_reestimated_periodically_and_smoothed():

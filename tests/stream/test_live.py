@@ -24,7 +24,9 @@ from stream.pipeline import DropOldestQueue
 
 
 def _frame(i: int, pts: int | None = None, tb: Fraction | None = None) -> Frame:
-    return Frame(image=np.full((4, 6, 3), i, np.uint8), index=i, pts=pts, time_base=tb)
+    """A flat colour frame (its channels apart: a grey one is told more, ``stream.grey``)."""
+    image = np.full((4, 6, 3), i, np.uint8) + np.array([0, 3, 6], np.uint8)
+    return Frame(image=image, index=i, pts=pts, time_base=tb)
 
 
 def test_drop_oldest_queue_keeps_newest_and_counts():
