@@ -17,6 +17,8 @@ import numpy as np
 
 from models.errors import UserError
 
+from . import tiles
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -157,6 +159,8 @@ class Engine(ABC):
         if self.closed:
             raise EngineError(f"engine {self.name} is closed")
         frames, sig, prev = check_inputs(frames, sigma, prev, self.temporal)
+        if prev is None and tiles.needed(frames.shape):  # a large photo: its memory bounded
+            return tiles.run(lambda f, s: self._infer(f, s, None), frames, sig)
         return self._infer(frames, sig, prev)
 
     def infer_float(self, frames: np.ndarray, sigma: Any) -> np.ndarray:
