@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -28,20 +29,32 @@ from models.metrics import psnr
 from models.noise import camera_isp, sample_isp
 
 
+def bus_frames() -> list[str]:
+    return sorted(glob.glob(str(DEFAULT_DATA / "video" / "davis-bus" / "*.jpg")))
+
+
+def camera() -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """The still scene (640 x 360 RGB) and the camera: ``noisy(img)``, fresh noise each call."""
+    clean = cv2.resize(read_rgb(bus_frames()[0]), (640, 360), interpolation=cv2.INTER_AREA)
+    cam = dataclasses.replace(sample_isp(torch.Generator().manual_seed(3)), shot=5e-2, read=2e-3, red_gain=2.8, blue_gain=1.3)
+    gen = torch.Generator().manual_seed(1)
+
+    def noisy(img: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(img).permute(2, 0, 1).float().div(255)[None]
+        y, _ = camera_isp(x, gen, jpeg_share=0.0, cams=[cam])
+        return (y[0] * 255).round().byte().permute(1, 2, 0).numpy()
+
+    return clean, noisy
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     torch.set_num_threads(1)
     out = Path("/tmp/clipexp/run"); out.mkdir(parents=True, exist_ok=True)
     n = int(argv[0]) if argv else 500
     assert DEFAULT_DATA.is_dir(), f"{DEFAULT_DATA} is missing"
-    bus = sorted(glob.glob("../shared/data/video/davis-bus/*.jpg"))
-    clean = cv2.resize(read_rgb(bus[0]), (640, 360), interpolation=cv2.INTER_AREA)
-    cam = dataclasses.replace(sample_isp(torch.Generator().manual_seed(3)), shot=5e-2, read=2e-3, red_gain=2.8, blue_gain=1.3)
-    gen = torch.Generator().manual_seed(1)
-    def noisy(img: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(img).permute(2, 0, 1).float().div(255)[None]
-        y, _ = camera_isp(x, gen, jpeg_share=0.0, cams=[cam])
-        return (y[0] * 255).round().byte().permute(1, 2, 0).numpy()
+    bus = bus_frames()
+    clean, noisy = camera()
     frames = out / "clip"; frames.mkdir(exist_ok=True)
     t0 = time.time()
     for i in range(n):
