@@ -9,8 +9,9 @@ channels carry sqrt(3) sigma there.  So a grey frame's network and Wiener pass a
 ``GAIN`` times its level (the carphone clip in grey with white noise of 20, ``fast`` told the
 level, ``--temporal off``: 26.78 dB told 20, 30.08 told 34.6).  The learned reading, made for
 colour noise, also reads such noise low (14.8 to 16.9 for 20 on ``bus`` and ``carphone``);
-the PCA reading reads it right (17.7 to 19.6), so a grey frame is read with the higher of the
-two (``reading``).
+the PCA reading reads it right (17.7 to 19.6), so a grey frame is read by PCA (``reading``;
+the higher of the two read a clean grey photo's texture as noise: 40.8 dB with auto against
+48.9).
 """
 from __future__ import annotations
 

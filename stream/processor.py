@@ -141,9 +141,9 @@ AutoState = tuple[float | None, int, tuple[float, ...]]
 # A folder's pictures are each read; one whose reading differs from the picture before's by
 # more than this many times starts a new shot (the same scene at another ISO: about 1.4 times
 # the noise a stop).  Frames of one clip read within a few per cent of each other; levels
-# under ``FLOOR`` count as it (a clean picture's reading is mostly its texture).
+# under ``LEVEL_FLOOR`` count as it (a clean picture's reading is mostly its texture).
 LEVEL_JUMP = 1.3
-FLOOR = 2.0
+LEVEL_FLOOR = 2.0
 
 
 class AutoSigma:
@@ -486,7 +486,7 @@ class Processor:
         self._picture_level = level
         if last is None or not (math.isfinite(level) and math.isfinite(last)):
             return False
-        ratio = max(level, FLOOR) / max(last, FLOOR)
+        ratio = max(level, LEVEL_FLOOR) / max(last, LEVEL_FLOOR)
         return ratio > LEVEL_JUMP or ratio < 1 / LEVEL_JUMP
 
     def _second_pass(self, image: np.ndarray, out: np.ndarray, level: np.ndarray) -> np.ndarray:
