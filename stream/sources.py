@@ -253,6 +253,10 @@ class AVSource(Source):
             self.info.color = color
             self.info.grey = vf.format.name.startswith(("gray", "ya"))
             self.info.pix_fmt = vf.format.name
+            if vf.interlaced_frame:  # two fields a frame, shot 1/50 s apart: said, not changed
+                log.warning("%s is interlaced: each frame is denoised as one picture, its two "
+                            "fields combed together; deinterlace it first (ffmpeg -i IN -vf "
+                            "bwdif -c:a copy OUT)", "stdin" if self.spec == "-" else self.spec)
             if not self.info.grey and not vf.format.name.startswith(("pal", "bayer")):
                 self.info.bits = max((c.bits for c in vf.format.components), default=8)
         if self.info.bits > 8:
