@@ -32,7 +32,9 @@ def split_paths(data: Path, split: str) -> list[Path]:
 
 
 def name_key(path: Path) -> tuple[list[tuple[int, int | str]], str]:
-    """Name order with numbers by value (``f2.png`` before ``f10.png``), as a person reads it."""
+    """Name order as a person reads it: numbers by value (``f2.png`` before ``f10.png``), the
+    rest case-blind, so frames saved without zero padding play in order (the product's
+    folders and the lab's)."""
     parts = re.split(r"(\d+)", path.name.lower())
     return [(0, int(x)) if x.isdigit() else (1, x) for x in parts if x], path.name
 

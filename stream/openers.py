@@ -7,9 +7,10 @@ or sink, None (not its kind) or raises ``UserError``; the first that returns one
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
+
+from models.data import name_key
 
 from .base import Sink, Source
 from .camera import is_camera_spec
@@ -60,13 +61,6 @@ def open_camera(spec: str, run: RunOptions, controls: LiveControls | None) -> So
     return CameraSource(spec, size=run.camera.size, fps=run.camera.fps, controls=controls)
 
 
-def _natural_key(path: Path) -> tuple[list[tuple[int, int | str]], str]:
-    """Name order as a person reads it: ``frame2.png`` before ``frame10.png`` (numbers by
-    value, the rest case-blind), so frames exported without zero padding play in order."""
-    parts = re.split(r"(\d+)", path.name.lower())
-    return [(0, int(x)) if x.isdigit() else (1, x) for x in parts if x], path.name
-
-
 def open_path(spec: str, run: RunOptions, controls: LiveControls | None) -> Source | None:
     """Files, folders, URLs and ``-``."""
     opts = run.reading
@@ -77,7 +71,7 @@ def open_path(spec: str, run: RunOptions, controls: LiveControls | None) -> Sour
         raise UserError(f"input not found: {spec}")
     if path.is_dir():
         images = sorted((p for p in path.iterdir()
-                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=name_key)
         if not images:
             raise UserError(f"no images in folder {spec}")
         return ImagesSource(images, spec)

@@ -107,14 +107,6 @@ def _learned_reading(image: np.ndarray) -> float:
     return estimate(image, "net")
 
 
-def _times(level: float | np.ndarray | None, gain: float) -> float | np.ndarray | None:
-    """``level`` times ``gain`` (None stays None: the split then takes its factor times the
-    level the network is told, which already carries the gain)."""
-    if level is None or gain == 1.0:
-        return level
-    return level * gain if isinstance(level, float) else (level * gain).astype(np.float32)
-
-
 class TwoScaleReading:
     """The frame's coarseness (the gate of ``--coarse-noise auto``) and its PCA level (which
     may raise the split's level, ``engines.phase_split.split_level``): one two-scale PCA pass
@@ -137,6 +129,10 @@ class TwoScaleReading:
 
 AutoState = tuple[float | None, int, tuple[float, ...]]
 
+
+# the top of the noise range every shipped model was trained on (models/lab/train.py): above it
+# a network's output is untested (at 1e6 it was black); levels told are capped there
+TRAINED_MAX = 75.0
 
 # A folder's pictures are each read; one whose reading differs from the picture before's by
 # more than this many times starts a new shot (the same scene at another ISO: about 1.4 times
@@ -305,7 +301,7 @@ class Processor:
         from engines.phase_split import split_level
 
         pca = self._pca(image) if self._pca is not None else None
-        split = min(split_level(reading, pca) * self.strength, 75.0)
+        split = min(split_level(reading, pca) * self.strength, TRAINED_MAX)
         return split if averaged is None else (split * averaged)[None].astype(np.float32)
 
     def _new_sequence(self, sequence: int) -> None:
@@ -341,7 +337,6 @@ class Processor:
         """The noise level given to the model: fixed or estimated, times ``strength``, capped
         at 75, the top of the range every shipped model was trained on (models/lab/train.py):
         above it a network's output is untested (at 1e6 it was black)."""
-        trained_max = 75.0
         if self.sigma is not None:
             base = float(self.sigma)
         else:
@@ -356,12 +351,12 @@ class Processor:
         level = base * self.strength
         if not math.isfinite(level) or level < 0:
             level = 0.0
-        if level > trained_max:
+        if level > TRAINED_MAX:
             if not getattr(self, "_cap_warned", False):
                 log.warning("noise level %.1f is above the range the model was trained on "
-                            "(0..%.0f); using %.0f", level, trained_max, trained_max)
+                            "(0..%.0f); using %.0f", level, TRAINED_MAX, TRAINED_MAX)
                 self._cap_warned = True
-            level = trained_max
+            level = TRAINED_MAX
         return level
 
     def __call__(self, frame: Frame, window: Window | None = None) -> Frame:
@@ -404,7 +399,7 @@ class Processor:
         gain = grey.GAIN if grey.is_grey(frame.image) else 1.0
         if gain != 1.0:
             self.grey_frames += 1
-        told = min(sigma * gain, 75.0)  # (``noise_level``'s cap)
+        told = min(sigma * gain, TRAINED_MAX)
         self._last_sigma = sigma
         prev = None
         # a smoothing stage may tell a recurrent model to go without its previous output
@@ -454,9 +449,10 @@ class Processor:
                     self.wiener_frames += 1
                     if helper is not None:
                         helper = self._split_wiener(helper, getattr(self._helper, "model", None))
+                split = self.split_sigma(frame.image, level, averaged)  # (None: from ``level``,
+                split = None if split is None else split * gain  # which carries the gain)
                 out = phase_split.run(self.engine.infer, image[None], level, mode, self.split_factor,
-                                      helper, _times(self.split_sigma(frame.image, level, averaged), gain),
-                                      split_infer)[0]
+                                      helper, split, split_infer)[0]
                 self.coarse_frames += 1
             if getattr(self.engine, "temporal", False):
                 self._prev = out
